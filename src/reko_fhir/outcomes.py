@@ -1,0 +1,128 @@
+"""The one place that builds OperationOutcomes and picks an HTTP status for them.
+
+Every problem the project reports to a machine — a validation finding, a mapping problem, an
+unreadable request — becomes an ``OperationOutcome.issue`` with a severity, a code from the
+FHIR issue-type value set, a diagnostics text and, where an element is to blame, the FHIRPath
+``expression`` that locates it. See https://hl7.org/fhir/R4/operationoutcome.html.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
+
+
+class IssueSeverity(StrEnum):
+    """https://hl7.org/fhir/R4/valueset-issue-severity.html"""
+
+    FATAL = "fatal"
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
+
+
+class IssueCode(StrEnum):
+    """The subset of https://hl7.org/fhir/R4/valueset-issue-type.html the project uses."""
+
+    INVALID = "invalid"
+    STRUCTURE = "structure"
+    REQUIRED = "required"
+    VALUE = "value"
+    INVARIANT = "invariant"
+    SECURITY = "security"
+    NOT_FOUND = "not-found"
+    CODE_INVALID = "code-invalid"
+    BUSINESS_RULE = "business-rule"
+    CONFLICT = "conflict"
+    DUPLICATE = "duplicate"
+    TOO_COSTLY = "too-costly"
+    NOT_SUPPORTED = "not-supported"
+    PROCESSING = "processing"
+    EXCEPTION = "exception"
+    INFORMATIONAL = "informational"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One finding, independent of how it is shown (OperationOutcome, text, JUnit…)."""
+
+    severity: IssueSeverity
+    code: IssueCode
+    diagnostics: str
+    expression: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity in (IssueSeverity.ERROR, IssueSeverity.FATAL)
+
+
+def error(code: IssueCode, diagnostics: str, expression: str | None = None) -> Issue:
+    return Issue(IssueSeverity.ERROR, code, diagnostics, expression)
+
+
+def warning(code: IssueCode, diagnostics: str, expression: str | None = None) -> Issue:
+    return Issue(IssueSeverity.WARNING, code, diagnostics, expression)
+
+
+def outcome(issues: Iterable[Issue]) -> OperationOutcome:
+    """An OperationOutcome holding ``issues``; an empty list gives the required 'all is well'."""
+    entries = [
+        OperationOutcomeIssue(
+            severity=i.severity.value,
+            code=i.code.value,
+            diagnostics=i.diagnostics,
+            expression=[i.expression] if i.expression else None,
+        )
+        for i in issues
+    ]
+    if not entries:
+        entries = [
+            OperationOutcomeIssue(
+                severity=IssueSeverity.INFORMATION.value,
+                code=IssueCode.INFORMATIONAL.value,
+                diagnostics="All OK",
+            )
+        ]
+    return OperationOutcome(issue=entries)
+
+
+_STATUS_BY_CODE = {
+    IssueCode.NOT_FOUND: 404,
+    IssueCode.CONFLICT: 409,
+    IssueCode.DUPLICATE: 409,
+    IssueCode.SECURITY: 403,
+    IssueCode.NOT_SUPPORTED: 400,
+    IssueCode.TOO_COSTLY: 413,
+    IssueCode.STRUCTURE: 400,
+    IssueCode.EXCEPTION: 500,
+}
+
+
+def http_status(issues: Iterable[Issue]) -> int:
+    """The status that answers a request with these issues: the first error decides.
+
+    Content errors a parser accepted (rules, profiles, codes) are 422 Unprocessable Entity,
+    as https://hl7.org/fhir/R4/http.html#2.21.0.9 asks for failed validation.
+    """
+    for issue in issues:
+        if issue.is_error:
+            return _STATUS_BY_CODE.get(issue.code, 422)
+    return 200
+
+
+class OperationOutcomeError(Exception):
+    """Raise to answer with an OperationOutcome; the status follows from the issues."""
+
+    def __init__(self, issues: Iterable[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__("; ".join(i.diagnostics for i in self.issues))
+
+    @property
+    def status(self) -> int:
+        return http_status(self.issues)
+
+    def outcome(self) -> OperationOutcome:
+        return outcome(self.issues)
