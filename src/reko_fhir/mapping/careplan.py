@@ -1,0 +1,145 @@
+"""The return-to-work plan (DV077) as CarePlan; never with ``addresses`` (no diagnosis).
+
+https://hl7.org/fhir/R4/careplan.html. Goals are contained Goal resources; each activity detail
+is one of: a planned sick-leave step (KVÅ DV077 + ``sick-leave-period``), a planned coordination
+activity (KVÅ GC001 + own ``coordination-part``), or a follow-up (KVÅ AW026).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reko_fhir.domain import (
+    CoordinationCase,
+    CoordinationPart,
+    KvaCode,
+    PlannedActivity,
+    ReturnToWorkPlan,
+    SickLeavePeriod,
+)
+from reko_fhir.mapping import codings as c
+from reko_fhir.mapping.consent import source_of
+from reko_fhir.mapping.context import BundleIndex, CaseUrls
+from reko_fhir.mapping.fhir_reader import Element
+from reko_fhir.mapping.sick_leave import sick_leave_from_fhir, sick_leave_to_fhir
+
+Resource = dict[str, Any]
+
+
+def _step(period: SickLeavePeriod) -> dict[str, Any]:
+    return {
+        "extension": [sick_leave_to_fhir(period)],
+        "code": c.kva(KvaCode.DV077),
+        "status": "scheduled",
+    }
+
+
+def _planned(activity: PlannedActivity, urls: CaseUrls) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "extension": [
+            {"url": c.EXT_COORDINATION_PART, "valueCoding": c.coding(c.CS_PART, activity.part)}
+        ],
+        "code": c.kva(KvaCode.GC001),
+        "status": "scheduled",
+    }
+    if activity.planned_on is not None:
+        detail["scheduledPeriod"] = {"start": activity.planned_on.isoformat()}
+    if activity.actor is not None:
+        detail["performer"] = [c.reference(urls.actor(activity.actor))]
+    detail["description"] = activity.description
+    return detail
+
+
+def careplan_to_fhir(case: CoordinationCase, plan: ReturnToWorkPlan, urls: CaseUrls) -> Resource:
+    period = {"start": plan.start.isoformat()}
+    if plan.end is not None:
+        period["end"] = plan.end.isoformat()
+    details = [
+        *(_step(p) for p in plan.sick_leave_steps),
+        *(_planned(a, urls) for a in plan.activities),
+        *(
+            {
+                "code": c.kva(KvaCode.AW026),
+                "status": "scheduled",
+                "scheduledPeriod": {"start": d.isoformat()},
+            }
+            for d in plan.follow_ups
+        ),
+    ]
+    out: Resource = {
+        "resourceType": "CarePlan",
+        "meta": c.profile("CarePlan"),
+        "contained": [
+            {
+                "resourceType": "Goal",
+                "id": f"goal-{i}",
+                "lifecycleStatus": "active",
+                "description": {"text": goal},
+                "subject": c.reference(urls.patient),
+            }
+            for i, goal in enumerate(plan.goals, start=1)
+        ],
+        "identifier": [c.identifier(plan.source.system, plan.source.record_id)],
+        "status": "completed" if case.status.is_closed else "active",
+        "intent": "plan",
+        "category": [c.concept(c.CS_CAREPLAN_CATEGORY, "atergang-i-arbete")],
+        "subject": c.reference(urls.patient),
+        "period": period,
+        "created": plan.created.isoformat(),
+        "author": c.reference(urls.staff(plan.author)),
+    }
+    if case.care_team is not None:
+        out["careTeam"] = [c.reference(urls.care_team)]
+    out["goal"] = [{"reference": f"#goal-{i}"} for i in range(1, len(plan.goals) + 1)]
+    if details:
+        out["activity"] = [{"detail": d} for d in details]
+    return out
+
+
+def careplan_from_fhir(res: Element, index: BundleIndex) -> ReturnToWorkPlan:
+    contained = {g.data.get("id"): g for g in res.children("contained")}
+    goals = []
+    for ref in res.children("goal"):
+        key = ref.need_text("reference").removeprefix("#")
+        if key not in contained:
+            raise ref.fail("reference", f"'#{key}' is not a contained Goal")
+        goals.append(contained[key].need("description").need_text("text"))
+    steps, planned, follow_ups = [], [], []
+    for activity in res.children("activity"):
+        detail = activity.need("detail")
+        code = detail.need_code_in("code", c.KVA, KvaCode)
+        scheduled = detail.child("scheduledPeriod")
+        if code is KvaCode.DV077:
+            ext = detail.extension(c.EXT_SICK_LEAVE)
+            if ext is None:
+                raise detail.fail("extension", "a DV077 detail carries a sick-leave-period")
+            steps.append(sick_leave_from_fhir(ext))
+        elif code is KvaCode.AW026:
+            if scheduled is None:
+                raise detail.fail("scheduledPeriod", "a follow-up has a date")
+            follow_ups.append(scheduled.need_date("start"))
+        else:
+            part = detail.extension(c.EXT_COORDINATION_PART)
+            if part is None:
+                raise detail.fail("extension", "a planned activity carries coordination-part")
+            performer = detail.child("performer")
+            planned.append(
+                PlannedActivity(
+                    detail.need_text("description"),
+                    part.need("valueCoding").enum("code", CoordinationPart),
+                    scheduled.need_date("start") if scheduled else None,
+                    index.actor_of(performer, detail, "performer[0]") if performer else None,
+                )
+            )
+    period = res.need("period")
+    return ReturnToWorkPlan(
+        source=source_of(res),
+        author=index.staff_of(res.child("author"), res, "author"),
+        created=res.need_date("created"),
+        start=period.need_date("start"),
+        goals=tuple(goals),
+        end=period.date("end"),
+        sick_leave_steps=tuple(steps),
+        activities=tuple(planned),
+        follow_ups=tuple(follow_ups),
+    )
