@@ -83,7 +83,8 @@ def _check_size(data: bytes, max_bytes: int) -> None:
 def parse_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Resource:
     _check_size(data, max_bytes)
     try:
-        doc = json.loads(data)
+        # FHIR JSON is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
+        doc = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise FormatError("the document is not UTF-8") from None
     except json.JSONDecodeError as exc:
