@@ -143,7 +143,7 @@ def test_a_row_with_too_many_cells_is_named(tmp_path: Path) -> None:
 def test_an_unknown_actor_reference_is_named(tmp_path: Path) -> None:
     rows = [*ROWS[:4], ROWS[4].replace(";FK1;", ";FK9;")]
     assert messages(run(tmp_path, rows)) == [
-        "error: export.csv: row 6: the activity names actor 'FK9', which the export does not describe"
+        "error: export.csv: row 6 (A2), field 'ref': the activity names actor 'FK9', which the export does not describe"
     ]
 
 

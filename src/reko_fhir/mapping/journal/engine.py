@@ -230,11 +230,20 @@ class _CaseBuilder:
             self.issue(node, spec.source_name if spec else None, exc.message, record_id=rid)
             raise _SkipRecordError from None
 
-    def ref(self, node: Node, key: str, actors: dict[str, ExternalActor], kind: str) -> Any:
+    def ref(
+        self,
+        node: Node,
+        key: str,
+        actors: dict[str, ExternalActor],
+        kind: str,
+        rid: str | None = None,
+    ) -> Any:
+        """The organisation number of actor ``key``, or an issue on the referring field."""
         if key not in actors:
-            self.issue(
-                node, None, f"{kind} names actor '{key}', which the export does not describe"
-            )
+            record, name = _REF_FIELDS[kind]
+            spec = self.spec.records[record].fields[name]
+            message = f"{kind} names actor '{key}', which the export does not describe"
+            self.issue(node, spec.source_name, message, record_id=rid)
             raise _SkipRecordError
         return actors[key].org_number
 
@@ -335,7 +344,7 @@ class _CaseBuilder:
             if not any(c.kind is ConsentChangeKind.GIVEN for c in history):
                 history.append(ConsentChange(v["valid_from"], ConsentChangeKind.GIVEN))
             try:
-                orgs = tuple(self.ref(node, key, actors, "the consent") for key in v["actors"])
+                orgs = tuple(self.ref(node, k, actors, "the consent", rid) for k in v["actors"])
                 with self.guard(node, "consents", rid):
                     form = ConsentForm(v["form"][1])
                     consent = Consent(
@@ -391,7 +400,9 @@ class _CaseBuilder:
                 self.issue(pnode, None, f"local code '{local}' has no coordination part")
                 continue
             try:
-                actor = None if p["actor"] is None else self.ref(pnode, p["actor"], actors, "plan")
+                actor = (
+                    None if p["actor"] is None else self.ref(pnode, p["actor"], actors, "the plan")
+                )
                 with self.guard(pnode, "plan_activities"):
                     planned.append(
                         PlannedActivity(
@@ -425,7 +436,7 @@ class _CaseBuilder:
             code: ActivityCode = v["code"][1]
             status = ActivityStatus(v["status"][1]) if v["status"] else ActivityStatus.COMPLETED
             try:
-                orgs = tuple(self.ref(node, key, actors, "the activity") for key in v["actors"])
+                orgs = tuple(self.ref(node, k, actors, "the activity", rid) for k in v["actors"])
                 with self.guard(node, "activities", rid):
                     part = CoordinationPart(code.part) if code.part else None
                     activity = CoordinationActivity(
@@ -451,7 +462,7 @@ class _CaseBuilder:
         for node, v in self.records(case, "notices"):
             rid = v["record_id"]
             try:
-                org = self.ref(node, v["recipient"], actors, "the notice")
+                org = self.ref(node, v["recipient"], actors, "the notice", rid)
                 with self.guard(node, "notices", rid):
                     notice = NoticeToForsakringskassan(
                         SourceRef(system, rid), v["sent"], v["sender"], org, v["text"]
@@ -480,6 +491,12 @@ class _CaseBuilder:
             )
 
 
+_REF_FIELDS = {
+    "the consent": ("consents", "actors"),
+    "the activity": ("activities", "actors"),
+    "the notice": ("notices", "recipient"),
+    "the plan": ("plan_activities", "actor"),
+}
 _VIOLATION_FIELD = {
     ("activities", "external_actors"): "actors",
     ("activities", "performed"): "performed",

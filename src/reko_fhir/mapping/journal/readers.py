@@ -178,11 +178,16 @@ class CsvExport:
         except (UnicodeDecodeError, LookupError) as exc:
             raise ExportSyntaxError("document", f"cannot decode: {exc}") from None
         delimiter = str(options.get("delimiter", ","))
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        rows: list[list[str]] = []
         try:
-            reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-            rows = list(reader)
+            rows.extend(reader)
         except csv.Error as exc:
-            raise ExportSyntaxError(f"row {reader.line_num}", str(exc)) from None
+            # The parser notices a stray quote only where it gives up; name where the row began.
+            raise ExportSyntaxError(
+                f"row {len(rows) + 1} (line {reader.line_num})",
+                f"{exc}; is a quote in this row left open?",
+            ) from None
         if not rows:
             raise ExportSyntaxError("row 1", "the file is empty; a header row is expected")
         self.header = [h.strip() for h in rows[0]]
