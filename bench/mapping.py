@@ -13,6 +13,7 @@ import io
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from lxml import etree
@@ -54,16 +55,18 @@ def main() -> None:
         bundle = case_to_bundle(case)
         base = rate(baseline_for(path.suffix, data), args.seconds)
         figures = [
-            rate(lambda: map_export(spec, data, path.name), args.seconds),
-            rate(lambda: case_to_bundle(case), args.seconds),
-            rate(lambda: dump_json(bundle), args.seconds),
-            rate(lambda: dump_xml(bundle), args.seconds),
+            rate(partial(map_export, spec, data, path.name), args.seconds),
+            rate(partial(case_to_bundle, case), args.seconds),
+            rate(partial(dump_json, bundle), args.seconds),
+            rate(partial(dump_xml, bundle), args.seconds),
         ]
         name = f"{path.parent.name}/{path.name}"
         shown = " ".join(f"{f:9.0f}" for f in figures)
         print(f"{name:58} {base:9.0f} {shown}")
-        print(f"{'  ratio to parsing the export alone':58} {1:9.2f} "
-              + " ".join(f"{f / base:9.4f}" for f in figures))
+        print(
+            f"{'  ratio to parsing the export alone':58} {1:9.2f} "
+            + " ".join(f"{f / base:9.4f}" for f in figures)
+        )
 
 
 if __name__ == "__main__":

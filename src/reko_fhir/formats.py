@@ -141,8 +141,7 @@ def parse(data: bytes, content_type: str | None = None) -> Resource:
 
 def dump_json(resource: Resource) -> bytes:
     """FHIR JSON, indented, keys in element order, non-ASCII kept, newline at the end."""
-    doc = json.loads(resource.model_dump_json())
-    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    return (resource.model_dump_json(indent=2) + "\n").encode("utf-8")
 
 
 def dump_xml(resource: Resource) -> bytes:
