@@ -24,35 +24,75 @@ SNR = "http://electronichealth.se/identifier/samordningsnummer"
 Json = dict[str, Any]
 
 CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "reko-coordination-part": ("Koordineringsinsatsernas delar (Lag 2019:1297)", [
-        ("personligt-stod", "Personligt stöd"),
-        ("intern-samordning", "Intern samordning"),
-        ("extern-samverkan", "Samverkan med andra aktörer"),
-    ]),
-    "reko-role": ("Roller i koordineringsinsatser", [
-        ("rehabiliteringskoordinator", "Rehabiliteringskoordinator"), ("lakare", "Läkare"),
-        ("sjukskoterska", "Sjuksköterska"), ("arbetsterapeut", "Arbetsterapeut"),
-        ("fysioterapeut", "Fysioterapeut"), ("psykolog", "Psykolog"), ("kurator", "Kurator"),
-        ("annan", "Annan"),
-    ]),
-    "reko-actor-type": ("Externa aktörer", [
-        ("forsakringskassan", "Försäkringskassan"), ("arbetsformedlingen", "Arbetsförmedlingen"),
-        ("arbetsgivare", "Arbetsgivare"), ("kommun", "Kommun / socialtjänst"),
-        ("foretagshalsovard", "Företagshälsovård"), ("annan", "Annan aktör"),
-    ]),
-    "reko-status": ("REKO-status (Rehabstöd)", [
-        ("kontaktad", "Kontaktad"), ("aktiv", "Aktiv"), ("uppfoljning", "Uppföljning"),
-        ("avslutad", "Avslutad"), ("avbojt", "Avböjt"),
-        ("lamnas-utan-atgard", "Lämnas utan åtgärd"), ("medicinsk-rehab", "Medicinsk rehab"),
-    ]),
-    "reko-consent-form": ("Samtyckets form", [("muntligt", "Muntligt"), ("skriftligt", "Skriftligt")]),
-    "reko-careplan-category": ("Vårdplanskategori", [("atergang-i-arbete", "Plan för återgång i arbete")]),
-    "reko-policy": ("Regelverk", [("sfs-2019-1297", "Lag (2019:1297) om koordineringsinsatser för sjukskrivna patienter")]),
-    "reko-communication-category": ("Meddelandekategori", [("rehabiliteringsbehov", "Information om behov av rehabiliteringsåtgärder")]),
+    "reko-coordination-part": (
+        "Koordineringsinsatsernas delar (Lag 2019:1297)",
+        [
+            ("personligt-stod", "Personligt stöd"),
+            ("intern-samordning", "Intern samordning"),
+            ("extern-samverkan", "Samverkan med andra aktörer"),
+        ],
+    ),
+    "reko-role": (
+        "Roller i koordineringsinsatser",
+        [
+            ("rehabiliteringskoordinator", "Rehabiliteringskoordinator"),
+            ("lakare", "Läkare"),
+            ("sjukskoterska", "Sjuksköterska"),
+            ("arbetsterapeut", "Arbetsterapeut"),
+            ("fysioterapeut", "Fysioterapeut"),
+            ("psykolog", "Psykolog"),
+            ("kurator", "Kurator"),
+            ("annan", "Annan"),
+        ],
+    ),
+    "reko-actor-type": (
+        "Externa aktörer",
+        [
+            ("forsakringskassan", "Försäkringskassan"),
+            ("arbetsformedlingen", "Arbetsförmedlingen"),
+            ("arbetsgivare", "Arbetsgivare"),
+            ("kommun", "Kommun / socialtjänst"),
+            ("foretagshalsovard", "Företagshälsovård"),
+            ("annan", "Annan aktör"),
+        ],
+    ),
+    "reko-status": (
+        "REKO-status (Rehabstöd)",
+        [
+            ("kontaktad", "Kontaktad"),
+            ("aktiv", "Aktiv"),
+            ("uppfoljning", "Uppföljning"),
+            ("avslutad", "Avslutad"),
+            ("avbojt", "Avböjt"),
+            ("lamnas-utan-atgard", "Lämnas utan åtgärd"),
+            ("medicinsk-rehab", "Medicinsk rehab"),
+        ],
+    ),
+    "reko-consent-form": (
+        "Samtyckets form",
+        [("muntligt", "Muntligt"), ("skriftligt", "Skriftligt")],
+    ),
+    "reko-careplan-category": (
+        "Vårdplanskategori",
+        [("atergang-i-arbete", "Plan för återgång i arbete")],
+    ),
+    "reko-policy": (
+        "Regelverk",
+        [("sfs-2019-1297", "Lag (2019:1297) om koordineringsinsatser för sjukskrivna patienter")],
+    ),
+    "reko-communication-category": (
+        "Meddelandekategori",
+        [("rehabiliteringsbehov", "Information om behov av rehabiliteringsåtgärder")],
+    ),
     # Own (not in the contract): the actions of the consent-history extension.
-    "reko-consent-change": ("Ändringar av samtycke", [
-        ("given", "Lämnat"), ("actors-changed", "Mottagare ändrade"), ("revoked", "Återkallat"),
-    ]),
+    "reko-consent-change": (
+        "Ändringar av samtycke",
+        [
+            ("given", "Lämnat"),
+            ("actors-changed", "Mottagare ändrade"),
+            ("revoked", "Återkallat"),
+        ],
+    ),
 }
 
 
@@ -70,33 +110,50 @@ def sd_url(name: str) -> str:
 
 def code_system(cs_id: str, title: str, codes: list[tuple[str, str]]) -> Json:
     return {
-        "resourceType": "CodeSystem", "id": cs_id, "url": cs_url(cs_id), "version": VERSION,
-        "name": "".join(p.capitalize() for p in cs_id.split("-")), "title": title,
-        "status": "active", "caseSensitive": True, "content": "complete", "count": len(codes),
+        "resourceType": "CodeSystem",
+        "id": cs_id,
+        "url": cs_url(cs_id),
+        "version": VERSION,
+        "name": "".join(p.capitalize() for p in cs_id.split("-")),
+        "title": title,
+        "status": "active",
+        "caseSensitive": True,
+        "content": "complete",
+        "count": len(codes),
         "concept": [{"code": code, "display": display} for code, display in codes],
     }
 
 
 def value_set(vs_id: str, title: str, include: list[Json]) -> Json:
     return {
-        "resourceType": "ValueSet", "id": vs_id, "url": vs_url(vs_id), "version": VERSION,
-        "name": "".join(p.capitalize() for p in vs_id.split("-")), "title": title,
-        "status": "active", "compose": {"include": include},
+        "resourceType": "ValueSet",
+        "id": vs_id,
+        "url": vs_url(vs_id),
+        "version": VERSION,
+        "name": "".join(p.capitalize() for p in vs_id.split("-")),
+        "title": title,
+        "status": "active",
+        "compose": {"include": include},
     }
 
 
 def el(element_id: str, **props: Any) -> Json:
     path = ".".join(part.split(":")[0] for part in element_id.split("."))
     out: Json = {"id": element_id, "path": path}
-    if ":" in element_id.split(".")[-1]:
-        out["sliceName"] = element_id.split(".")[-1].split(":")[1]
+    if ":" in element_id.rsplit(".", maxsplit=1)[-1]:
+        out["sliceName"] = element_id.rsplit(".", maxsplit=1)[-1].split(":")[1]
     out.update(props)
     return out
 
 
 def invariant(key: str, human: str, expression: str, severity: str = "error") -> Json:
-    return {"key": key, "severity": severity, "human": human, "expression": expression,
-            "source": None}
+    return {
+        "key": key,
+        "severity": severity,
+        "human": human,
+        "expression": expression,
+        "source": None,
+    }
 
 
 def coding(system: str, code: str) -> Json:
@@ -112,27 +169,48 @@ def slicing(path: str, kind: str = "value") -> Json:
 
 
 def ext_slice(parent: str, name: str, ext_id: str, lo: int = 0, hi: str = "1") -> list[Json]:
-    return [el(f"{parent}:{name}", min=lo, max=hi,
-               type=[{"code": "Extension", "profile": [sd_url(ext_id)]}])]
+    return [
+        el(
+            f"{parent}:{name}",
+            min=lo,
+            max=hi,
+            type=[{"code": "Extension", "profile": [sd_url(ext_id)]}],
+        )
+    ]
 
 
-def structure(name: str, kind_type: str, description: str, elements: list[Json],
-              base: str | None = None, context: list[str] | None = None) -> Json:
+def structure(
+    name: str,
+    kind_type: str,
+    description: str,
+    elements: list[Json],
+    *,
+    base: str | None = None,
+    context: list[str] | None = None,
+) -> Json:
     is_extension = context is not None
     out: Json = {
-        "resourceType": "StructureDefinition", "id": name, "url": sd_url(name), "version": VERSION,
+        "resourceType": "StructureDefinition",
+        "id": name,
+        "url": sd_url(name),
+        "version": VERSION,
         "name": name if not is_extension else "".join(p.capitalize() for p in name.split("-")),
-        "status": "active", "fhirVersion": "4.0.1", "description": description,
-        "kind": "complex-type" if is_extension else "resource", "abstract": False,
+        "status": "active",
+        "fhirVersion": "4.0.1",
+        "description": description,
+        "kind": "complex-type" if is_extension else "resource",
+        "abstract": False,
     }
     if is_extension:
         out["context"] = [{"type": "element", "expression": c} for c in context or []]
-    out.update({
-        "type": kind_type,
-        "baseDefinition": base or f"http://hl7.org/fhir/StructureDefinition/{kind_type}",
-        "derivation": "constraint",
-        "differential": {"element": [_clean(e) for e in elements]},
-    })
+    out.update(
+        {
+            "type": kind_type,
+            "baseDefinition": base or f"http://hl7.org/fhir/StructureDefinition/{kind_type}",
+            "derivation": "constraint",
+            "differential": {"element": [_clean(e) for e in elements]},
+        }
+    )
     return out
 
 
@@ -145,19 +223,32 @@ def _clean(element: Json) -> Json:
 
 
 def simple_extension(ext_id: str, context: list[str], description: str, value: Json) -> Json:
-    return structure(ext_id, "Extension", description, [
-        el("Extension", short=description),
-        el("Extension.extension", max="0"),
-        el("Extension.url", fixedUri=sd_url(ext_id)),
-        el("Extension.value[x]", min=1, **value),
-    ], base="http://hl7.org/fhir/StructureDefinition/Extension", context=context)
+    return structure(
+        ext_id,
+        "Extension",
+        description,
+        [
+            el("Extension", short=description),
+            el("Extension.extension", max="0"),
+            el("Extension.url", fixedUri=sd_url(ext_id)),
+            el("Extension.value[x]", min=1, **value),
+        ],
+        base="http://hl7.org/fhir/StructureDefinition/Extension",
+        context=context,
+    )
 
 
-def complex_extension(ext_id: str, context: list[str], description: str,
-                      parts: list[tuple[str, int, str, str, Json]],
-                      constraints: list[Json] | None = None) -> Json:
-    elements = [el("Extension", short=description, **({"constraint": constraints} if constraints else {})),
-                el("Extension.extension", slicing=slicing("url"))]
+def complex_extension(
+    ext_id: str,
+    context: list[str],
+    description: str,
+    parts: list[tuple[str, int, str, str, Json]],
+    constraints: list[Json] | None = None,
+) -> Json:
+    elements = [
+        el("Extension", short=description, **({"constraint": constraints} if constraints else {})),
+        el("Extension.extension", slicing=slicing("url")),
+    ]
     for name, lo, hi, value_type, extra in parts:
         elements += [
             el(f"Extension.extension:{name}", min=lo, max=hi),
@@ -166,8 +257,14 @@ def complex_extension(ext_id: str, context: list[str], description: str,
             el(f"Extension.extension:{name}.value[x]", min=1, type=[{"code": value_type}], **extra),
         ]
     elements += [el("Extension.url", fixedUri=sd_url(ext_id)), el("Extension.value[x]", max="0")]
-    return structure(ext_id, "Extension", description, elements,
-                     base="http://hl7.org/fhir/StructureDefinition/Extension", context=context)
+    return structure(
+        ext_id,
+        "Extension",
+        description,
+        elements,
+        base="http://hl7.org/fhir/StructureDefinition/Extension",
+        context=context,
+    )
 
 
 def coding_value(vs_id: str) -> Json:
@@ -175,31 +272,64 @@ def coding_value(vs_id: str) -> Json:
 
 
 EXTENSIONS = [
-    simple_extension("consent-form", ["Consent"], "Hur samtycket lämnades (muntligt/skriftligt)",
-                     coding_value("reko-consent-form")),
-    simple_extension("reko-status", ["EpisodeOfCare"], "REKO-status enligt Rehabstöd",
-                     coding_value("reko-status")),
-    simple_extension("actor-type", ["Organization"], "Typ av extern aktör",
-                     coding_value("reko-actor-type")),
-    simple_extension("external-actor", ["Procedure"], "Extern aktör som insatsen avser",
-                     {"type": [{"code": "Reference", "targetProfile": [sd_url("RekoOrganization")]}]}),
-    simple_extension("coordination-part", ["CarePlan.activity.detail"],
-                     "Del av koordineringsinsatserna för en planerad aktivitet (egen)",
-                     coding_value("reko-coordination-part")),
-    complex_extension(
-        "sick-leave-period", ["EpisodeOfCare", "CarePlan.activity.detail"],
-        "Sjukskrivningsperiod: start, slut och omfattning (25, 50, 75 eller 100 %)",
-        [("start", 1, "1", "date", {}), ("end", 0, "1", "date", {}),
-         ("degree", 1, "1", "positiveInt", {})],
-        [invariant("reko-slp-1", "The degree is 25, 50, 75 or 100",
-                   "extension.where(url = 'degree').value.all($this = 25 or $this = 50 or $this = 75 or $this = 100)"),
-         invariant("reko-slp-2", "A period does not end before it starts",
-                   "extension.where(url = 'end').exists() implies extension.where(url = 'end').value >= extension.where(url = 'start').value")],
+    simple_extension(
+        "consent-form",
+        ["Consent"],
+        "Hur samtycket lämnades (muntligt/skriftligt)",
+        coding_value("reko-consent-form"),
+    ),
+    simple_extension(
+        "reko-status",
+        ["EpisodeOfCare"],
+        "REKO-status enligt Rehabstöd",
+        coding_value("reko-status"),
+    ),
+    simple_extension(
+        "actor-type", ["Organization"], "Typ av extern aktör", coding_value("reko-actor-type")
+    ),
+    simple_extension(
+        "external-actor",
+        ["Procedure"],
+        "Extern aktör som insatsen avser",
+        {"type": [{"code": "Reference", "targetProfile": [sd_url("RekoOrganization")]}]},
+    ),
+    simple_extension(
+        "coordination-part",
+        ["CarePlan.activity.detail"],
+        "Del av koordineringsinsatserna för en planerad aktivitet (egen)",
+        coding_value("reko-coordination-part"),
     ),
     complex_extension(
-        "consent-history", ["Consent"], "En ändring i samtyckets historik (egen)",
-        [("date", 1, "1", "date", {}), ("action", 1, "1", "code", {"binding": required("reko-consent-change")}),
-         ("note", 0, "1", "string", {})],
+        "sick-leave-period",
+        ["EpisodeOfCare", "CarePlan.activity.detail"],
+        "Sjukskrivningsperiod: start, slut och omfattning (25, 50, 75 eller 100 %)",
+        [
+            ("start", 1, "1", "date", {}),
+            ("end", 0, "1", "date", {}),
+            ("degree", 1, "1", "positiveInt", {}),
+        ],
+        [
+            invariant(
+                "reko-slp-1",
+                "The degree is 25, 50, 75 or 100",
+                "extension.where(url = 'degree').value.all($this = 25 or $this = 50 or $this = 75 or $this = 100)",
+            ),
+            invariant(
+                "reko-slp-2",
+                "A period does not end before it starts",
+                "extension.where(url = 'end').exists() implies extension.where(url = 'end').value >= extension.where(url = 'start').value",
+            ),
+        ],
+    ),
+    complex_extension(
+        "consent-history",
+        ["Consent"],
+        "En ändring i samtyckets historik (egen)",
+        [
+            ("date", 1, "1", "date", {}),
+            ("action", 1, "1", "code", {"binding": required("reko-consent-change")}),
+            ("note", 0, "1", "string", {}),
+        ],
     ),
 ]
 
@@ -207,129 +337,335 @@ KVA_CODE = "code.coding.where(system = '" + KVA + "')"
 HSA_IDENT = " or ".join(f"system = '{s}'" for s in HSA)
 
 PROFILES = [
-    structure("RekoPatient", "Patient", "Patient med personnummer eller samordningsnummer", [
-        el("Patient", constraint=[invariant(
-            "reko-pat-1", "At least one identifier is a personnummer or samordningsnummer",
-            f"identifier.where(system = '{PNR}' or system = '{SNR}').exists()")]),
-        el("Patient.identifier", min=1),
-    ]),
-    structure("RekoOrganization", "Organization", "Vårdenhet (HSA-id) eller extern aktör (organisationsnummer + aktörstyp)", [
-        el("Organization", constraint=[invariant(
-            "reko-org-1", "A care unit has an HSA-id; an external actor an organisation number and actor-type",
-            f"identifier.where({HSA_IDENT}).exists() or (identifier.where(system = 'urn:oid:2.5.4.97').exists() "
-            f"and extension.where(url = '{sd_url('actor-type')}').exists())")]),
-        el("Organization.extension", slicing=slicing("url")),
-        *ext_slice("Organization.extension", "actorType", "actor-type"),
-        el("Organization.identifier", min=1),
-    ]),
-    structure("RekoPractitionerRole", "PractitionerRole", "Personal i en roll i koordineringen", [
-        el("PractitionerRole", constraint=[
-            invariant("reko-pr-1", "An HSA-id identifies the role holder",
-                      f"identifier.where(({HSA_IDENT}) and value.matches('^SE[0-9]{{10}}-[A-Za-z0-9]{{1,31}}$')).exists()"),
-            invariant("reko-pr-2", "A role from reko-role",
-                      f"code.coding.where(system = '{cs_url('reko-role')}').exists()")]),
-        el("PractitionerRole.identifier", min=1),
-        el("PractitionerRole.organization", min=1),
-        el("PractitionerRole.code", min=1),
-    ]),
-    structure("RekoConsent", "Consent", "Samtycke till koordineringsinsatser och till att informera aktörer", [
-        el("Consent", constraint=[invariant(
-            "reko-con-1", "A revoked (inactive) consent has an end to its provision period",
-            "status = 'inactive' implies provision.period.end.exists()")]),
-        el("Consent.extension", slicing=slicing("url")),
-        *ext_slice("Consent.extension", "consentForm", "consent-form", 1, "1"),
-        *ext_slice("Consent.extension", "history", "consent-history", 0, "*"),
-        el("Consent.scope", patternCodeableConcept=coding("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")),
-        el("Consent.category", slicing=slicing("$this", "pattern")),
-        el("Consent.category:patientConsent", min=1, max="1", patternCodeableConcept=coding("http://loinc.org", "59284-0")),
-        el("Consent.patient", min=1),
-        el("Consent.dateTime", min=1),
-        el("Consent.organization", min=1, max="1"),
-        el("Consent.policyRule", min=1, patternCodeableConcept=coding(cs_url("reko-policy"), "sfs-2019-1297")),
-        el("Consent.provision", min=1),
-        el("Consent.provision.type", min=1, fixedCode="permit"),
-        el("Consent.provision.period", min=1),
-        el("Consent.provision.period.start", min=1),
-        el("Consent.provision.actor.role", patternCodeableConcept=coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP")),
-        el("Consent.provision.actor.reference", type=[{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"]}]),
-    ]),
-    structure("RekoEpisodeOfCare", "EpisodeOfCare", "Ärende för koordineringsinsatser", [
-        el("EpisodeOfCare.extension", slicing=slicing("url")),
-        *ext_slice("EpisodeOfCare.extension", "rekoStatus", "reko-status", 1, "1"),
-        *ext_slice("EpisodeOfCare.extension", "sickLeavePeriod", "sick-leave-period", 0, "*"),
-        el("EpisodeOfCare.type", min=1, slicing=slicing("$this", "pattern")),
-        el("EpisodeOfCare.type:gc001", min=1, max="1", patternCodeableConcept=coding(KVA, "GC001")),
-        el("EpisodeOfCare.managingOrganization", min=1),
-        el("EpisodeOfCare.period", min=1),
-        el("EpisodeOfCare.period.start", min=1),
-    ]),
-    structure("RekoCarePlan", "CarePlan", "Sjukskrivnings- och rehabiliteringsplan för återgång i arbete (DV077)", [
-        el("CarePlan.intent", fixedCode="plan"),
-        el("CarePlan.category", min=1, slicing=slicing("$this", "pattern")),
-        el("CarePlan.category:atergangIArbete", min=1, max="1", patternCodeableConcept=coding(cs_url("reko-careplan-category"), "atergang-i-arbete")),
-        el("CarePlan.subject", min=1),
-        el("CarePlan.period", min=1),
-        el("CarePlan.period.start", min=1),
-        el("CarePlan.author", min=1),
-        el("CarePlan.addresses", max="0", short="Ingen diagnos: koordinering dokumenteras utan diagnos"),
-        el("CarePlan.activity.detail", constraint=[invariant(
-            "reko-cp-1", "A detail with a sick-leave-period has the KVÅ code DV077",
-            f"extension.where(url = '{sd_url('sick-leave-period')}').exists() implies "
-            f"code.coding.where(system = '{KVA}' and code = 'DV077').exists()")]),
-        el("CarePlan.activity.detail.extension", slicing=slicing("url")),
-        *ext_slice("CarePlan.activity.detail.extension", "sickLeavePeriod", "sick-leave-period"),
-        *ext_slice("CarePlan.activity.detail.extension", "coordinationPart", "coordination-part"),
-    ]),
-    structure("RekoProcedure", "Procedure", "Koordineringsinsats journalförd med KVÅ-kod", [
-        el("Procedure", constraint=[
-            invariant("reko-proc-1", "The code has a KVÅ coding GC001, DV077 or AW026",
-                      f"{KVA_CODE}.where(code = 'GC001' or code = 'DV077' or code = 'AW026').exists()"),
-            invariant("reko-proc-2", "GC001 names the part of the coordination in category",
-                      f"{KVA_CODE}.where(code = 'GC001').exists() implies category.coding.where(system = '{cs_url('reko-coordination-part')}').exists()"),
-            invariant("reko-proc-3", "Collaboration with other actors (extern-samverkan) names an external actor",
-                      f"category.coding.where(system = '{cs_url('reko-coordination-part')}' and code = 'extern-samverkan').exists() implies "
-                      f"extension.where(url = '{sd_url('external-actor')}').exists()")]),
-        el("Procedure.extension", slicing=slicing("url")),
-        *ext_slice("Procedure.extension", "externalActor", "external-actor", 0, "*"),
-        el("Procedure.status", binding=required("reko-procedure-status")),
-        el("Procedure.category", binding={"strength": "extensible", "valueSet": vs_url("reko-coordination-part")}),
-        el("Procedure.code", min=1),
-        el("Procedure.performed[x]", min=1),
-        el("Procedure.performer", min=1),
-        el("Procedure.reasonCode", max="0", short="Ingen diagnos"),
-        el("Procedure.reasonReference", max="0", short="Ingen diagnos"),
-    ]),
-    structure("RekoCareTeam", "CareTeam", "Teamet kring patienten, med rehabiliteringskoordinator", [
-        el("CareTeam", constraint=[
-            invariant("reko-ct-1", "At least one participant is the rehabiliteringskoordinator",
-                      f"participant.role.coding.where(system = '{cs_url('reko-role')}' and code = 'rehabiliteringskoordinator').exists()")]),
-        el("CareTeam.subject", min=1),
-        el("CareTeam.participant", min=1, constraint=[
-            invariant("reko-ct-2", "The role is from reko-role or reko-actor-type",
-                      f"role.coding.where(system = '{cs_url('reko-role')}' or system = '{cs_url('reko-actor-type')}').exists()")]),
-        el("CareTeam.participant.role", min=1),
-        el("CareTeam.participant.member", min=1),
-        el("CareTeam.managingOrganization", min=1),
-    ]),
-    structure("RekoCommunication", "Communication", "Information till Försäkringskassan om behov av rehabiliteringsåtgärder", [
-        el("Communication.category", min=1, slicing=slicing("$this", "pattern")),
-        el("Communication.category:rehabiliteringsbehov", min=1, max="1", patternCodeableConcept=coding(cs_url("reko-communication-category"), "rehabiliteringsbehov")),
-        el("Communication.subject", min=1),
-        el("Communication.recipient", min=1, type=[{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"]}]),
-        el("Communication.sent", min=1),
-    ]),
+    structure(
+        "RekoPatient",
+        "Patient",
+        "Patient med personnummer eller samordningsnummer",
+        [
+            el(
+                "Patient",
+                constraint=[
+                    invariant(
+                        "reko-pat-1",
+                        "At least one identifier is a personnummer or samordningsnummer",
+                        f"identifier.where(system = '{PNR}' or system = '{SNR}').exists()",
+                    )
+                ],
+            ),
+            el("Patient.identifier", min=1),
+        ],
+    ),
+    structure(
+        "RekoOrganization",
+        "Organization",
+        "Vårdenhet (HSA-id) eller extern aktör (organisationsnummer + aktörstyp)",
+        [
+            el(
+                "Organization",
+                constraint=[
+                    invariant(
+                        "reko-org-1",
+                        "A care unit has an HSA-id; an external actor an organisation number and actor-type",
+                        f"identifier.where({HSA_IDENT}).exists() or (identifier.where(system = 'urn:oid:2.5.4.97').exists() "
+                        f"and extension.where(url = '{sd_url('actor-type')}').exists())",
+                    )
+                ],
+            ),
+            el("Organization.extension", slicing=slicing("url")),
+            *ext_slice("Organization.extension", "actorType", "actor-type"),
+            el("Organization.identifier", min=1),
+        ],
+    ),
+    structure(
+        "RekoPractitionerRole",
+        "PractitionerRole",
+        "Personal i en roll i koordineringen",
+        [
+            el(
+                "PractitionerRole",
+                constraint=[
+                    invariant(
+                        "reko-pr-1",
+                        "An HSA-id identifies the role holder",
+                        f"identifier.where(({HSA_IDENT}) and value.matches('^SE[0-9]{{10}}-[A-Za-z0-9]{{1,31}}$')).exists()",
+                    ),
+                    invariant(
+                        "reko-pr-2",
+                        "A role from reko-role",
+                        f"code.coding.where(system = '{cs_url('reko-role')}').exists()",
+                    ),
+                ],
+            ),
+            el("PractitionerRole.identifier", min=1),
+            el("PractitionerRole.organization", min=1),
+            el("PractitionerRole.code", min=1),
+        ],
+    ),
+    structure(
+        "RekoConsent",
+        "Consent",
+        "Samtycke till koordineringsinsatser och till att informera aktörer",
+        [
+            el(
+                "Consent",
+                constraint=[
+                    invariant(
+                        "reko-con-1",
+                        "A revoked (inactive) consent has an end to its provision period",
+                        "status = 'inactive' implies provision.period.end.exists()",
+                    )
+                ],
+            ),
+            el("Consent.extension", slicing=slicing("url")),
+            *ext_slice("Consent.extension", "consentForm", "consent-form", 1, "1"),
+            *ext_slice("Consent.extension", "history", "consent-history", 0, "*"),
+            el(
+                "Consent.scope",
+                patternCodeableConcept=coding(
+                    "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"
+                ),
+            ),
+            el("Consent.category", slicing=slicing("$this", "pattern")),
+            el(
+                "Consent.category:patientConsent",
+                min=1,
+                max="1",
+                patternCodeableConcept=coding("http://loinc.org", "59284-0"),
+            ),
+            el("Consent.patient", min=1),
+            el("Consent.dateTime", min=1),
+            el("Consent.organization", min=1, max="1"),
+            el(
+                "Consent.policyRule",
+                min=1,
+                patternCodeableConcept=coding(cs_url("reko-policy"), "sfs-2019-1297"),
+            ),
+            el("Consent.provision", min=1),
+            el("Consent.provision.type", min=1, fixedCode="permit"),
+            el("Consent.provision.period", min=1),
+            el("Consent.provision.period.start", min=1),
+            el(
+                "Consent.provision.actor.role",
+                patternCodeableConcept=coding(
+                    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "IRCP"
+                ),
+            ),
+            el(
+                "Consent.provision.actor.reference",
+                type=[
+                    {
+                        "code": "Reference",
+                        "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"],
+                    }
+                ],
+            ),
+        ],
+    ),
+    structure(
+        "RekoEpisodeOfCare",
+        "EpisodeOfCare",
+        "Ärende för koordineringsinsatser",
+        [
+            el("EpisodeOfCare.extension", slicing=slicing("url")),
+            *ext_slice("EpisodeOfCare.extension", "rekoStatus", "reko-status", 1, "1"),
+            *ext_slice("EpisodeOfCare.extension", "sickLeavePeriod", "sick-leave-period", 0, "*"),
+            el("EpisodeOfCare.type", min=1, slicing=slicing("$this", "pattern")),
+            el(
+                "EpisodeOfCare.type:gc001",
+                min=1,
+                max="1",
+                patternCodeableConcept=coding(KVA, "GC001"),
+            ),
+            el("EpisodeOfCare.managingOrganization", min=1),
+            el("EpisodeOfCare.period", min=1),
+            el("EpisodeOfCare.period.start", min=1),
+        ],
+    ),
+    structure(
+        "RekoCarePlan",
+        "CarePlan",
+        "Sjukskrivnings- och rehabiliteringsplan för återgång i arbete (DV077)",
+        [
+            el("CarePlan.intent", fixedCode="plan"),
+            el("CarePlan.category", min=1, slicing=slicing("$this", "pattern")),
+            el(
+                "CarePlan.category:atergangIArbete",
+                min=1,
+                max="1",
+                patternCodeableConcept=coding(
+                    cs_url("reko-careplan-category"), "atergang-i-arbete"
+                ),
+            ),
+            el("CarePlan.subject", min=1),
+            el("CarePlan.period", min=1),
+            el("CarePlan.period.start", min=1),
+            el("CarePlan.author", min=1),
+            el(
+                "CarePlan.addresses",
+                max="0",
+                short="Ingen diagnos: koordinering dokumenteras utan diagnos",
+            ),
+            el(
+                "CarePlan.activity.detail",
+                constraint=[
+                    invariant(
+                        "reko-cp-1",
+                        "A detail with a sick-leave-period has the KVÅ code DV077",
+                        f"extension.where(url = '{sd_url('sick-leave-period')}').exists() implies "
+                        f"code.coding.where(system = '{KVA}' and code = 'DV077').exists()",
+                    )
+                ],
+            ),
+            el("CarePlan.activity.detail.extension", slicing=slicing("url")),
+            *ext_slice(
+                "CarePlan.activity.detail.extension", "sickLeavePeriod", "sick-leave-period"
+            ),
+            *ext_slice(
+                "CarePlan.activity.detail.extension", "coordinationPart", "coordination-part"
+            ),
+        ],
+    ),
+    structure(
+        "RekoProcedure",
+        "Procedure",
+        "Koordineringsinsats journalförd med KVÅ-kod",
+        [
+            el(
+                "Procedure",
+                constraint=[
+                    invariant(
+                        "reko-proc-1",
+                        "The code has a KVÅ coding GC001, DV077 or AW026",
+                        f"{KVA_CODE}.where(code = 'GC001' or code = 'DV077' or code = 'AW026').exists()",
+                    ),
+                    invariant(
+                        "reko-proc-2",
+                        "GC001 names the part of the coordination in category",
+                        f"{KVA_CODE}.where(code = 'GC001').exists() implies category.coding.where(system = '{cs_url('reko-coordination-part')}').exists()",
+                    ),
+                    invariant(
+                        "reko-proc-3",
+                        "Collaboration with other actors (extern-samverkan) names an external actor",
+                        f"category.coding.where(system = '{cs_url('reko-coordination-part')}' and code = 'extern-samverkan').exists() implies "
+                        f"extension.where(url = '{sd_url('external-actor')}').exists()",
+                    ),
+                ],
+            ),
+            el("Procedure.extension", slicing=slicing("url")),
+            *ext_slice("Procedure.extension", "externalActor", "external-actor", 0, "*"),
+            el("Procedure.status", binding=required("reko-procedure-status")),
+            el(
+                "Procedure.category",
+                binding={"strength": "extensible", "valueSet": vs_url("reko-coordination-part")},
+            ),
+            el("Procedure.code", min=1),
+            el("Procedure.performed[x]", min=1),
+            el("Procedure.performer", min=1),
+            el("Procedure.reasonCode", max="0", short="Ingen diagnos"),
+            el("Procedure.reasonReference", max="0", short="Ingen diagnos"),
+        ],
+    ),
+    structure(
+        "RekoCareTeam",
+        "CareTeam",
+        "Teamet kring patienten, med rehabiliteringskoordinator",
+        [
+            el(
+                "CareTeam",
+                constraint=[
+                    invariant(
+                        "reko-ct-1",
+                        "At least one participant is the rehabiliteringskoordinator",
+                        f"participant.role.coding.where(system = '{cs_url('reko-role')}' and code = 'rehabiliteringskoordinator').exists()",
+                    )
+                ],
+            ),
+            el("CareTeam.subject", min=1),
+            el(
+                "CareTeam.participant",
+                min=1,
+                constraint=[
+                    invariant(
+                        "reko-ct-2",
+                        "The role is from reko-role or reko-actor-type",
+                        f"role.coding.where(system = '{cs_url('reko-role')}' or system = '{cs_url('reko-actor-type')}').exists()",
+                    )
+                ],
+            ),
+            el("CareTeam.participant.role", min=1),
+            el("CareTeam.participant.member", min=1),
+            el("CareTeam.managingOrganization", min=1),
+        ],
+    ),
+    structure(
+        "RekoCommunication",
+        "Communication",
+        "Information till Försäkringskassan om behov av rehabiliteringsåtgärder",
+        [
+            el("Communication.category", min=1, slicing=slicing("$this", "pattern")),
+            el(
+                "Communication.category:rehabiliteringsbehov",
+                min=1,
+                max="1",
+                patternCodeableConcept=coding(
+                    cs_url("reko-communication-category"), "rehabiliteringsbehov"
+                ),
+            ),
+            el("Communication.subject", min=1),
+            el(
+                "Communication.recipient",
+                min=1,
+                type=[
+                    {
+                        "code": "Reference",
+                        "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"],
+                    }
+                ],
+            ),
+            el("Communication.sent", min=1),
+        ],
+    ),
 ]
 
 
 def value_sets() -> list[Json]:
-    out = [value_set(cs_id, title, [{"system": cs_url(cs_id)}]) for cs_id, (title, _) in CODE_SYSTEMS.items()]
-    out.append(value_set("reko-procedure-status", "Procedure-status i koordinering", [{
-        "system": "http://hl7.org/fhir/event-status",
-        "concept": [{"code": c} for c in ("preparation", "in-progress", "not-done", "completed", "entered-in-error")],
-    }]))
-    out.append(value_set("reko-kva", "KVÅ-koder för koordinering", [{
-        "system": KVA, "concept": [{"code": c} for c in ("GC001", "DV077", "AW026")],
-    }]))
+    out = [
+        value_set(cs_id, title, [{"system": cs_url(cs_id)}])
+        for cs_id, (title, _) in CODE_SYSTEMS.items()
+    ]
+    out.append(
+        value_set(
+            "reko-procedure-status",
+            "Procedure-status i koordinering",
+            [
+                {
+                    "system": "http://hl7.org/fhir/event-status",
+                    "concept": [
+                        {"code": c}
+                        for c in (
+                            "preparation",
+                            "in-progress",
+                            "not-done",
+                            "completed",
+                            "entered-in-error",
+                        )
+                    ],
+                }
+            ],
+        )
+    )
+    out.append(
+        value_set(
+            "reko-kva",
+            "KVÅ-koder för koordinering",
+            [
+                {
+                    "system": KVA,
+                    "concept": [{"code": c} for c in ("GC001", "DV077", "AW026")],
+                }
+            ],
+        )
+    )
     return out
 
 
@@ -344,17 +680,24 @@ def build() -> dict[str, Json]:
         resources.append(sd)
     files = {f"{r['resourceType']}-{r['id']}.json": r for r in resources}
     files["package.json"] = {
-        "name": "reko.fhir", "version": VERSION, "title": "reko-fhir: koordineringsinsatser",
+        "name": "reko.fhir",
+        "version": VERSION,
+        "title": "reko-fhir: koordineringsinsatser",
         "description": "Profiles, extensions, code systems and value sets for coordination activities (Lag 2019:1297)",
-        "fhirVersions": ["4.0.1"], "dependencies": {"hl7.fhir.r4.core": "4.0.1"},
-        "canonical": BASE, "type": "fhir.ig", "license": "Apache-2.0",
+        "fhirVersions": ["4.0.1"],
+        "dependencies": {"hl7.fhir.r4.core": "4.0.1"},
+        "canonical": BASE,
+        "type": "fhir.ig",
+        "license": "Apache-2.0",
     }
     return files
 
 
 def main() -> None:
     for name, resource in build().items():
-        (OUT / name).write_text(json.dumps(resource, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (OUT / name).write_text(
+            json.dumps(resource, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
     print(f"wrote {len(build())} files to {OUT}")
 
 

@@ -1,0 +1,144 @@
+"""A profile compiled once into a tree of element rules, ready to walk an instance with.
+
+Each :class:`Rule` is one ElementDefinition of a snapshot, with its children by name and its
+slices; FHIRPath invariants are compiled here, once per expression, since compiling is what
+makes evaluation slow (https://hl7.org/fhir/R4/elementdefinition.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from fhirpathpy import compile as fhirpath_compile
+from fhirpathpy.models import models
+
+from reko_fhir.validation.snapshot import split_id
+
+Json = dict[str, Any]
+Evaluator = Callable[..., list[Any]]
+
+# Checked natively by the walker: they hold for every element, and evaluating them through
+# FHIRPath on every node would cost more than the rest of validation together.
+NATIVE_CONSTRAINTS = frozenset({"ele-1", "ext-1"})
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    key: str
+    severity: str
+    human: str
+    expression: str
+
+
+@dataclass(slots=True)
+class Rule:
+    """One element of a profile: what may stand at this place in an instance."""
+
+    id: str
+    path: str
+    name: str
+    min: int
+    max: int | None
+    types: list[Json]
+    definition: Json
+    constraints: list[Constraint] = field(default_factory=list)
+    children: dict[str, Rule] = field(default_factory=dict)
+    slices: list[Rule] = field(default_factory=list)
+
+    @property
+    def type_codes(self) -> list[str]:
+        return [t["code"] for t in self.types]
+
+    @property
+    def slicing(self) -> Json | None:
+        value = self.definition.get("slicing")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def slice_name(self) -> str | None:
+        value = self.definition.get("sliceName")
+        return value if isinstance(value, str) else None
+
+    def fixed_or_pattern(self) -> tuple[str, Any] | None:
+        """``("fixed", value)`` or ``("pattern", value)`` when the element constrains its value."""
+        for key, value in self.definition.items():
+            if key.startswith("fixed"):
+                return "fixed", value
+            if key.startswith("pattern"):
+                return "pattern", value
+        return None
+
+    def choice_type(self, json_name: str) -> str | None:
+        """For ``value[x]``: the type a JSON name such as ``valueQuantity`` carries."""
+        if not self.name.endswith("[x]"):
+            return None
+        stem = self.name[:-3]
+        if not json_name.startswith(stem):
+            return None
+        suffix = json_name[len(stem) :]
+        for code in self.type_codes:
+            if code[:1].upper() + code[1:] == suffix:
+                return code
+        return None
+
+
+def _max(value: object) -> int | None:
+    return None if value in (None, "*") else int(str(value))
+
+
+def compile_snapshot(elements: list[Json]) -> Rule:
+    """The rule tree of a snapshot; the root is the resource or data type element."""
+    by_id: dict[str, Rule] = {}
+    root: Rule | None = None
+    for element in elements:
+        parts = split_id(element["id"])
+        last = parts[-1]
+        rule = Rule(
+            id=element["id"],
+            path=element["path"],
+            name=last.split(":")[0],
+            min=int(element.get("min", 0)),
+            max=_max(element.get("max", "*")),
+            types=list(element.get("type") or []),
+            definition=element,
+            constraints=[
+                Constraint(
+                    c["key"], c.get("severity", "error"), c.get("human", ""), c["expression"]
+                )
+                for c in element.get("constraint", [])
+                if c.get("expression") and c["key"] not in NATIVE_CONSTRAINTS
+            ],
+        )
+        by_id[rule.id] = rule
+        if len(parts) == 1:
+            root = rule
+            continue
+        parent_id = ".".join(parts[:-1])
+        if ":" in last:
+            sliced = by_id.get(f"{parent_id}.{rule.name}" if parent_id else rule.name)
+            if sliced is not None:
+                sliced.slices.append(rule)
+            continue
+        parent = by_id.get(parent_id)
+        if parent is not None:
+            parent.children[rule.name] = rule
+    if root is None:
+        raise ValueError("a snapshot without a root element")
+    return root
+
+
+def _ignore_trace(*_: object) -> None:
+    return None
+
+
+@cache
+def compiled_fhirpath(expression: str) -> Evaluator | None:
+    """A compiled FHIRPath expression, or None when fhirpathpy cannot compile it."""
+    try:
+        # trace() in core invariants would print to stdout; a validator says nothing there.
+        return fhirpath_compile(expression, models["r4"], {"traceFn": _ignore_trace})
+    except Exception:
+        return None

@@ -1,0 +1,492 @@
+"""A generic FHIR R4 profile validator: any StructureDefinition, compiled once, issues as a list.
+
+Walks an instance (FHIR JSON) against the rule tree of its profile and of every data type it
+meets: unknown elements, cardinality (also inside backbone elements and slices), types and
+primitive formats, fixed and pattern values, bindings, slicing, extensions, min/max values,
+reference targets and FHIRPath invariants. https://hl7.org/fhir/R4/validation.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
+from reko_fhir.validation.compiled import Rule, compile_snapshot, compiled_fhirpath
+from reko_fhir.validation.definitions import CORE_BASE, Definitions
+from reko_fhir.validation.primitives import check_primitive, is_primitive
+from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
+from reko_fhir.validation.terminology import Terminology
+
+Json = dict[str, Any]
+_ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
+
+
+def matches_pattern(value: Any, pattern: Any) -> bool:
+    """``value`` has at least what ``pattern`` has (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.pattern_x_)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            matches_pattern(value.get(k), v) for k, v in pattern.items()
+        )
+    if isinstance(pattern, list):
+        return isinstance(value, list) and all(
+            any(matches_pattern(v, p) for v in value) for p in pattern
+        )
+    return bool(value == pattern)
+
+
+@dataclass(slots=True)
+class _Run:
+    resource: Json
+    issues: list[Issue] = field(default_factory=list)
+    # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
+    # missing there decides no slice, and is not itself a finding.
+    discriminating: set[str] = field(default_factory=set)
+
+    def add(self, severity: IssueSeverity, code: IssueCode, message: str, where: str) -> None:
+        self.issues.append(Issue(severity, code, message, where))
+
+
+class Validator:
+    """Validates resources against profiles; profiles are compiled on first use and kept."""
+
+    def __init__(self, definitions: Definitions | None = None) -> None:
+        self.definitions = definitions or Definitions.core()
+        self.terminology = Terminology(self.definitions)
+        self._rules: dict[str, Rule] = {}
+
+    def rule(self, url: str) -> Rule | None:
+        if url not in self._rules:
+            structure = self.definitions.structure(url)
+            if structure is None:
+                return None
+            try:
+                elements = with_snapshot(structure, self.definitions)["snapshot"]["element"]
+            except SnapshotError:
+                return None
+            self._rules[url] = compile_snapshot(elements)
+        return self._rules[url]
+
+    def validate(
+        self, resource: Json, profile: str | None = None, where: str | None = None
+    ) -> list[Issue]:
+        """Issues of ``resource`` against its base type and ``profile`` (when given)."""
+        run = _Run(resource)
+        kind = resource.get("resourceType")
+        expression = where or str(kind)
+        base = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
+        if base is None:
+            run.add(
+                _ERROR,
+                IssueCode.STRUCTURE,
+                f"unknown resource type '{kind}'",
+                where or "resourceType",
+            )
+            return run.issues
+        rules = [base]
+        if profile and profile != CORE_BASE + str(kind):
+            constrained = self.rule(profile)
+            if constrained is None:
+                run.add(
+                    _WARNING,
+                    IssueCode.NOT_SUPPORTED,
+                    f"profile '{profile}' is not loaded",
+                    expression,
+                )
+            else:
+                rules.append(constrained)
+        seen: set[tuple[str, str, str]] = set()
+        for rule in rules:
+            self._root(run, resource, rule, expression)
+        unique = []
+        for issue in run.issues:  # base and profile find the same structural problems
+            key = (issue.severity, issue.diagnostics, issue.expression or "")
+            if key not in seen:
+                seen.add(key)
+                unique.append(issue)
+        return unique
+
+    # -- walking -------------------------------------------------------------------------------
+    def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
+        """A resource or extension against the root of a profile: its elements, then invariants."""
+        self._node(run, node, rule, where)
+        self._invariants(run, rule, node, where)
+
+    def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
+        if rule.children:
+            return rule.children
+        reference = rule.definition.get("contentReference")
+        if isinstance(reference, str):
+            return {}
+        if type_code and not is_primitive(type_code):
+            base = self.rule(CORE_BASE + type_code)
+            if base is not None:
+                return base.children
+        return {}
+
+    def _node(
+        self, run: _Run, node: Json, rule: Rule, where: str, type_code: str | None = None
+    ) -> None:
+        children = self._children_of(rule, type_code)
+        if not node:
+            run.add(
+                _ERROR,
+                IssueCode.INVARIANT,
+                "an element must have a value or children (ele-1)",
+                where,
+            )
+        found: dict[str, list[tuple[str, str, Any]]] = {}
+        for key, value in node.items():
+            if key == "resourceType" or key.startswith("_"):
+                continue
+            child, choice = self._child(children, key)
+            if child is None:
+                if key != "fhir_comments":
+                    run.add(
+                        _ERROR, IssueCode.STRUCTURE, f"unknown element '{key}'", f"{where}.{key}"
+                    )
+                continue
+            items = value if isinstance(value, list) else [value]
+            for index, item in enumerate(items):
+                path = f"{where}.{key}[{index}]" if isinstance(value, list) else f"{where}.{key}"
+                found.setdefault(child.name, []).append(
+                    (choice or self._single_type(child), path, item)
+                )
+        for name, child in children.items():
+            values = found.get(name, [])
+            self._cardinality(run, child, len(values), f"{where}.{name}")
+            for type_code_, path, item in values:
+                self._value(run, child, type_code_, item, path)
+            if child.slices:
+                self._slices(run, child, values, f"{where}.{name}")
+
+    @staticmethod
+    def _child(children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
+        if key in children:
+            return children[key], None
+        for rule in children.values():
+            code = rule.choice_type(key)
+            if code is not None:
+                return rule, code
+        return None, None
+
+    @staticmethod
+    def _single_type(rule: Rule) -> str:
+        codes = rule.type_codes
+        return codes[0] if codes else "BackboneElement"
+
+    @staticmethod
+    def _cardinality(run: _Run, rule: Rule, count: int, where: str) -> None:
+        if count < rule.min:
+            run.add(
+                _ERROR,
+                IssueCode.REQUIRED,
+                f"{rule.path}: minimum required = {rule.min}, but only found {count}",
+                where,
+            )
+        if rule.max is not None and count > rule.max:
+            run.add(
+                _ERROR,
+                IssueCode.STRUCTURE,
+                f"{rule.path}: max allowed = {rule.max}, but found {count}",
+                where,
+            )
+
+    def _value(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+        constrained = rule.fixed_or_pattern()
+        if constrained is not None:
+            kind, expected = constrained
+            ok = value == expected if kind == "fixed" else matches_pattern(value, expected)
+            if not ok:
+                run.add(
+                    _ERROR,
+                    IssueCode.VALUE,
+                    f"value does not match the {kind} value {_short(expected)}",
+                    where,
+                )
+        if is_primitive(type_code):
+            message = check_primitive(type_code, value)
+            if message:
+                run.add(_ERROR, IssueCode.VALUE, message, where)
+            self._limits(run, rule, type_code, value, where)
+        elif not isinstance(value, dict):
+            run.add(_ERROR, IssueCode.STRUCTURE, f"a {type_code} is a JSON object", where)
+            return
+        else:
+            self._complex(run, rule, type_code, value, where)
+        self._binding(run, rule, type_code, value, where)
+        self._invariants(run, rule, value, where)
+
+    def _complex(self, run: _Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
+        if "resourceType" in value and not rule.children:
+            kind = value.get("resourceType")
+            nested = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
+            if nested is None:
+                run.add(_ERROR, IssueCode.STRUCTURE, f"unknown resource type '{kind}'", where)
+                return
+            self._root(run, value, nested, where)
+            for url in self._profiles_for(rule, type_code):
+                constrained = self.rule(url)
+                if constrained is None:
+                    if rule.id not in run.discriminating:
+                        run.add(
+                            _ERROR,
+                            IssueCode.NOT_SUPPORTED,
+                            f"profile '{url}' is not known: the resource is not checked against it",
+                            where,
+                        )
+                else:
+                    self._root(run, value, constrained, where)
+            return
+        for url in self._profiles_for(rule, type_code):
+            nested = self.rule(url)
+            if nested is None:
+                run.add(
+                    _ERROR,
+                    IssueCode.NOT_SUPPORTED,
+                    f"profile '{url}' is not known, so the element cannot be checked against it",
+                    where,
+                )
+            elif not (type_code == "Extension" and rule.slice_name is None):
+                self._root(run, value, nested, where)
+        if type_code == "Quantity":
+            self._quantity_limits(run, rule, value, where)
+        if type_code == "Reference":
+            self._reference_target(run, rule, value, where)
+        if type_code == "Extension" and not rule.slice_name:
+            self._extension(run, value, where)
+        self._node(run, value, rule, where, type_code)
+
+    def _limits(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+        for key, bound in rule.definition.items():
+            if (
+                key.startswith("minValue")
+                and isinstance(value, int | float | str)
+                and value < bound
+            ):
+                run.add(_ERROR, IssueCode.VALUE, f"{value} is less than the minimum {bound}", where)
+            if (
+                key.startswith("maxValue")
+                and isinstance(value, int | float | str)
+                and value > bound
+            ):
+                run.add(_ERROR, IssueCode.VALUE, f"{value} is more than the maximum {bound}", where)
+        limit = rule.definition.get("maxLength")
+        if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
+            run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
+        del type_code
+
+    @staticmethod
+    def _quantity_limits(run: _Run, rule: Rule, value: Json, where: str) -> None:
+        amount = value.get("value")
+        if not isinstance(amount, int | float):
+            return
+        low, high = rule.definition.get("minValueQuantity"), rule.definition.get("maxValueQuantity")
+        for bound, below in ((low, True), (high, False)):
+            if not isinstance(bound, dict) or not isinstance(bound.get("value"), int | float):
+                continue
+            if bound.get("code") and value.get("code") and bound["code"] != value["code"]:
+                run.add(
+                    _ERROR,
+                    IssueCode.VALUE,
+                    f"the unit {value['code']} cannot be compared with {bound['code']}",
+                    where,
+                )
+            elif (amount < bound["value"]) if below else (amount > bound["value"]):
+                word = "less than the minimum" if below else "more than the maximum"
+                run.add(_ERROR, IssueCode.VALUE, f"{amount} is {word} {bound['value']}", where)
+
+    def _binding(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+        binding = rule.definition.get("binding") or {}
+        strength, value_set = binding.get("strength"), binding.get("valueSet")
+        if strength not in ("required", "extensible") or not isinstance(value_set, str):
+            return
+        for severity, message in self.terminology.check(value_set, type_code, value, strength):
+            run.add(severity, IssueCode.CODE_INVALID, message, where)
+
+    def _reference_target(self, run: _Run, rule: Rule, value: Json, where: str) -> None:
+        reference = value.get("reference")
+        targets = [p for t in rule.types for p in t.get("targetProfile", [])]
+        if not isinstance(reference, str) or not targets or reference.startswith(("#", "urn:")):
+            return
+        parts = reference.split("/")
+        kind = parts[-2] if len(parts) >= 2 else ""
+        allowed = set()
+        for url in targets:
+            structure = self.definitions.structure(url)
+            if structure is None:
+                return  # a target profile not loaded here: its type is unknown
+            allowed.add(structure["type"])
+        if "Resource" not in allowed and kind not in allowed:
+            run.add(
+                _ERROR,
+                IssueCode.STRUCTURE,
+                f"a reference to {kind or reference}, not to {' or '.join(sorted(allowed))}",
+                where,
+            )
+
+    def _extension(self, run: _Run, value: Json, where: str) -> None:
+        url = value.get("url")
+        # A relative url names a part of a complex extension, checked by that extension's profile.
+        if not isinstance(url, str) or ":" not in url:
+            return
+        rule = self.rule(url)
+        if rule is None:
+            if self.definitions.structure(url) is None:
+                run.add(
+                    IssueSeverity.WARNING,
+                    IssueCode.NOT_SUPPORTED,
+                    f"unknown extension '{url}'",
+                    where,
+                )
+            return
+        self._root(run, value, rule, where)
+
+    def _invariants(self, run: _Run, rule: Rule, value: Any, where: str) -> None:
+        for constraint in rule.constraints:
+            check = compiled_fhirpath(constraint.expression)
+            if check is None:
+                continue
+            try:
+                result = check(value, {"resource": run.resource, "rootResource": run.resource})
+            except Exception:  # noqa: S112 - functions fhirpathpy lacks: not evaluable here
+                continue
+            if result == [False]:
+                severity = _ERROR if constraint.severity == "error" else _WARNING
+                run.add(
+                    severity, IssueCode.INVARIANT, f"{constraint.key}: {constraint.human}", where
+                )
+
+    # -- slicing -------------------------------------------------------------------------------
+    def _slices(
+        self, run: _Run, rule: Rule, values: list[tuple[str, str, Any]], where: str
+    ) -> None:
+        slicing = rule.slicing or {}
+        counts = dict.fromkeys((s.id for s in rule.slices), 0)
+        for discriminator in slicing.get("discriminator") or []:
+            if discriminator.get("type") == "profile":
+                for slice_rule in rule.slices:
+                    path = str(discriminator.get("path", "$this"))
+                    target = slice_rule if path == "$this" else self._rule_at(slice_rule, path)
+                    if target is not None:
+                        run.discriminating.add(target.id)
+        for type_code, path, item in values:
+            matched = next(
+                (s for s in rule.slices if self._in_slice(s, slicing, type_code, item)), None
+            )
+            if matched is None:
+                if slicing.get("rules") == "closed":
+                    run.add(
+                        _ERROR,
+                        IssueCode.STRUCTURE,
+                        f"{rule.path}: this element matches no slice of a closed slicing",
+                        path,
+                    )
+                continue
+            counts[matched.id] += 1
+            self._value(run, matched, type_code, item, path)
+        for slice_rule in rule.slices:
+            name = slice_rule.slice_name or slice_rule.id
+            self._cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
+
+    @staticmethod
+    def _profiles_for(rule: Rule, type_code: str) -> list[str]:
+        return [str(p) for t in rule.types if t["code"] == type_code for p in t.get("profile", [])]
+
+    @staticmethod
+    def _type_profile(rule: Rule) -> str | None:
+        for t in rule.types:
+            for url in t.get("profile", []):
+                return str(url)
+        return None
+
+    def _in_slice(self, slice_rule: Rule, slicing: Json, type_code: str, item: Any) -> bool:
+        discriminators = slicing.get("discriminator") or []
+        if not discriminators:
+            return False
+        return all(self._discriminates(slice_rule, d, type_code, item) for d in discriminators)
+
+    def _discriminates(
+        self, slice_rule: Rule, discriminator: Json, type_code: str, item: Any
+    ) -> bool:
+        kind, path = discriminator.get("type"), str(discriminator.get("path", "$this"))
+        if kind == "type":
+            target = item if path == "$this" else _walk(item, path)
+            name = (
+                target.get("resourceType")
+                if isinstance(target, dict) and "resourceType" in target
+                else type_code
+            )
+            codes = slice_rule.type_codes if path == "$this" else self._codes_at(slice_rule, path)
+            return name in codes
+        if kind == "profile":
+            target = item if path == "$this" else _walk(item, path)
+            profile_urls = [
+                u for u in self._profiles_at(slice_rule, path) if self.rule(u) is not None
+            ]
+            if not isinstance(target, dict):
+                return False
+            if not profile_urls:  # profiles not loaded: the declared types still discriminate
+                return target.get("resourceType") in self._codes_at(slice_rule, path)
+            return any(
+                not [i for i in self.validate(target, url) if i.is_error] for url in profile_urls
+            )
+        if kind == "exists":
+            return (_walk(item, path) is not None) == (slice_rule.min > 0)
+        if kind in ("value", "pattern"):
+            expected = self._expected_at(slice_rule, path)
+            if expected is None:
+                return False
+            actual = item if path == "$this" else _walk(item, path)
+            return (
+                bool(actual == expected[1])
+                if kind == "value" and expected[0] == "fixed"
+                else matches_pattern(actual, expected[1])
+            )
+        return False
+
+    def _rule_at(self, rule: Rule, path: str) -> Rule | None:
+        current: Rule | None = rule
+        for name in path.split("."):
+            if current is None:
+                return None
+            current = current.children.get(name) or self._children_of(
+                current, self._single_type(current)
+            ).get(name)
+        return current
+
+    def _expected_at(self, slice_rule: Rule, path: str) -> tuple[str, Any] | None:
+        if path == "$this":
+            return slice_rule.fixed_or_pattern()
+        if path == "url":  # an extension slice: its url is the profile's canonical
+            profile = self._type_profile(slice_rule)
+            if profile:
+                return "fixed", profile
+        target = self._rule_at(slice_rule, path)
+        return target.fixed_or_pattern() if target else None
+
+    def _codes_at(self, slice_rule: Rule, path: str) -> list[str]:
+        target = self._rule_at(slice_rule, path)
+        return target.type_codes if target else []
+
+    def _profiles_at(self, slice_rule: Rule, path: str) -> list[str]:
+        target = slice_rule if path == "$this" else self._rule_at(slice_rule, path)
+        if target is None:
+            return []
+        return [p for t in target.types for p in t.get("profile", []) + t.get("targetProfile", [])]
+
+
+def _walk(item: Any, path: str) -> Any:
+    current = item
+    for name in path.split("."):
+        if isinstance(current, list):
+            current = current[0] if current else None
+        if not isinstance(current, dict):
+            return None
+        current = current.get(name)
+    return current
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
