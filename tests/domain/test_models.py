@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -231,3 +232,12 @@ def test_order_does_not_matter_for_equality() -> None:
 def test_a_case_repr_does_not_show_the_personnummer() -> None:
     assert "191212121212" not in repr(case())
     assert "1212-1212" not in repr(case())
+
+
+def test_an_ambiguous_local_time_is_one_instant() -> None:
+    """02:30 on 2020-10-25 happens twice in Stockholm; found by the round-trip property."""
+    local = datetime(2020, 10, 25, 2, 30, tzinfo=ZoneInfo("Europe/Stockholm"))
+    fixed = datetime(2020, 10, 25, 2, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert local != fixed  # Python's own rule for times in a fold (PEP 495)
+    assert activity(performed=local) == activity(performed=fixed)
+    assert activity(performed=local).performed.isoformat() == "2020-10-25T02:30:00+02:00"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from reko_fhir.domain.codes import (
     SICK_LEAVE_DEGREES,
@@ -32,9 +32,17 @@ _SOURCE_SYSTEM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def _require_aware(value: datetime, name: str) -> None:
-    if value.tzinfo is None or value.utcoffset() is None:
+def _fixed_offset(value: datetime, name: str) -> datetime:
+    """``value`` with its UTC offset pinned, or DomainError when it has none.
+
+    A zone such as Europe/Stockholm makes 02:30 on the night clocks go back ambiguous, and
+    Python then treats it as unequal to the same instant in any other zone (PEP 495); with the
+    offset fixed, one instant is one value however it was written.
+    """
+    offset = value.utcoffset() if value.tzinfo is not None else None
+    if offset is None:
         raise DomainError(name, "a point in time needs its UTC offset")
+    return value.replace(tzinfo=timezone(offset), fold=0)
 
 
 def _require_text(value: str | None, name: str, *, optional: bool = True) -> None:
@@ -167,7 +175,7 @@ class Consent:
     history: tuple[ConsentChange, ...] = ()
 
     def __post_init__(self) -> None:
-        _require_aware(self.recorded_at, "recorded_at")
+        object.__setattr__(self, "recorded_at", _fixed_offset(self.recorded_at, "recorded_at"))
         object.__setattr__(self, "actors", tuple(sorted(set(self.actors), key=str)))
         history = tuple(sorted(self.history, key=lambda c: c.on))
         object.__setattr__(self, "history", history)
@@ -207,7 +215,7 @@ class CoordinationActivity:
     status: ActivityStatus = ActivityStatus.COMPLETED
 
     def __post_init__(self) -> None:
-        _require_aware(self.performed, "performed")
+        object.__setattr__(self, "performed", _fixed_offset(self.performed, "performed"))
         _require_text(self.note, "note")
         object.__setattr__(
             self, "external_actors", tuple(sorted(set(self.external_actors), key=str))
@@ -298,7 +306,7 @@ class NoticeToForsakringskassan:
     text: str | None = None
 
     def __post_init__(self) -> None:
-        _require_aware(self.sent, "sent")
+        object.__setattr__(self, "sent", _fixed_offset(self.sent, "sent"))
         _require_text(self.text, "text")
 
 
