@@ -12,39 +12,20 @@ from typing import Any
 
 import pytest
 
-from reko_fhir.validation.definitions import DefinitionError, Definitions, read_conformance_file
+from reko_fhir.validation.definitions import Definitions, read_conformance_file
 from reko_fhir.validation.validator import Validator
+from reko_fhir.validation.xmljson import core_reader
 
 CASES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "fhir-test-cases"
-XML_REASON = (
-    "the profile or instance is FHIR XML that fhir.resources refuses before validation "
-    "(e.g. a StructureDefinition without 'name'); a definition-driven XML reader is the next step"
-)
-
-
-def _readable(folder: Path, names: list[str]) -> bool:
-    try:
-        for name in names:
-            if name.endswith(".xml"):
-                read_conformance_file(folder / name)
-    except DefinitionError:
-        return False
-    return True
 
 
 def cases() -> list[Any]:
-    out = []
-    for folder in sorted(p for p in CASES.iterdir() if p.is_dir()):
-        case = json.loads((folder / "case.json").read_text(encoding="utf-8"))
-        files = [case["instance"], case["profile"], *case.get("supporting", [])]
-        readable = _readable(folder, files) and not case["instance"].endswith(".xml")
-        marks = (
-            []
-            if readable
-            else [pytest.mark.xfail(strict=True, raises=DefinitionError, reason=XML_REASON)]
+    return [
+        pytest.param(
+            folder, json.loads((folder / "case.json").read_text(encoding="utf-8")), id=folder.name
         )
-        out.append(pytest.param(folder, case, id=folder.name, marks=marks))
-    return out
+        for folder in sorted(p for p in CASES.iterdir() if p.is_dir())
+    ]
 
 
 @pytest.mark.parametrize(("folder", "case"), cases())
@@ -52,9 +33,8 @@ def test_the_verdict_matches_the_reference_validator(folder: Path, case: dict[st
     definitions = Definitions.core()
     for name in [case["profile"], *case.get("supporting", [])]:
         definitions.add_all(read_conformance_file(folder / name))
-    if case["instance"].endswith(".xml"):
-        raise DefinitionError(f"{case['instance']}: XML instances are not read yet")
-    instance = json.loads((folder / case["instance"]).read_text(encoding="utf-8"))
+    data = (folder / case["instance"]).read_bytes()
+    instance = core_reader().read(data) if case["instance"].endswith(".xml") else json.loads(data)
     structures = [
         r
         for r in read_conformance_file(folder / case["profile"])

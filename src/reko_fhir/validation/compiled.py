@@ -127,6 +127,14 @@ def compile_snapshot(elements: list[Json]) -> Rule:
             parent.children[rule.name] = rule
     if root is None:
         raise ValueError("a snapshot without a root element")
+    # contentReference (Questionnaire.item.item → #Questionnaire.item) shares the children
+    # of the element it names.
+    for rule in by_id.values():
+        reference = rule.definition.get("contentReference")
+        if isinstance(reference, str) and not rule.children:
+            target = by_id.get(reference.split("#", 1)[-1])
+            if target is not None:
+                rule.children = target.children
     return root
 
 

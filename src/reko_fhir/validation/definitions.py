@@ -111,12 +111,7 @@ def read_conformance_file(path: Path) -> list[Resource]:
 
 
 def _xml_to_json(data: bytes) -> Resource:
-    """FHIR XML → FHIR JSON through fhir.resources, so both spellings load the same way."""
-    from reko_fhir.formats import FormatError, parse_xml  # noqa: PLC0415 - formats imports models
+    """FHIR XML → FHIR JSON through the definition-driven reader (it needs the core loaded)."""
+    from reko_fhir.validation.xmljson import core_reader  # noqa: PLC0415 - it imports this module
 
-    try:
-        resource = parse_xml(data)
-    except FormatError as exc:
-        raise ValueError(exc.message) from None
-    out: Resource = json.loads(resource.model_dump_json())
-    return out
+    return core_reader().read(data)

@@ -202,11 +202,10 @@ class _Snapshot:
             return target_id, self.elements[start]["path"], self.elements[start + 1 : end]
         types = parent.get("type") or []
         codes = {t["code"] for t in types}
-        if len(codes) != 1:
-            raise SnapshotError(
-                f"'{parent['id']}' has {len(codes)} types; constrain it to one first"
-            )
-        (code,) = codes
+        if not codes:
+            raise SnapshotError(f"'{parent['id']}' has no type to take children from")
+        # A choice of several types shares only what every element has: id and extension.
+        code = codes.pop() if len(codes) == 1 else "Element"
         structure = self.definitions.base_of_type(code)
         if structure is None:
             raise SnapshotError(f"no definition of type '{code}' for '{parent['id']}'")
@@ -242,6 +241,8 @@ def generate_snapshot(profile: Element, definitions: Definitions) -> list[Elemen
     seen: list[str] = []
     for diff in profile.get("differential", {}).get("element", []):
         element_id = diff.get("id") or _derive_id(diff, seen)
+        if "path" in diff and _path_of(element_id) != diff["path"]:
+            element_id = _derive_id(diff, seen)  # the path is authoritative when the two disagree
         element_id = re.sub(r"\s+", "", element_id)
         seen.append(element_id)
         position = snapshot.ensure(element_id)

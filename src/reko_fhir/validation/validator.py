@@ -54,6 +54,7 @@ class Validator:
         self.definitions = definitions or Definitions.core()
         self.terminology = Terminology(self.definitions)
         self._rules: dict[str, Rule] = {}
+        self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
 
     def rule(self, url: str) -> Rule | None:
         if url not in self._rules:
@@ -113,16 +114,16 @@ class Validator:
         self._invariants(run, rule, node, where)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
-        if rule.children:
-            return rule.children
-        reference = rule.definition.get("contentReference")
-        if isinstance(reference, str):
-            return {}
-        if type_code and not is_primitive(type_code):
-            base = self.rule(CORE_BASE + type_code)
-            if base is not None:
-                return base.children
-        return {}
+        """What may stand inside an element: its type's children, overlaid by the profile's own."""
+        key = (id(rule), type_code)  # ids repeat across profiles; rule objects live as long as self
+        if key not in self._children:
+            base: dict[str, Rule] = {}
+            if type_code and not is_primitive(type_code) and type_code != "BackboneElement":
+                type_rule = self.rule(CORE_BASE + type_code)
+                if type_rule is not None:
+                    base = type_rule.children
+            self._children[key] = {**base, **rule.children} if base else rule.children
+        return self._children[key]
 
     def _node(
         self, run: _Run, node: Json, rule: Rule, where: str, type_code: str | None = None
