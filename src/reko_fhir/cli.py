@@ -1,4 +1,4 @@
-"""The ``reko-fhir`` command line: ``map`` (journal export → transaction Bundle).
+"""The ``reko-fhir`` command line: ``map`` (journal export → transaction Bundle), ``validate``.
 
 Exit codes follow one rule for every command: 0 done (warnings may be printed), 1 the input has
 problems (each printed, nothing written), 2 the command was used wrongly.
@@ -96,6 +96,79 @@ def map_command(
     out_dir.mkdir(parents=True, exist_ok=True)
     for record_id, document in documents:
         (out_dir / f"{record_id}.{output_format.value}").write_bytes(document)
+
+
+class ReportFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    JUNIT = "junit"
+    SARIF = "sarif"
+
+
+@app.command("validate")
+def validate_command(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files or folders.")],
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Canonical URL or file of the profile.")
+    ] = None,
+    igs: Annotated[
+        list[Path] | None, typer.Option("--ig", help="Folder of conformance resources.")
+    ] = None,
+    report: Annotated[ReportFormat, typer.Option("--report", help="Output format.")] = (
+        ReportFormat.TEXT
+    ),
+    output: Annotated[Path | None, typer.Option("--output", help="Write the report here.")] = None,
+) -> None:
+    """Validate FHIR resources (JSON, XML, NDJSON, Bundles) against the reko or given profiles.
+
+    Exit 0 when no resource has an error, 1 when any has, 2 on usage errors or unreadable input.
+    """
+    from reko_fhir.validation import reports  # noqa: PLC0415 - keeps `map` start-up light
+    from reko_fhir.validation.definitions import DefinitionError, read_conformance_file  # noqa: PLC0415
+    from reko_fhir.validation.inputs import InputError, files_in, read_inputs  # noqa: PLC0415
+    from reko_fhir.validation.service import ValidationService, reko_definitions  # noqa: PLC0415
+
+    for folder in igs or []:
+        if not folder.is_dir():
+            raise _fail(f"--ig {folder}: not a folder", EXIT_USAGE)
+    try:
+        definitions = reko_definitions(igs)
+        if profile and Path(profile).is_file():
+            loaded = [
+                r
+                for r in read_conformance_file(Path(profile))
+                if r.get("resourceType") == "StructureDefinition"
+            ]
+            if not loaded:
+                raise _fail(f"--profile {profile}: no StructureDefinition in it", EXIT_USAGE)
+            definitions.add_all(loaded)
+            profile = str(loaded[0]["url"])
+        if profile and definitions.structure(profile) is None:
+            raise _fail(
+                f"--profile {profile}: not loaded (give the file, or --ig its folder)", EXIT_USAGE
+            )
+        files = list(files_in(paths))
+        inputs = [item for path in files for item in read_inputs(path)]
+    except (InputError, DefinitionError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    service = ValidationService(definitions)
+    results = []
+    show_progress = sys.stderr.isatty() and len(inputs) > 20
+    for number, item in enumerate(inputs, 1):
+        issues = service.validate(item.resource, profile)
+        kind = str(item.resource.get("resourceType"))
+        results.append(reports.Result(item.source, kind, item.resource.get("id"), issues))
+        if show_progress:
+            sys.stderr.write(f"\rvalidated {number}/{len(inputs)}")
+    if show_progress:
+        sys.stderr.write("\n")
+    rendered = reports.RENDERERS[report.value](results)
+    if output is not None:
+        output.write_text(rendered, encoding="utf-8")
+    else:
+        sys.stdout.write(rendered)
+    if any(r.errors for r in results):
+        raise typer.Exit(EXIT_PROBLEMS)
 
 
 def main() -> None:

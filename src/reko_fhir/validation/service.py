@@ -1,0 +1,104 @@
+"""What ``reko-fhir validate`` and (later) ``$validate`` run: profiles chosen, rules applied.
+
+A resource is validated against the profile asked for, else against every profile of its
+``meta.profile`` that is loaded (an unknown one is a warning), else against the reko profile of
+its type. A Bundle's entries are each validated at ``Bundle.entry[i].resource`` and the rules
+across resources run with the Bundle as context.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reko_fhir.mapping.codings import structure
+from reko_fhir.outcomes import Issue, IssueCode, warning
+from reko_fhir.validation.case_rules import (
+    BundleResolver,
+    Resolver,
+    identifier_issues,
+    reference_issues,
+    rule_issues,
+)
+from reko_fhir.validation.definitions import Definitions
+from reko_fhir.validation.validator import Validator
+
+Json = dict[str, Any]
+PROFILES_DIR = Path(__file__).resolve().parents[3] / "profiles"
+
+
+def reko_definitions(
+    igs: list[Path] | None = None, profiles_dir: Path | None = None
+) -> Definitions:
+    """R4 core + the reko package + any ``--ig`` folders (later ones win)."""
+    definitions = Definitions.core()
+    folder = profiles_dir or PROFILES_DIR
+    if folder.is_dir():
+        definitions.add_folder(folder)
+    for ig in igs or []:
+        definitions.add_folder(ig)
+    return definitions
+
+
+class ValidationService:
+    def __init__(self, definitions: Definitions) -> None:
+        self.definitions = definitions
+        self.validator = Validator(definitions)
+
+    def profiles_for(
+        self, resource: Json, profile: str | None, where: str
+    ) -> tuple[list[str | None], list[Issue]]:
+        if profile:
+            return [profile], []
+        notes: list[Issue] = []
+        declared = [
+            p for p in (resource.get("meta") or {}).get("profile", []) if isinstance(p, str)
+        ]
+        loaded = [p for p in declared if self.definitions.structure(p.split("|")[0]) is not None]
+        for unknown in set(declared) - set(loaded):
+            notes.append(
+                warning(
+                    IssueCode.NOT_SUPPORTED,
+                    f"profile '{unknown}' is not loaded; not checked",
+                    f"{where}.meta.profile",
+                )
+            )
+        if loaded:
+            return [p.split("|")[0] for p in loaded], notes
+        default = structure(f"Reko{resource.get('resourceType')}")
+        return [default if self.definitions.structure(default) else None], notes
+
+    def validate(
+        self,
+        resource: Json,
+        profile: str | None = None,
+        where: str | None = None,
+        resolver: Resolver | None = None,
+    ) -> list[Issue]:
+        """Every issue of ``resource`` (a Bundle: of its entries and across them too)."""
+        path = where or str(resource.get("resourceType"))
+        profiles, issues = self.profiles_for(resource, profile, path)
+        for url in profiles:
+            issues += self.validator.validate(resource, url, path)
+        issues += identifier_issues(resource, path)
+        if resource.get("resourceType") == "Bundle":
+            context = BundleResolver.of(resource)
+            for i, entry in enumerate(resource.get("entry") or []):
+                inner = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(inner, dict):
+                    issues += self.validate(inner, None, f"{path}.entry[{i}].resource", context)
+        elif resolver is not None:
+            issues += rule_issues(resource, path, resolver)
+            issues += reference_issues(resource, path, resolver)
+        return _unique(issues)
+
+
+def _unique(issues: list[Issue]) -> list[Issue]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for issue in issues:
+        key = (issue.severity, issue.diagnostics, issue.expression or "")
+        if key not in seen:
+            seen.add(key)
+            out.append(issue)
+    return out

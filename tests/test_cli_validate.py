@@ -1,0 +1,139 @@
+"""``reko-fhir validate``: inputs, exit codes and the four report formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lxml import etree
+from typer.testing import CliRunner
+
+from reko_fhir.cli import app
+from tests.golden import FIXTURES, ROOT
+
+runner = CliRunner()
+VALID = FIXTURES / "validation" / "procedure-no-diagnosis" / "valid.json"
+INVALID = FIXTURES / "validation" / "procedure-no-diagnosis" / "invalid.json"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["validate", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_valid_resource_exits_0_and_an_invalid_one_1() -> None:
+    code, out, _ = run(str(VALID))
+    assert code == 0
+    assert out.endswith("1 resource(s): 0 error(s), 1 warning(s)\n")
+    code, out, _ = run(str(INVALID))
+    assert code == 1
+    assert "Procedure.reasonCode: error: Procedure.reasonCode: max allowed = 0, but found 1" in out
+
+
+def test_the_json_report_lists_issues_per_resource() -> None:
+    code, out, _ = run(str(VALID), str(INVALID), "--report", "json")
+    assert code == 1
+    first, second = json.loads(out)
+    assert first["issues"] == [
+        {
+            "severity": "warning",
+            "code": "invariant",
+            "diagnostics": "dom-6: A resource should have narrative for robust management",
+            "expression": "Procedure",
+        }
+    ]
+    errors = [i for i in second["issues"] if i["severity"] == "error"]
+    assert errors == [
+        {
+            "severity": "error",
+            "code": "structure",
+            "diagnostics": "Procedure.reasonCode: max allowed = 0, but found 1",
+            "expression": "Procedure.reasonCode",
+        }
+    ]
+
+
+def test_junit_shows_each_resource_as_a_test_case(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a-valid.json").write_bytes(VALID.read_bytes())
+    (folder / "nested" / "b-invalid.json").write_bytes(INVALID.read_bytes())
+    report = tmp_path / "report.xml"
+    code, out, _ = run(str(folder), "--report", "junit", "--output", str(report))
+    assert code == 1
+    assert out == ""
+    suite = etree.fromstring(report.read_bytes())[0]
+    cases = suite.findall("testcase")
+    assert [c.get("classname").rsplit("/", 1)[-1] for c in cases] == [
+        "a-valid.json",
+        "b-invalid.json",
+    ]
+    assert suite.get("failures") == "1"
+    assert [c.find("failure") is not None for c in cases] == [False, True]
+
+
+def test_a_folder_with_a_file_that_is_not_fhir_is_unreadable_input() -> None:
+    code, _, err = run(str(FIXTURES / "validation" / "procedure-no-diagnosis"))
+    assert code == 2
+    assert "expected.json: not a FHIR resource" in err
+
+
+def test_sarif_is_2_1_0_with_a_result_per_issue() -> None:
+    code, out, _ = run(str(INVALID), "--report", "sarif")
+    doc = json.loads(out)
+    assert code == 1
+    assert doc["version"] == "2.1.0"
+    results = doc["runs"][0]["results"]
+    error = next(r for r in results if r["level"] == "error")
+    assert (
+        error["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "Procedure.reasonCode"
+    )
+    assert error["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(INVALID)
+
+
+def test_ndjson_and_xml_inputs(tmp_path: Path) -> None:
+    ndjson = tmp_path / "two.ndjson"
+    ndjson.write_text(
+        VALID.read_text(encoding="utf-8").replace("\n", "")
+        + "\n"
+        + INVALID.read_text(encoding="utf-8").replace("\n", "")
+        + "\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(str(ndjson), "--report", "json")
+    assert code == 1
+    assert [r["source"] for r in json.loads(out)] == [f"{ndjson}:1", f"{ndjson}:2"]
+    xml = FIXTURES / "mapping" / "a-primary-care" / "expected.xml"
+    code, out, _ = run(str(xml))
+    assert code == 0
+    assert "0 error(s)" in out
+
+
+def test_an_explicit_profile_file_and_an_unknown_meta_profile(tmp_path: Path) -> None:
+    resource = json.loads(VALID.read_text(encoding="utf-8"))
+    resource["meta"]["profile"] = ["http://example.org/StructureDefinition/unknown"]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(resource), encoding="utf-8")
+    code, out, _ = run(str(path), "--report", "json")
+    issues = json.loads(out)[0]["issues"]
+    assert code == 0
+    assert {
+        "severity": "warning",
+        "code": "not-supported",
+        "diagnostics": "profile 'http://example.org/StructureDefinition/unknown' is not loaded; not checked",
+        "expression": "Procedure.meta.profile",
+    } in issues
+    profile = ROOT / "profiles" / "StructureDefinition-RekoProcedure.json"
+    code, _, _ = run(str(INVALID), "--profile", str(profile))
+    assert code == 1
+
+
+def test_usage_errors_and_unreadable_input_exit_2(tmp_path: Path) -> None:
+    assert run(str(tmp_path / "missing.json"))[0] == 2
+    assert run(str(VALID), "--profile", "http://example.org/none")[0] == 2
+    assert run(str(VALID), "--ig", str(tmp_path / "nope"))[0] == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    code, _, err = run(str(broken))
+    assert code == 2
+    assert "broken.json: not readable as FHIR" in err
