@@ -169,13 +169,16 @@ def slicing(path: str, kind: str = "value") -> Json:
 
 
 def ext_slice(parent: str, name: str, ext_id: str, lo: int = 0, hi: str = "1") -> list[Json]:
+    # The fixed url makes the slice self-describing for validators that do not follow the
+    # extension's profile to find its discriminator (Medplum among them).
     return [
         el(
             f"{parent}:{name}",
             min=lo,
             max=hi,
             type=[{"code": "Extension", "profile": [sd_url(ext_id)]}],
-        )
+        ),
+        el(f"{parent}:{name}.url", fixedUri=sd_url(ext_id)),
     ]
 
 
