@@ -199,3 +199,25 @@ def test_what_the_contract_forbids_is_an_error_at_its_element(
 ) -> None:
     found = errors(resource_)
     assert any(message in text and where == expression for text, where in found), found
+
+
+def test_an_extension_outside_its_context_is_an_error() -> None:
+    patient = resource("Patient")
+    patient["extension"] = [
+        {
+            "url": "http://reko-fhir.se/fhir/StructureDefinition/consent-form",
+            "valueCoding": {
+                "system": "http://reko-fhir.se/fhir/CodeSystem/reko-consent-form",
+                "code": "muntligt",
+            },
+        }
+    ]
+    assert (
+        "extension http://reko-fhir.se/fhir/StructureDefinition/consent-form is not allowed on Patient (only Consent)",
+        "Patient.extension[0]",
+    ) in errors(patient)
+
+
+def test_an_extension_in_a_backbone_context_is_accepted_there() -> None:
+    plan = resource("CarePlan")  # sick-leave-period on CarePlan.activity.detail
+    assert errors(plan) == []

@@ -142,11 +142,28 @@ def _ignore_trace(*_: object) -> None:
     return None
 
 
+def _has_value(inputs: list[Any]) -> list[bool]:
+    """FHIRPath ``hasValue()``: one primitive with a value (fhirpathpy lacks it)."""
+    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
+
+
+def _html_checks(inputs: list[Any]) -> list[bool]:
+    """``htmlChecks()`` (txt-1/txt-2): narrative XHTML safety; the div is not parsed here."""
+    return [True] if inputs else []
+
+
+_FUNCTIONS = {
+    "hasValue": {"fn": _has_value, "arity": {0: []}},
+    "htmlChecks": {"fn": _html_checks, "arity": {0: []}},
+}
+
+
 @cache
 def compiled_fhirpath(expression: str) -> Evaluator | None:
     """A compiled FHIRPath expression, or None when fhirpathpy cannot compile it."""
     try:
         # trace() in core invariants would print to stdout; a validator says nothing there.
-        return fhirpath_compile(expression, models["r4"], {"traceFn": _ignore_trace})
+        options = {"traceFn": _ignore_trace, "userInvocationTable": _FUNCTIONS}
+        return fhirpath_compile(expression, models["r4"], options)
     except Exception:
         return None

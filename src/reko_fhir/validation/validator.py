@@ -160,6 +160,28 @@ class Validator:
                 self._value(run, child, type_code_, item, path)
             if child.slices:
                 self._slices(run, child, values, f"{where}.{name}")
+            if name in ("extension", "modifierExtension"):
+                for _, path, item in values:
+                    self._context(run, rule, item, path)
+
+    def _context(self, run: _Run, host: Rule, extension: Any, where: str) -> None:
+        """An extension stands only where its definition's ``context`` allows it."""
+        url = extension.get("url") if isinstance(extension, dict) else None
+        structure = self.definitions.structure(url) if isinstance(url, str) else None
+        contexts = [c for c in (structure or {}).get("context", []) if c.get("type") == "element"]
+        if not contexts:
+            return
+        host_type = host.path if "." not in host.path else self._single_type(host)
+        allowed = {str(c.get("expression")) for c in contexts}
+        if allowed & {"Element", "Base", "Resource", "DomainResource", host.path, host_type}:
+            return
+        places = ", ".join(sorted(allowed))
+        run.add(
+            _ERROR,
+            IssueCode.STRUCTURE,
+            f"extension {url} is not allowed on {host.path} (only {places})",
+            where,
+        )
 
     @staticmethod
     def _child(children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
