@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
@@ -12,8 +13,8 @@ from reko_fhir.cli import app
 from tests.golden import FIXTURES, ROOT
 
 runner = CliRunner()
-VALID = FIXTURES / "validation" / "procedure-no-diagnosis" / "valid.json"
-INVALID = FIXTURES / "validation" / "procedure-no-diagnosis" / "invalid.json"
+VALID = FIXTURES / "valid" / "procedure-no-diagnosis.json"
+INVALID = FIXTURES / "invalid" / "procedure-no-diagnosis.json"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -72,12 +73,6 @@ def test_junit_shows_each_resource_as_a_test_case(tmp_path: Path) -> None:
     assert [c.find("failure") is not None for c in cases] == [False, True]
 
 
-def test_a_folder_with_a_file_that_is_not_fhir_is_unreadable_input() -> None:
-    code, _, err = run(str(FIXTURES / "validation" / "procedure-no-diagnosis"))
-    assert code == 2
-    assert "expected.json: not a FHIR resource" in err
-
-
 def test_sarif_is_2_1_0_with_a_result_per_issue() -> None:
     code, out, _ = run(str(INVALID), "--report", "sarif")
     doc = json.loads(out)
@@ -132,8 +127,82 @@ def test_usage_errors_and_unreadable_input_exit_2(tmp_path: Path) -> None:
     assert run(str(tmp_path / "missing.json"))[0] == 2
     assert run(str(VALID), "--profile", "http://example.org/none")[0] == 2
     assert run(str(VALID), "--ig", str(tmp_path / "nope"))[0] == 2
-    broken = tmp_path / "broken.json"
-    broken.write_text("{", encoding="utf-8")
-    code, _, err = run(str(broken))
+
+
+def test_the_valid_fixtures_exit_0() -> None:
+    code, out, err = run(str(FIXTURES / "valid"))
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1].startswith("26 resource(s): 0 error(s), ")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((FIXTURES / "invalid").glob("*.json")), ids=lambda p: p.stem
+)
+def test_each_invalid_fixture_exits_1_with_its_expression(path: Path) -> None:
+    expected = json.loads((FIXTURES / "invalid.expected.json").read_text(encoding="utf-8"))[
+        path.stem
+    ]
+    code, out, _ = run(str(path), "--report", "json")
+    assert code == 1
+    (result,) = json.loads(out)
+    assert any(
+        i["severity"] == "error" and i["expression"] == expected["expression"]
+        for i in result["issues"]
+    )
+
+
+DEEP_JSON = '{"resourceType": "Basic", "extension": ' + "[" * 10_000 + "]" * 10_000 + "}"
+DEEP_XML = (
+    "<Basic xmlns='http://hl7.org/fhir'>"
+    + "<extension>" * 10_000
+    + "</extension>" * 10_000
+    + "</Basic>"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("broken.json", '{"resourceType": "Patient",', "not readable as FHIR"),
+        (
+            "broken.xml",
+            "<Patient xmlns='http://hl7.org/fhir'><active value='true'>",
+            "not readable as FHIR",
+        ),
+        ("not-fhir.json", '{"hello": "world"}', "not a FHIR resource"),
+        (
+            "dtd.xml",
+            "<!DOCTYPE Patient SYSTEM 'http://127.0.0.1:9/x.dtd'><Patient xmlns='http://hl7.org/fhir'/>",
+            "DOCTYPE",
+        ),
+        (
+            "entity.xml",
+            "<!DOCTYPE p [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><Patient xmlns='http://hl7.org/fhir'><id value='&x;'/></Patient>",
+            "DOCTYPE",
+        ),
+        ("deep.json", DEEP_JSON, "nested deeper"),
+        ("deep.xml", DEEP_XML, "not readable as FHIR"),
+    ],
+)
+def test_malformed_input_is_a_fatal_issue_and_exit_2(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    code, out, err = run(str(path), "--report", "json")
     assert code == 2
-    assert "broken.json: not readable as FHIR" in err
+    assert "Traceback" not in out + err
+    (result,) = json.loads(out)
+    (issue,) = result["issues"]
+    assert issue["severity"] == "fatal"
+    assert message in issue["diagnostics"]
+    assert name in issue["diagnostics"]
+
+
+def test_an_unreadable_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(VALID.read_bytes())
+    (tmp_path / "b.json").write_text("{", encoding="utf-8")
+    code, out, _ = run(str(tmp_path), "--report", "junit")
+    cases = etree.fromstring(out.encode())[0].findall("testcase")
+    assert code == 2
+    assert [c.find("failure") is not None for c in cases] == [True, False]  # b.json reported first

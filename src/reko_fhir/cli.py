@@ -22,6 +22,7 @@ from reko_fhir.mapping.journal import (
     map_file,
     resolve_mapping_path,
 )
+from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
@@ -148,11 +149,17 @@ def validate_command(
                 f"--profile {profile}: not loaded (give the file, or --ig its folder)", EXIT_USAGE
             )
         files = list(files_in(paths))
-        inputs = [item for path in files for item in read_inputs(path)]
     except (InputError, DefinitionError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    results, inputs = [], []
+    for path in files:
+        try:
+            inputs += read_inputs(path)
+        except InputError as exc:  # reported with the rest, so CI views show the broken file
+            fatal = Issue(IssueSeverity.FATAL, IssueCode.STRUCTURE, str(exc), None)
+            results.append(reports.Result(str(path), "unreadable", None, [fatal]))
+    unreadable = bool(results)
     service = ValidationService(definitions)
-    results = []
     show_progress = sys.stderr.isatty() and len(inputs) > 20
     for number, item in enumerate(inputs, 1):
         issues = service.validate(item.resource, profile)
@@ -167,6 +174,8 @@ def validate_command(
         output.write_text(rendered, encoding="utf-8")
     else:
         sys.stdout.write(rendered)
+    if unreadable:
+        raise typer.Exit(EXIT_USAGE)
     if any(r.errors for r in results):
         raise typer.Exit(EXIT_PROBLEMS)
 

@@ -44,7 +44,7 @@ def resource_class(name: str) -> type[Resource]:
     return cls
 
 
-def _depth(value: object) -> int:
+def json_depth(value: object) -> int:
     """Nesting depth, iteratively: a hostile document must not exhaust the Python stack."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -91,7 +91,7 @@ def parse_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Resource:
         raise FormatError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise FormatError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    if _depth(doc) > MAX_JSON_DEPTH:
+    if json_depth(doc) > MAX_JSON_DEPTH:
         raise FormatError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return parse_json_object(doc)
 

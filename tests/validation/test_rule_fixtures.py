@@ -1,13 +1,15 @@
 """Every rule of the contract has a valid and an invalid fixture, with the issue it must give.
 
-``fixtures/validation/<rule>/`` holds ``valid.json``, ``invalid.json`` and ``expected.json``
-(severity, FHIRPath ``expression``, and text the diagnostics contain); folders are discovered.
+``fixtures/valid/<rule>.json`` pass; ``fixtures/invalid/<rule>.json`` fail with the severity,
+FHIRPath ``expression`` and message that ``fixtures/invalid.expected.json`` names for the rule;
+``fixtures/warnings/`` likewise, for the rule that only warns (the 90-day focus).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,43 +17,54 @@ from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.golden import FIXTURES
 
 SERVICE = ValidationService(reko_definitions())
-RULES = sorted(p for p in (FIXTURES / "validation").iterdir() if p.is_dir())
 
 
-def load(path: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+def load(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("folder", RULES, ids=[p.name for p in RULES])
-def test_the_valid_fixture_passes_and_the_invalid_one_is_caught_at_its_element(
-    folder: Path,
+def cases(kind: str) -> list[Any]:
+    expected = load(FIXTURES / f"{kind}.expected.json")
+    found = sorted((FIXTURES / kind).glob("*.json"))
+    assert sorted(expected) == [p.stem for p in found], f"{kind}: fixtures and expectations differ"
+    return [pytest.param(p, expected[p.stem], id=p.stem) for p in found]
+
+
+@pytest.mark.parametrize("path", sorted((FIXTURES / "valid").glob("*.json")), ids=lambda p: p.stem)
+def test_a_valid_fixture_has_no_error(path: Path) -> None:
+    issues = SERVICE.validate(load(path))
+    assert [(i.expression, i.diagnostics) for i in issues if i.is_error] == []
+
+
+@pytest.mark.parametrize(("path", "expected"), cases("invalid") + cases("warnings"))
+def test_an_invalid_fixture_gives_its_issue_at_its_element(
+    path: Path, expected: dict[str, str]
 ) -> None:
-    expected = load(folder / "expected.json")
-    valid = SERVICE.validate(load(folder / "valid.json"))
-    assert [i for i in valid if i.is_error] == []
+    issues = SERVICE.validate(load(path))
+    matching = [
+        i
+        for i in issues
+        if i.severity.value == expected["severity"]
+        and i.expression == expected["expression"]
+        and expected["contains"] in i.diagnostics
+    ]
+    assert matching, [
+        (i.severity.value, i.expression, i.diagnostics)
+        for i in issues
+        if i.severity.value != "warning" or "days" in i.diagnostics
+    ]
+    valid = SERVICE.validate(load(FIXTURES / "valid" / path.name))
     assert not [
         i
         for i in valid
         if i.severity.value == expected["severity"] and i.expression == expected["expression"]
     ]
-    found = SERVICE.validate(load(folder / "invalid.json"))
-    matching = [
-        i
-        for i in found
-        if i.severity.value == expected["severity"]
-        and i.expression == expected["expression"]
-        and str(expected["contains"]) in i.diagnostics
-    ]
-    assert matching, [
-        (i.severity.value, i.expression, i.diagnostics)
-        for i in found
-        if i.severity.value != "warning" or "days" in i.diagnostics
-    ]
 
 
-def test_there_is_a_fixture_for_each_rule_across_resources() -> None:
-    names = {p.name for p in RULES}
+def test_every_rule_across_resources_has_fixtures() -> None:
+    names = {p.stem for p in (FIXTURES / "invalid").glob("*.json")} | {
+        p.stem for p in (FIXTURES / "warnings").glob("*.json")
+    }
     assert {
         "rule-consent-before-disclosure",
         "rule-consent-before-notice",

@@ -11,6 +11,7 @@ from typing import Any
 
 from lxml import etree
 
+from reko_fhir.formats import MAX_JSON_DEPTH, json_depth
 from reko_fhir.validation.xmljson import core_reader
 from reko_fhir.xmlsafe import UnsafeXmlError
 
@@ -40,7 +41,11 @@ def files_in(paths: list[Path]) -> Iterator[Path]:
 
 
 def read_inputs(path: Path) -> list[Input]:
-    data = path.read_bytes()
+    """The resources in one file; InputError (naming the file) when it is not readable FHIR."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from None
     head = data.lstrip()[:1]
     try:
         if head == b"<":
@@ -55,6 +60,8 @@ def read_inputs(path: Path) -> list[Input]:
             return [
                 Input(f"{path}:{n}", _object(json.loads(line), f"{path}:{n}")) for n, line in lines
             ]
+    except RecursionError:
+        raise InputError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (json.JSONDecodeError, UnicodeDecodeError, UnsafeXmlError, etree.XMLSyntaxError) as exc:
         raise InputError(f"{path}: not readable as FHIR JSON, NDJSON or XML: {exc}") from None
 
@@ -62,4 +69,7 @@ def read_inputs(path: Path) -> list[Input]:
 def _object(value: Any, source: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise InputError(f"{source}: not a FHIR resource (a JSON object with a resourceType)")
+    # The validator walks recursively: deep documents are refused before it sees them.
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise InputError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels")
     return value

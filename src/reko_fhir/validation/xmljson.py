@@ -31,7 +31,11 @@ class FhirXmlReader:
         self._types: dict[str, Rule | None] = {}
 
     def read(self, data: bytes) -> Json:
-        """A resource (JSON form) from XML bytes; raises on unsafe or malformed XML."""
+        """A resource (JSON form) from XML bytes; raises on unsafe or malformed XML.
+
+        lxml without ``huge_tree`` refuses documents nested deeper than 256 elements, which
+        keeps this recursive reader and the validator within the stack.
+        """
         return self.resource(parse_xml_safely(data))
 
     def type_rule(self, name: str) -> Rule | None:
