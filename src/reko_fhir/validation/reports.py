@@ -46,7 +46,9 @@ def text(results: list[Result]) -> str:
     lines = []
     for result in results:
         for issue in result.issues:
-            where = f"{result.source}: {result.name}" + (f": {issue.expression}" if issue.expression else "")
+            where = f"{result.source}: {result.name}"
+            if issue.expression:
+                where += f": {issue.expression}"
             lines.append(f"{where}: {issue.severity.value}: {issue.diagnostics}")
     errors = sum(len(r.errors) for r in results)
     warnings = sum(1 for r in results for i in r.issues if i.severity is IssueSeverity.WARNING)
