@@ -67,6 +67,11 @@ def warning(code: IssueCode, diagnostics: str, expression: str | None = None) ->
     return Issue(IssueSeverity.WARNING, code, diagnostics, expression)
 
 
+def distinct(issues: Iterable[Issue]) -> list[Issue]:
+    """``issues`` without repeats, in their first order (two checks may find one problem)."""
+    return list(dict.fromkeys(issues))
+
+
 def outcome(issues: Iterable[Issue]) -> OperationOutcome:
     """An OperationOutcome holding ``issues``; an empty list gives the required 'all is well'."""
     entries = [

@@ -24,19 +24,25 @@ _PATIENT_SYSTEMS = {
 }
 
 
-def identifiers(node: Any, where: str) -> Iterator[tuple[Json, str]]:
-    """Every Identifier-shaped object (system + value) in a resource, with its FHIRPath."""
+def objects(node: Any, where: str) -> Iterator[tuple[Json, str]]:
+    """Every JSON object inside a resource with its FHIRPath; contained resources excluded."""
     if isinstance(node, dict):
-        if isinstance(node.get("system"), str) and isinstance(node.get("value"), str):
-            yield node, where
+        yield node, where
         for key, value in node.items():
-            if key in ("contained",):
+            if key == "contained":
                 continue
             if isinstance(value, list):
                 for i, item in enumerate(value):
-                    yield from identifiers(item, f"{where}.{key}[{i}]")
+                    yield from objects(item, f"{where}.{key}[{i}]")
             elif isinstance(value, dict):
-                yield from identifiers(value, f"{where}.{key}")
+                yield from objects(value, f"{where}.{key}")
+
+
+def identifiers(resource: Json, where: str) -> Iterator[tuple[Json, str]]:
+    """Every Identifier-shaped object (system + value) in a resource, with its FHIRPath."""
+    for node, path in objects(resource, where):
+        if isinstance(node.get("system"), str) and isinstance(node.get("value"), str):
+            yield node, path
 
 
 def identifier_issues(resource: Json, where: str) -> list[Issue]:
@@ -234,26 +240,13 @@ def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
 def reference_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
     """Rule 3: every ``urn:uuid:`` or ``Type/id`` reference resolves."""
     found: list[Issue] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            ref = node.get("reference")
-            if (
-                isinstance(ref, str)
-                and not ref.startswith("#")
-                and (ref.startswith("urn:") or ref.count("/") == 1)
-            ) and resolver.resolve(ref) is None:
-                found.append(
-                    error(IssueCode.NOT_FOUND, f"the reference '{ref}' does not resolve", path)
-                )
-            for key, value in node.items():
-                if key == "contained":
-                    continue
-                if isinstance(value, list):
-                    for i, item in enumerate(value):
-                        walk(item, f"{path}.{key}[{i}]")
-                elif isinstance(value, dict):
-                    walk(value, f"{path}.{key}")
-
-    walk(resource, where)
+    for node, path in objects(resource, where):
+        ref = node.get("reference")
+        if not isinstance(ref, str) or ref.startswith("#"):
+            continue
+        local = ref.startswith("urn:") or ref.count("/") == 1
+        if local and resolver.resolve(ref) is None:
+            found.append(
+                error(IssueCode.NOT_FOUND, f"the reference '{ref}' does not resolve", path)
+            )
     return found

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reko_fhir.mapping.codings import structure
-from reko_fhir.outcomes import Issue, IssueCode, warning
+from reko_fhir.outcomes import Issue, IssueCode, distinct, warning
 from reko_fhir.validation.case_rules import (
     BundleResolver,
     Resolver,
@@ -90,15 +90,4 @@ class ValidationService:
         elif resolver is not None:
             issues += rule_issues(resource, path, resolver)
             issues += reference_issues(resource, path, resolver)
-        return _unique(issues)
-
-
-def _unique(issues: list[Issue]) -> list[Issue]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for issue in issues:
-        key = (issue.severity, issue.diagnostics, issue.expression or "")
-        if key not in seen:
-            seen.add(key)
-            out.append(issue)
-    return out
+        return distinct(issues)

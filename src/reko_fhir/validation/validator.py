@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
+from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
 from reko_fhir.validation.compiled import Rule, compile_snapshot, compiled_fhirpath
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.primitives import check_primitive, is_primitive
@@ -96,16 +96,9 @@ class Validator:
                 )
             else:
                 rules.append(constrained)
-        seen: set[tuple[str, str, str]] = set()
         for rule in rules:
             self._root(run, resource, rule, expression)
-        unique = []
-        for issue in run.issues:  # base and profile find the same structural problems
-            key = (issue.severity, issue.diagnostics, issue.expression or "")
-            if key not in seen:
-                seen.add(key)
-                unique.append(issue)
-        return unique
+        return distinct(run.issues)  # base and profile find the same structural problems
 
     # -- walking -------------------------------------------------------------------------------
     def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
@@ -248,30 +241,10 @@ class Validator:
                 run.add(_ERROR, IssueCode.STRUCTURE, f"unknown resource type '{kind}'", where)
                 return
             self._root(run, value, nested, where)
-            for url in self._profiles_for(rule, type_code):
-                constrained = self.rule(url)
-                if constrained is None:
-                    if rule.id not in run.discriminating:
-                        run.add(
-                            _ERROR,
-                            IssueCode.NOT_SUPPORTED,
-                            f"profile '{url}' is not known: the resource is not checked against it",
-                            where,
-                        )
-                else:
-                    self._root(run, value, constrained, where)
+            self._apply_profiles(run, rule, type_code, value, where)
             return
-        for url in self._profiles_for(rule, type_code):
-            nested = self.rule(url)
-            if nested is None:
-                run.add(
-                    _ERROR,
-                    IssueCode.NOT_SUPPORTED,
-                    f"profile '{url}' is not known, so the element cannot be checked against it",
-                    where,
-                )
-            elif not (type_code == "Extension" and rule.slice_name is None):
-                self._root(run, value, nested, where)
+        if not (type_code == "Extension" and rule.slice_name is None):  # those go by their url
+            self._apply_profiles(run, rule, type_code, value, where)
         if type_code == "Quantity":
             self._quantity_limits(run, rule, value, where)
         if type_code == "Reference":
@@ -279,6 +252,18 @@ class Validator:
         if type_code == "Extension" and not rule.slice_name:
             self._extension(run, value, where)
         self._node(run, value, rule, where, type_code)
+
+    def _apply_profiles(
+        self, run: _Run, rule: Rule, type_code: str, value: Json, where: str
+    ) -> None:
+        """The profiles an element's type names (ElementDefinition.type.profile) apply to it."""
+        for url in self._profiles_for(rule, type_code):
+            constrained = self.rule(url)
+            if constrained is not None:
+                self._root(run, value, constrained, where)
+            elif rule.id not in run.discriminating:  # one that only picks a slice decides nothing
+                message = f"profile '{url}' is not known: the element is not checked against it"
+                run.add(_ERROR, IssueCode.NOT_SUPPORTED, message, where)
 
     def _limits(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
         for key, bound in rule.definition.items():
