@@ -34,6 +34,8 @@ class IssueCode(StrEnum):
     INVARIANT = "invariant"
     SECURITY = "security"
     NOT_FOUND = "not-found"
+    DELETED = "deleted"
+    MULTIPLE_MATCHES = "multiple-matches"
     CODE_INVALID = "code-invalid"
     BUSINESS_RULE = "business-rule"
     CONFLICT = "conflict"
@@ -96,6 +98,8 @@ def outcome(issues: Iterable[Issue]) -> OperationOutcome:
 
 _STATUS_BY_CODE = {
     IssueCode.NOT_FOUND: 404,
+    IssueCode.DELETED: 410,
+    IssueCode.MULTIPLE_MATCHES: 412,
     IssueCode.CONFLICT: 409,
     IssueCode.DUPLICATE: 409,
     IssueCode.SECURITY: 403,
@@ -121,13 +125,15 @@ def http_status(issues: Iterable[Issue]) -> int:
 class OperationOutcomeError(Exception):
     """Raise to answer with an OperationOutcome; the status follows from the issues."""
 
-    def __init__(self, issues: Iterable[Issue]) -> None:
+    def __init__(self, issues: Iterable[Issue], *, status: int | None = None) -> None:
         self.issues = list(issues)
+        self._status = status
         super().__init__("; ".join(i.diagnostics for i in self.issues))
 
     @property
     def status(self) -> int:
-        return http_status(self.issues)
+        """The given status (e.g. 412 for a stale If-Match), else the one the issues imply."""
+        return self._status or http_status(self.issues)
 
     def outcome(self) -> OperationOutcome:
         return outcome(self.issues)

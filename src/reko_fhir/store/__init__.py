@@ -1,0 +1,10 @@
+"""The FHIR store: one repository interface named after the FHIR interactions, on SQL.
+
+SQLite is the embedded default; PostgreSQL the choice at scale. Schema migrations (alembic)
+run when the store opens.
+"""
+
+from reko_fhir.store.repository import Repository, Search, Stored
+from reko_fhir.store.sql import SqlRepository
+
+__all__ = ["Repository", "Search", "SqlRepository", "Stored"]

@@ -1,0 +1,53 @@
+"""The repository suite runs on SQLite and on PostgreSQL (127.0.0.1:5432, database test).
+
+Each PostgreSQL test gets a schema of its own, dropped afterwards. In CI PostgreSQL must be
+there: a missing server fails the tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from reko_fhir.store import SqlRepository
+
+PG_DSN = os.environ.get("REKO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_available() -> bool:
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlRepository]:
+    if request.param == "sqlite":
+        repository = await SqlRepository.open(f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}")
+        yield repository
+        await repository.close()
+        return
+    if not _postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI ({PG_DSN})")
+        pytest.skip(f"no PostgreSQL at {PG_DSN} on this machine; CI runs these")
+    schema = f"reko_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = PG_DSN.replace("postgresql://", "postgresql+psycopg://", 1)
+    repository = await SqlRepository.open(
+        url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=20, max_overflow=40
+    )
+    try:
+        yield repository
+    finally:
+        await repository.close()
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -1,0 +1,176 @@
+"""One suite for every repository implementation (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from reko_fhir.outcomes import OperationOutcomeError
+from reko_fhir.store import Search, SqlRepository
+
+PNR = "http://electronichealth.se/identifier/personnummer"
+
+
+def patient(number: str = "191212121212") -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": PNR, "value": number}],
+        "name": [{"family": "Ek"}],
+    }
+
+
+def procedure(subject: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "identifier": [{"system": "urn:oid:1.2.752.9999.1", "value": "J-1"}],
+        "status": status,
+        "code": {"coding": [{"system": "urn:oid:1.2.752.116.1.3.2.1.4", "code": "GC001"}]},
+        "subject": {"reference": subject},
+    }
+
+
+async def test_create_read_vread_and_versions(repo: SqlRepository) -> None:
+    created = await repo.create(patient())
+    assert created.created
+    assert created.version == 1
+    assert created.resource["meta"]["versionId"] == "1"
+    read = await repo.read("Patient", created.id)
+    assert read.resource == created.resource
+    updated = await repo.update({**read.resource, "active": True})
+    assert (updated.version, updated.created) == (2, False)
+    assert (await repo.vread("Patient", created.id, 1)).resource.get("active") is None
+    assert (await repo.read("Patient", created.id)).resource["active"] is True
+    assert [s.version for s in await repo.history("Patient", created.id)] == [2, 1]
+
+
+async def test_unknown_and_deleted_resources(repo: SqlRepository) -> None:
+    with pytest.raises(OperationOutcomeError) as unknown:
+        await repo.read("Patient", "nope")
+    assert unknown.value.status == 404
+    created = await repo.create(patient())
+    assert await repo.delete("Patient", created.id) == 2
+    with pytest.raises(OperationOutcomeError) as gone:
+        await repo.read("Patient", created.id)
+    assert gone.value.status == 410
+    assert await repo.delete("Patient", created.id) is None  # deleting twice changes nothing
+    assert (await repo.vread("Patient", created.id, 1)).version == 1  # history stays
+    assert await repo.search("Patient", Search.parse(f"identifier={PNR}|191212121212")) == []
+
+
+async def test_if_match_on_a_stale_version_is_412_and_stores_nothing(repo: SqlRepository) -> None:
+    created = await repo.create(patient())
+    await repo.update({**created.resource, "active": True}, if_match=1)
+    before = await repo.count()
+    with pytest.raises(OperationOutcomeError) as stale:
+        await repo.update({**created.resource, "active": False}, if_match=1)
+    assert stale.value.status == 412
+    assert await repo.count() == before
+
+
+async def test_search_by_identifier_patient_status_and_id(repo: SqlRepository) -> None:
+    anna = await repo.create(patient("191212121212"))
+    other = await repo.create(patient("197804122385"))
+    done = await repo.create(procedure(f"Patient/{anna.id}"))
+    await repo.create(procedure(f"Patient/{other.id}", status="in-progress"))
+    assert [
+        s.id for s in await repo.search("Patient", Search.parse(f"identifier={PNR}|191212121212"))
+    ] == [anna.id]
+    assert [
+        s.id for s in await repo.search("Patient", Search.parse("identifier=197804122385"))
+    ] == [other.id]
+    assert [s.id for s in await repo.search("Procedure", Search.parse(f"patient={anna.id}"))] == [
+        done.id
+    ]
+    assert [
+        s.id
+        for s in await repo.search(
+            "Procedure", Search.parse(f"subject=Patient/{anna.id}&status=completed")
+        )
+    ] == [done.id]
+    assert (
+        await repo.search(
+            "Procedure", Search.parse(f"subject=Patient/{anna.id}&status=in-progress")
+        )
+        == []
+    )
+    assert (
+        len(
+            await repo.search("Procedure", Search.parse("code=urn:oid:1.2.752.116.1.3.2.1.4|GC001"))
+        )
+        == 2
+    )
+    assert [s.id for s in await repo.search("Patient", Search.parse(f"_id={other.id}"))] == [
+        other.id
+    ]
+    with pytest.raises(OperationOutcomeError, match="not supported"):
+        await repo.search("Patient", Search.parse("shoeSize=44"))
+
+
+async def test_an_update_reindexes(repo: SqlRepository) -> None:
+    created = await repo.create(patient("191212121212"))
+    await repo.update(
+        {**created.resource, "identifier": [{"system": PNR, "value": "197804122385"}]}
+    )
+    assert await repo.search("Patient", Search.parse("identifier=191212121212")) == []
+    assert len(await repo.search("Patient", Search.parse("identifier=197804122385"))) == 1
+
+
+async def test_conditional_create_returns_the_existing_resource(repo: SqlRepository) -> None:
+    condition = Search.parse(f"identifier={PNR}|191212121212")
+    first = await repo.create(patient(), if_none_exist=condition)
+    again = await repo.create(patient(), if_none_exist=condition)
+    assert (first.created, again.created, again.id) == (True, False, first.id)
+
+
+async def test_conditional_update_creates_then_updates(repo: SqlRepository) -> None:
+    condition = Search.parse("identifier=urn:oid:1.2.752.9999.1|J-1")
+    made = await repo.conditional_update(procedure("Patient/1"), condition)
+    changed = await repo.conditional_update(
+        procedure("Patient/1", status="entered-in-error"), condition
+    )
+    assert made.created
+    assert (changed.id, changed.version, changed.resource["status"]) == (
+        made.id,
+        2,
+        "entered-in-error",
+    )
+
+
+async def test_several_matches_make_a_condition_fail_with_412(repo: SqlRepository) -> None:
+    await repo.create(procedure("Patient/1"))
+    await repo.create(procedure("Patient/2"))
+    with pytest.raises(OperationOutcomeError) as several:
+        await repo.create(procedure("Patient/3"), if_none_exist=Search.parse("identifier=J-1"))
+    assert several.value.status == 412
+
+
+async def test_fifty_identical_conditional_creates_in_parallel_store_one(
+    repo: SqlRepository,
+) -> None:
+    """The race HAPI, Microsoft's server and Medplum had: decided by a unique constraint."""
+    condition = Search.parse(f"identifier={PNR}|191212121212")
+    results = await asyncio.gather(
+        *(repo.create(patient(), if_none_exist=condition) for _ in range(50))
+    )
+    assert sum(r.created for r in results) == 1
+    assert len({r.id for r in results}) == 1
+    assert len(await repo.search("Patient", condition)) == 1
+    assert await repo.count("Patient") == 1
+
+
+async def test_fifty_identical_conditional_updates_in_parallel_create_one(
+    repo: SqlRepository,
+) -> None:
+    condition = Search.parse("identifier=urn:oid:1.2.752.9999.1|J-1")
+    results = await asyncio.gather(
+        *(repo.conditional_update(procedure("Patient/1"), condition) for _ in range(50)),
+        return_exceptions=True,
+    )
+    stored = await repo.search("Procedure", condition)
+    assert len(stored) == 1
+    created = [r for r in results if not isinstance(r, BaseException) and r.created]
+    assert len(created) == 1
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(f, OperationOutcomeError) and f.status == 409 for f in failures)
