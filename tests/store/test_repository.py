@@ -174,3 +174,35 @@ async def test_fifty_identical_conditional_updates_in_parallel_create_one(
     assert len(created) == 1
     failures = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(f, OperationOutcomeError) and f.status == 409 for f in failures)
+
+
+async def test_a_unit_is_atomic(repo: SqlRepository) -> None:
+    """A transaction Bundle's entries land together or not at all."""
+    before = await repo.count()
+
+    async def three_entries_the_last_stale() -> None:
+        async with repo.unit() as unit:
+            await unit.create(patient("191212121212"))
+            await unit.create(procedure("Patient/1"))
+            await unit.update({**patient(), "id": "x"}, if_match=3)  # stale: the whole unit fails
+
+    with pytest.raises(OperationOutcomeError):
+        await three_entries_the_last_stale()
+    assert await repo.count() == before
+    async with repo.unit() as unit:
+        first = await unit.create(patient("191212121212"))
+        second = await unit.create(procedure(f"Patient/{first.id}"))
+    assert await repo.count() == before + 2
+    assert (await repo.read("Procedure", second.id)).resource["subject"][
+        "reference"
+    ] == f"Patient/{first.id}"
+
+
+async def test_history_lists_versions_without_deletions(repo: SqlRepository) -> None:
+    created = await repo.create(patient())
+    await repo.update({**created.resource, "active": True})
+    await repo.delete("Patient", created.id)
+    assert [s.version for s in await repo.history("Patient", created.id)] == [2, 1]
+    with pytest.raises(OperationOutcomeError) as deleted:
+        await repo.vread("Patient", created.id, 3)
+    assert deleted.value.status == 410

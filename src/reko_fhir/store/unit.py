@@ -1,0 +1,242 @@
+"""A unit of work: FHIR interactions inside one database transaction.
+
+A transaction Bundle is several interactions that succeed or fail together
+(https://hl7.org/fhir/R4/http.html#trules); the REST layer runs them on one :class:`Unit`, and
+the repository's single interactions are one-operation units. Nothing here commits: the
+unit's transaction does, when its ``async with`` block ends without an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
+from reko_fhir.store import index
+from reko_fhir.store.repository import Json, Search, Stored
+from reko_fhir.store.schema import (
+    conditional_create,
+    reference_index,
+    resource_current,
+    resource_version,
+    token_index,
+)
+
+SEARCHABLE = ("_id", "identifier", "status", "code", "category", "subject", "patient")
+MATCH_LIMIT = 1000
+
+
+def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
+    message = f"{resource_type}/{resource_id} is not known"
+    return OperationOutcomeError([error(IssueCode.NOT_FOUND, message, resource_type)])
+
+
+def gone(resource_type: str, resource_id: str) -> OperationOutcomeError:
+    message = f"{resource_type}/{resource_id} has been deleted"
+    return OperationOutcomeError([error(IssueCode.DELETED, message, resource_type)])
+
+
+def stored_from_row(row: Any) -> Stored:
+    resource: Json = json.loads(row.content)
+    moment = row.last_updated if row.last_updated.tzinfo else row.last_updated.replace(tzinfo=UTC)
+    return Stored(resource, row.version, moment)
+
+
+class Unit:
+    """Interactions on one open transaction (``conn``)."""
+
+    def __init__(self, conn: AsyncConnection, *, lock_rows: bool) -> None:
+        self.conn = conn
+        self.lock_rows = lock_rows  # SELECT … FOR UPDATE where the database has it
+
+    # -- reading inside the transaction ----------------------------------------------------
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        row = (
+            await self.conn.execute(
+                select(resource_current).where(
+                    resource_current.c.type == resource_type, resource_current.c.id == resource_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise not_found(resource_type, resource_id)
+        if row.deleted:
+            raise gone(resource_type, resource_id)
+        return stored_from_row(row)
+
+    async def match(self, resource_type: str, search: Search) -> list[str]:
+        """Ids of current, not deleted resources matching every parameter."""
+        query = select(resource_current.c.id).where(
+            resource_current.c.type == resource_type, resource_current.c.deleted.is_(False)
+        )
+        for name, value in search.params:
+            if name not in SEARCHABLE:
+                message = f"the search parameter '{name}' is not supported for {resource_type}"
+                raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, name)])
+            query = query.where(resource_current.c.id.in_(_condition(resource_type, name, value)))
+        return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
+
+    async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
+        """The one resource a condition names, None for none, 412 for several."""
+        ids = await self.match(resource_type, condition)
+        if len(ids) > 1:
+            message = f"{len(ids)} {resource_type} resources match {condition.canonical()}"
+            raise OperationOutcomeError([error(IssueCode.MULTIPLE_MATCHES, message, resource_type)])
+        return await self.read(resource_type, ids[0]) if ids else None
+
+    # -- writing ---------------------------------------------------------------------------
+    async def create(
+        self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
+    ) -> Stored:
+        """Create (or, with ``condition``, return the one match). A lost race on the
+        ``conditional_create`` key raises IntegrityError: the caller retries the unit."""
+        resource_type = str(resource["resourceType"])
+        if condition is not None:
+            existing = await self.one_match(resource_type, condition)
+            if existing is not None:
+                return existing
+        new_id = resource_id or str(uuid.uuid4())
+        stored = await self._write(resource_type, new_id, resource, 1)
+        if condition is not None:
+            await self.conn.execute(
+                insert(conditional_create).values(
+                    type=resource_type, query=condition.canonical(), id=new_id
+                )
+            )
+        return Stored(stored.resource, 1, stored.last_updated, created=True)
+
+    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
+        resource_type, resource_id = str(resource["resourceType"]), resource.get("id")
+        if not isinstance(resource_id, str) or not resource_id:
+            message = "an update names the resource's id"
+            raise OperationOutcomeError([error(IssueCode.REQUIRED, message, f"{resource_type}.id")])
+        current = await self._lock_current(resource_type, resource_id)
+        if if_match is not None and (current is None or current.version != if_match):
+            have = "none" if current is None else str(current.version)
+            message = f"If-Match version {if_match} is stale: the current version is {have}"
+            raise OperationOutcomeError(
+                [error(IssueCode.CONFLICT, message, resource_type)], status=412
+            )
+        version = 1 if current is None else current.version + 1
+        stored = await self._write(resource_type, resource_id, resource, version)
+        return Stored(stored.resource, version, stored.last_updated, created=current is None)
+
+    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
+        resource_type = str(resource["resourceType"])
+        existing = await self.one_match(resource_type, condition)
+        if existing is None:
+            without_id = {k: v for k, v in resource.items() if k != "id"}
+            return await self.create(
+                without_id, condition=condition, resource_id=resource.get("id")
+            )
+        if resource.get("id") not in (None, existing.id):
+            message = f"the resource's id {resource['id']} is not the matching {existing.id}"
+            raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
+        return await self.update({**resource, "id": existing.id})
+
+    async def delete(self, resource_type: str, resource_id: str) -> int | None:
+        """A versioned tombstone; None when there was nothing to delete."""
+        current = await self._lock_current(resource_type, resource_id)
+        if current is None or current.deleted:
+            return None
+        version: int = current.version + 1
+        now = datetime.now(UTC)
+        row = {"type": resource_type, "id": resource_id, "version": version}
+        await self.conn.execute(
+            insert(resource_version).values(**row, last_updated=now, deleted=True, content=None)
+        )
+        await self.conn.execute(
+            update(resource_current)
+            .where(resource_current.c.type == resource_type, resource_current.c.id == resource_id)
+            .values(version=version, last_updated=now, deleted=True, content=None)
+        )
+        await self._unindex(resource_type, resource_id)
+        await self.conn.execute(
+            delete(conditional_create).where(
+                conditional_create.c.type == resource_type, conditional_create.c.id == resource_id
+            )
+        )
+        return version
+
+    async def _lock_current(self, resource_type: str, resource_id: str) -> Any:
+        query = select(resource_current.c.version, resource_current.c.deleted).where(
+            resource_current.c.type == resource_type, resource_current.c.id == resource_id
+        )
+        if self.lock_rows:
+            query = query.with_for_update()
+        return (await self.conn.execute(query)).first()
+
+    async def _write(
+        self, resource_type: str, resource_id: str, resource: Json, version: int
+    ) -> Stored:
+        now = datetime.now(UTC)
+        meta = {
+            **(resource.get("meta") or {}),
+            "versionId": str(version),
+            "lastUpdated": _instant(now),
+        }
+        content = {**resource, "id": resource_id, "meta": meta}
+        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        row = {"type": resource_type, "id": resource_id, "version": version}
+        values = {"last_updated": now, "deleted": False, "content": text}
+        await self.conn.execute(insert(resource_version).values(**row, **values))
+        if version == 1:
+            await self.conn.execute(insert(resource_current).values(**row, **values))
+        else:
+            await self.conn.execute(
+                update(resource_current)
+                .where(
+                    resource_current.c.type == resource_type, resource_current.c.id == resource_id
+                )
+                .values(version=version, **values)
+            )
+            await self._unindex(resource_type, resource_id)
+        owner = {"type": resource_type, "id": resource_id}
+        tokens = [
+            {**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)
+        ]
+        refs = [{**owner, "param": p, "target": t} for p, t in index.references(content)]
+        if tokens:
+            await self.conn.execute(insert(token_index), tokens)
+        if refs:
+            await self.conn.execute(insert(reference_index), refs)
+        return Stored(content, version, now)
+
+    async def _unindex(self, resource_type: str, resource_id: str) -> None:
+        for table in (token_index, reference_index):
+            await self.conn.execute(
+                delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
+            )
+
+
+def _condition(resource_type: str, name: str, value: str) -> Any:
+    """A sub-select of ids for one search parameter (https://hl7.org/fhir/R4/search.html)."""
+    if name == "_id":
+        return select(resource_current.c.id).where(
+            resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
+        )
+    if name in ("subject", "patient"):
+        targets = [v if "/" in v else f"Patient/{v}" for v in value.split(",")]
+        return select(reference_index.c.id).where(
+            reference_index.c.type == resource_type,
+            reference_index.c.param == name,
+            reference_index.c.target.in_(targets),
+        )
+    system, bar, code = value.rpartition("|")
+    match = [
+        token_index.c.type == resource_type,
+        token_index.c.param == name,
+        token_index.c.value == code,
+    ]
+    if bar:
+        match.append(token_index.c.system == system)
+    return select(token_index.c.id).where(and_(*match))
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
