@@ -99,6 +99,19 @@ def map_command(
         (out_dir / f"{record_id}.{output_format.value}").write_bytes(document)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+) -> None:
+    """Run the FHIR service (embedded SQLite in REKO_DATA_DIR, or REKO_DATABASE_URL)."""
+    import uvicorn  # noqa: PLC0415 - only serve needs the server
+
+    from reko_fhir.api import create_app  # noqa: PLC0415
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
 class ReportFormat(StrEnum):
     TEXT = "text"
     JSON = "json"

@@ -8,9 +8,11 @@ FHIR issue-type value set, a diagnostics text and, where an element is to blame,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
 
@@ -94,6 +96,12 @@ def outcome(issues: Iterable[Issue]) -> OperationOutcome:
             )
         ]
     return OperationOutcome(issue=entries)
+
+
+def outcome_json(issues: Iterable[Issue]) -> dict[str, Any]:
+    """The OperationOutcome of ``issues`` as FHIR JSON (a dict)."""
+    result: dict[str, Any] = json.loads(outcome(issues).model_dump_json())
+    return result
 
 
 _STATUS_BY_CODE = {

@@ -1,0 +1,78 @@
+"""``create_app(settings)``: the FastAPI application around :class:`~reko_fhir.rest.FhirRouter`.
+
+The routes translate HTTP to a FhirRequest and the FhirResponse back, in the negotiated format;
+they decide nothing about FHIR. The store opens (and migrates) when the app starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from reko_fhir.config import Settings
+from reko_fhir.formats import MAX_BYTES
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
+from reko_fhir.rest import FhirRequest, FhirResponse, FhirRouter
+from reko_fhir.rest.negotiation import read_body, wants_xml, write_body
+from reko_fhir.store import SqlRepository
+from reko_fhir.validation.service import ValidationService, reko_definitions
+
+METHODS = ["GET", "POST", "PUT", "DELETE"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        repository = await SqlRepository.open(settings.sqlalchemy_url())
+        app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
+        try:
+            yield
+        finally:
+            await repository.close()
+
+    app = FastAPI(
+        title="reko-fhir", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+
+    @app.api_route("/{path:path}", methods=METHODS)
+    async def fhir(path: str, request: Request) -> Response:
+        query = tuple(request.query_params.multi_items())
+        xml = wants_xml(request.query_params.get("_format"), request.headers.get("accept"))
+        router: FhirRouter = request.app.state.router
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+            if declared > MAX_BYTES:
+                message = f"the body is larger than {MAX_BYTES} bytes"
+                raise OperationOutcomeError(
+                    [error(IssueCode.TOO_COSTLY, message, None)], status=413
+                )
+            raw = await request.body()
+            body = (
+                read_body(raw, request.headers.get("content-type"))
+                if raw or request.method in ("POST", "PUT")
+                else None
+            )
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            answer = await router.handle(
+                FhirRequest(request.method, path, query, headers, raw), body
+            )
+        except OperationOutcomeError as failure:
+            answer = FhirResponse(failure.status, outcome_json(failure.issues))
+        return to_http(answer, xml)
+
+    return app
+
+
+def to_http(answer: FhirResponse, xml: bool) -> Response:
+    if answer.resource is None:
+        return Response(status_code=answer.status, headers=answer.headers)
+    content, media_type = write_body(answer.resource, xml)
+    return Response(
+        content, status_code=answer.status, headers=answer.headers, media_type=media_type
+    )

@@ -1,0 +1,80 @@
+"""The CapabilityStatement: exactly what this server implements, no more.
+
+https://hl7.org/fhir/R4/capabilitystatement.html
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reko_fhir import __version__
+from reko_fhir.mapping.codings import structure
+
+WRITABLE = (
+    "Patient",
+    "Organization",
+    "PractitionerRole",
+    "Consent",
+    "EpisodeOfCare",
+    "CarePlan",
+    "Procedure",
+    "CareTeam",
+    "Communication",
+)
+RESOURCE_TYPES = frozenset({*WRITABLE, "Provenance"})
+SEARCH = {
+    "_id": "token",
+    "identifier": "token",
+    "status": "token",
+    "code": "token",
+    "category": "token",
+    "subject": "reference",
+    "patient": "reference",
+}
+INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+
+
+def capability_statement() -> dict[str, Any]:
+    resources = []
+    for kind in sorted(RESOURCE_TYPES):
+        allowed = INTERACTIONS if kind in WRITABLE else ("read", "vread", "search-type")
+        resources.append(
+            {
+                "type": kind,
+                **({"supportedProfile": [structure(f"Reko{kind}")]} if kind in WRITABLE else {}),
+                "interaction": [{"code": code} for code in allowed],
+                "versioning": "versioned-update",
+                "readHistory": True,
+                "updateCreate": True,
+                "conditionalCreate": kind in WRITABLE,
+                "conditionalUpdate": kind in WRITABLE,
+                "conditionalDelete": "not-supported",
+                "searchParam": [{"name": name, "type": kind_} for name, kind_ in SEARCH.items()],
+                "operation": [
+                    {
+                        "name": "validate",
+                        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+                    }
+                ],
+            }
+        )
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-22",
+        "kind": "instance",
+        "software": {"name": "reko-fhir", "version": __version__},
+        "implementation": {"description": "reko-fhir: koordineringsinsatser as FHIR R4"},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "rest": [{"mode": "server", "resource": resources}],
+    }

@@ -1,0 +1,193 @@
+"""The FHIR router: a request and a repository in, a status and a resource out.
+
+Interactions (https://hl7.org/fhir/R4/http.html): capabilities, create (``If-None-Exist``),
+read, vread, update (``If-Match``), conditional update, delete, history, search and
+``$validate``. Every write is validated first (profiles, Swedish checks, and the consent rules
+against what the store holds); a failing one is 422 and nothing is stored. Every failure is
+an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
+from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
+from reko_fhir.rest.messages import FhirRequest, FhirResponse
+from reko_fhir.rest.store_rules import store_rule_issues
+from reko_fhir.store import Search, SqlRepository, Stored
+from reko_fhir.validation.service import ValidationService
+
+Json = dict[str, Any]
+READ_ONLY = frozenset({"Provenance"})
+CONTROL = frozenset({"_format", "_count", "_pretty"})
+
+
+class FhirRouter:
+    def __init__(self, repository: SqlRepository, validation: ValidationService) -> None:
+        self.repository = repository
+        self.validation = validation
+
+    async def handle(self, request: FhirRequest, body: Json | None = None) -> FhirResponse:
+        """Answer ``request``; ``body`` is its resource when the caller has already read it."""
+        try:
+            return await self._dispatch(request, body)
+        except OperationOutcomeError as failure:
+            return FhirResponse(failure.status, outcome_json(failure.issues))
+
+    async def _dispatch(self, request: FhirRequest, body: Json | None) -> FhirResponse:
+        parts = [p for p in request.path.strip("/").split("/") if p]
+        method = request.method.upper()
+        if parts == ["metadata"] and method == "GET":
+            return FhirResponse(200, capability_statement())
+        if not parts or parts[0] not in RESOURCE_TYPES:
+            kind = parts[0] if parts else "(none)"
+            raise OperationOutcomeError(
+                [error(IssueCode.NOT_SUPPORTED, f"'{kind}' is not served here", None)], status=404
+            )
+        kind, rest = parts[0], parts[1:]
+        if method != "GET" and kind in READ_ONLY:
+            raise _not_allowed(f"{kind} is read-only here")
+        if rest and rest[-1] == "$validate" and method == "POST":
+            return await self._validate(kind, _need(body), request.param("profile"))
+        if method == "GET":
+            return await self._get(kind, rest, request)
+        if method == "POST" and not rest:
+            return await self._create(kind, _need(body), request.header("if-none-exist"))
+        if method == "PUT":
+            return await self._update(kind, rest, _need(body), request)
+        if method == "DELETE" and len(rest) == 1:
+            version = await self.repository.delete(kind, rest[0])
+            return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})
+        raise _not_allowed(f"{method} /{request.path.strip('/')} is not an interaction here")
+
+    async def _get(self, kind: str, rest: list[str], request: FhirRequest) -> FhirResponse:
+        if not rest:
+            return FhirResponse(200, await self._search(kind, request))
+        if rest == ["_history"]:
+            return FhirResponse(200, _bundle("history", await self.repository.history(kind)))
+        if len(rest) == 1:
+            return _resource_response(200, await self.repository.read(kind, rest[0]))
+        if len(rest) == 2 and rest[1] == "_history":
+            return FhirResponse(
+                200, _bundle("history", await self.repository.history(kind, rest[0]))
+            )
+        if len(rest) == 3 and rest[1] == "_history" and rest[2].isdigit():
+            return _resource_response(200, await self.repository.vread(kind, rest[0], int(rest[2])))
+        raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
+
+    async def _search(self, kind: str, request: FhirRequest) -> Json:
+        params = tuple((k, v) for k, v in request.query if k not in CONTROL)
+        count = request.param("_count")
+        limit = min(int(count), 1000) if count and count.isdigit() else 50
+        return _bundle("searchset", await self.repository.search(kind, Search(params, limit)))
+
+    async def _create(self, kind: str, resource: Json, if_none_exist: str | None) -> FhirResponse:
+        _same_type(kind, resource)
+        await self._check(resource)
+        condition = Search.parse(if_none_exist) if if_none_exist else None
+        stored = await self.repository.create(
+            {k: v for k, v in resource.items() if k != "id"}, if_none_exist=condition
+        )
+        return _resource_response(201 if stored.created else 200, stored)
+
+    async def _update(
+        self, kind: str, rest: list[str], resource: Json, request: FhirRequest
+    ) -> FhirResponse:
+        _same_type(kind, resource)
+        if rest and resource.get("id") != rest[0]:
+            message = f"the resource's id must be {rest[0]}, as in the URL"
+            raise OperationOutcomeError(
+                [error(IssueCode.INVALID, message, f"{kind}.id")], status=400
+            )
+        if not rest and not request.query:
+            raise _not_allowed("a conditional update needs search parameters")
+        await self._check(resource)
+        if rest:
+            if_match = _if_match(request.header("if-match"))
+            stored = await self.repository.update(resource, if_match=if_match)
+        else:  # conditional update: PUT /CarePlan?identifier=…
+            condition = Search(tuple(request.query))
+            stored = await self.repository.conditional_update(resource, condition)
+        return _resource_response(201 if stored.created else 200, stored)
+
+    async def _validate(self, kind: str, resource: Json, profile: str | None) -> FhirResponse:
+        _same_type(kind, resource)
+        issues = self.validation.validate(resource, profile) + await store_rule_issues(
+            self.repository, resource
+        )
+        return FhirResponse(200, outcome_json(issues))
+
+    async def _check(self, resource: Json) -> None:
+        """Validation on every write: any error → 422 with all issues; nothing is stored."""
+        issues = self.validation.validate(resource) + await store_rule_issues(
+            self.repository, resource
+        )
+        if any(i.is_error for i in issues):
+            raise OperationOutcomeError([i for i in issues if i.is_error], status=422)
+
+
+def _need(body: Json | None) -> Json:
+    if body is None:
+        raise OperationOutcomeError(
+            [error(IssueCode.STRUCTURE, "the request has no resource", None)], status=400
+        )
+    return body
+
+
+def _same_type(kind: str, resource: Json) -> None:
+    if resource.get("resourceType") != kind:
+        message = f"a {resource.get('resourceType')} was sent to /{kind}"
+        raise OperationOutcomeError([error(IssueCode.INVALID, message, "resourceType")], status=400)
+
+
+def _if_match(header: str | None) -> int | None:
+    if header is None:
+        return None
+    digits = header.removeprefix("W/").strip('"')
+    if not digits.isdigit():
+        raise OperationOutcomeError(
+            [error(IssueCode.INVALID, f"If-Match '{header}' is not W/\"<version>\"", None)],
+            status=400,
+        )
+    return int(digits)
+
+
+def _not_allowed(message: str) -> OperationOutcomeError:
+    return OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, None)], status=405)
+
+
+def _http_date(moment: datetime) -> str:
+    return format_datetime(moment, usegmt=True)
+
+
+def _resource_response(status: int, stored: Stored) -> FhirResponse:
+    kind = stored.resource["resourceType"]
+    headers = {
+        "ETag": f'W/"{stored.version}"',
+        "Last-Modified": _http_date(stored.last_updated),
+        "Location": f"{kind}/{stored.id}/_history/{stored.version}",
+    }
+    return FhirResponse(status, stored.resource, headers)
+
+
+def _bundle(kind: str, found: list[Stored]) -> Json:
+    """A searchset or history Bundle (https://hl7.org/fhir/R4/bundle.html)."""
+    bundle: Json = {"resourceType": "Bundle", "type": kind}
+    if kind == "searchset":
+        bundle["total"] = len(found)
+    entries = []
+    for stored in found:
+        url = f"{stored.resource['resourceType']}/{stored.id}"
+        entry: Json = {"fullUrl": url, "resource": stored.resource}
+        if kind == "searchset":
+            entry["search"] = {"mode": "match"}
+        else:  # history entries say how each version came to be
+            entry["request"] = {"method": "POST" if stored.version == 1 else "PUT", "url": url}
+            entry["response"] = {"status": "201" if stored.version == 1 else "200"}
+        entries.append(entry)
+    if entries:
+        bundle["entry"] = entries
+    return bundle

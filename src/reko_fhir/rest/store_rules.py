@@ -1,0 +1,49 @@
+"""The rules across resources, checked against what the store holds (not only a Bundle).
+
+Before a Procedure or Communication is written, the patient's consents and episodes and the
+organisations they name are read from the store; the contract's rules then run on them
+exactly as they do on a Bundle (https://hl7.org/fhir/R4/http.html#transaction for context).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reko_fhir.mapping import codings as c
+from reko_fhir.outcomes import Issue, OperationOutcomeError
+from reko_fhir.store import Search, SqlRepository
+from reko_fhir.validation.case_rules import BundleResolver, rule_issues
+
+Json = dict[str, Any]
+
+
+async def store_rule_issues(repository: SqlRepository, resource: Json) -> list[Issue]:
+    kind = resource.get("resourceType")
+    patient = (resource.get("subject") or {}).get("reference")
+    if kind not in ("Procedure", "Communication") or not isinstance(patient, str):
+        return []
+    by_patient = Search((("patient", patient),), 1000)
+    context = [
+        *await repository.search("Consent", by_patient),
+        *await repository.search("EpisodeOfCare", by_patient),
+    ]
+    organizations = {
+        (ext.get("valueReference") or {}).get("reference")
+        for ext in resource.get("extension", [])
+        if ext.get("url") == c.EXT_EXTERNAL_ACTOR
+    } | {r.get("reference") for r in resource.get("recipient", [])}
+    for consent in context:
+        for actor in (consent.resource.get("provision") or {}).get("actor", []):
+            organizations.add((actor.get("reference") or {}).get("reference"))
+    entries = [{"resource": s.resource} for s in context]
+    for ref in sorted(
+        r for r in organizations if isinstance(r, str) and r.startswith("Organization/")
+    ):
+        try:
+            entries.append(
+                {"resource": (await repository.read("Organization", ref.split("/", 1)[1])).resource}
+            )
+        except OperationOutcomeError:
+            continue  # an unknown organisation: the consent rule then finds no cover
+    resolver = BundleResolver.of({"entry": entries})
+    return rule_issues(resource, str(kind), resolver)

@@ -1,0 +1,204 @@
+"""The FHIR service over HTTP (in-process ASGI): the interactions built so far, on SQLite."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reko_fhir.api import create_app
+from reko_fhir.config import Settings
+from tests.golden import FIXTURES
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(data_dir=tmp_path))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://reko.test") as http:
+            yield http
+
+
+async def post_case(client: httpx.AsyncClient, case: str) -> dict[str, str]:
+    """POST a golden Bundle's entries one by one, rewriting urn:uuid references as a client would."""
+    bundle = json.loads((FIXTURES / "mapping" / case / "expected.json").read_text(encoding="utf-8"))
+    ids: dict[str, str] = {}
+    for entry in bundle["entry"]:
+        text = json.dumps(entry["resource"])
+        for urn, ref in ids.items():
+            text = text.replace(urn, ref)
+        resource = json.loads(text)
+        answer = await client.post(f"/{resource['resourceType']}", json=resource, headers=FHIR_JSON)
+        assert answer.status_code == 201, answer.text
+        ids[entry["fullUrl"]] = f"{resource['resourceType']}/{answer.json()['id']}"
+    return ids
+
+
+async def test_metadata_states_what_is_implemented(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/metadata")
+    assert answer.status_code == 200
+    statement = answer.json()
+    assert statement["fhirVersion"] == "4.0.1"
+    assert statement["format"] == ["application/fhir+json", "application/fhir+xml"]
+    kinds = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert "Procedure" in kinds
+    assert kinds["Procedure"]["supportedProfile"] == [
+        "http://reko-fhir.se/fhir/StructureDefinition/RekoProcedure"
+    ]
+    assert [i["code"] for i in kinds["Provenance"]["interaction"]] == [
+        "read",
+        "vread",
+        "search-type",
+    ]
+
+
+async def test_a_case_posted_comes_back_by_search_in_json_and_xml(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = await post_case(client, "b-psychiatry-revoked-consent")
+    patient = next(ref for ref in ids.values() if ref.startswith("Patient/"))
+    found = await client.get("/Procedure", params={"patient": patient})
+    assert found.status_code == 200
+    assert found.json()["total"] == 9
+    as_xml = await client.get("/Procedure", params={"patient": patient, "_format": "xml"})
+    assert as_xml.headers["content-type"].startswith("application/fhir+xml")
+    assert as_xml.text.count("<Procedure>") == 9
+
+
+async def test_disclosure_without_consent_in_the_store_is_422_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = await post_case(client, "b-psychiatry-revoked-consent")
+    patient = next(ref for ref in ids.values() if ref.startswith("Patient/"))
+    procedures = (await client.get("/Procedure", params={"patient": patient})).json()["entry"]
+    meeting = copy.deepcopy(
+        next(
+            e["resource"]
+            for e in procedures
+            if e["resource"]["identifier"][0]["value"] == "J-91188"
+        )
+    )
+    for key in ("id", "meta"):
+        meeting.pop(key)
+    meeting["identifier"][0]["value"] = "J-99999"
+    meeting["performedDateTime"] = "2025-05-12T09:00:00+02:00"  # after the revocation on 2025-04-22
+    before = (await client.get("/Procedure", params={"patient": patient})).json()["total"]
+    answer = await client.post("/Procedure", json=meeting, headers=FHIR_JSON)
+    assert answer.status_code == 422
+    issues = answer.json()["issue"]
+    assert any(
+        "no consent of the patient covers disclosure" in i["diagnostics"]
+        and i["expression"] == ["Procedure.extension[0]"]
+        for i in issues
+    )
+    assert (await client.get("/Procedure", params={"patient": patient})).json()["total"] == before
+
+
+async def test_read_vread_update_if_match_and_delete(client: httpx.AsyncClient) -> None:
+    patient = json.loads(
+        (FIXTURES / "valid" / "patient-personnummer-system.json").read_text(encoding="utf-8")
+    )
+    created = await client.post("/Patient", json=patient, headers=FHIR_JSON)
+    pid = created.json()["id"]
+    assert created.headers["etag"] == 'W/"1"'
+    assert created.headers["location"] == f"Patient/{pid}/_history/1"
+    changed = {**created.json(), "active": True}
+    updated = await client.put(
+        f"/Patient/{pid}", json=changed, headers={**FHIR_JSON, "if-match": 'W/"1"'}
+    )
+    assert (updated.status_code, updated.headers["etag"]) == (200, 'W/"2"')
+    stale = await client.put(
+        f"/Patient/{pid}", json=changed, headers={**FHIR_JSON, "if-match": 'W/"1"'}
+    )
+    assert stale.status_code == 412
+    assert stale.json()["resourceType"] == "OperationOutcome"
+    assert (await client.get(f"/Patient/{pid}/_history/1")).json().get("active") is None
+    history = (await client.get(f"/Patient/{pid}/_history")).json()
+    assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
+    assert (await client.delete(f"/Patient/{pid}")).status_code == 204
+    assert (await client.get(f"/Patient/{pid}")).status_code == 410
+
+
+async def test_conditional_create_and_update(client: httpx.AsyncClient) -> None:
+    patient = json.loads(
+        (FIXTURES / "valid" / "patient-personnummer-system.json").read_text(encoding="utf-8")
+    )
+    condition = "identifier=http://electronichealth.se/identifier/samordningsnummer|199103744521"
+    first = await client.post(
+        "/Patient", json=patient, headers={**FHIR_JSON, "if-none-exist": condition}
+    )
+    again = await client.post(
+        "/Patient", json=patient, headers={**FHIR_JSON, "if-none-exist": condition}
+    )
+    assert (first.status_code, again.status_code, again.json()["id"]) == (
+        201,
+        200,
+        first.json()["id"],
+    )
+    updated = await client.put(
+        "/Patient",
+        params={"identifier": "199103744521"},
+        json={**patient, "active": True},
+        headers=FHIR_JSON,
+    )
+    assert (updated.status_code, updated.json()["id"], updated.json()["meta"]["versionId"]) == (
+        200,
+        first.json()["id"],
+        "2",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status"),
+    [
+        ("POST", "/Patient", b"{broken", FHIR_JSON, 400),
+        (
+            "POST",
+            "/Patient",
+            b"<!DOCTYPE x [<!ENTITY e 'e'>]><Patient xmlns='http://hl7.org/fhir'/>",
+            {"content-type": "application/fhir+xml"},
+            400,
+        ),
+        ("POST", "/Patient", b"name=x", {"content-type": "application/x-www-form-urlencoded"}, 415),
+        ("POST", "/Patient", json.dumps({"resourceType": "Procedure"}).encode(), FHIR_JSON, 400),
+        ("POST", "/Diagnosis", json.dumps({"resourceType": "Diagnosis"}).encode(), FHIR_JSON, 404),
+        (
+            "POST",
+            "/Provenance",
+            json.dumps({"resourceType": "Provenance"}).encode(),
+            FHIR_JSON,
+            405,
+        ),
+        ("GET", "/Patient?shoeSize=44", b"", {}, 400),
+        ("GET", "/Patient/none", b"", {}, 404),
+        (
+            "PUT",
+            "/Patient/x",
+            json.dumps({"resourceType": "Patient", "id": "y"}).encode(),
+            FHIR_JSON,
+            400,
+        ),
+    ],
+)
+async def test_bad_requests_get_an_operation_outcome_and_store_nothing(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    answer = await client.request(method, path, content=body, headers=headers)
+    assert answer.status_code == status, answer.text
+    outcome: dict[str, Any] = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] in ("error", "fatal")
+    assert (await client.get("/Patient")).json()["total"] == 0
