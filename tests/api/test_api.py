@@ -202,3 +202,61 @@ async def test_bad_requests_get_an_operation_outcome_and_store_nothing(
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] in ("error", "fatal")
     assert (await client.get("/Patient")).json()["total"] == 0
+
+
+async def post_bundle(client: httpx.AsyncClient, case: str, fmt: str = "json") -> httpx.Response:
+    path = FIXTURES / "mapping" / case / f"expected.{fmt}"
+    return await client.post(
+        "/", content=path.read_bytes(), headers={"content-type": f"application/fhir+{fmt}"}
+    )
+
+
+async def test_a_transaction_bundle_lands_once_however_often_it_is_sent(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await post_bundle(client, "b-psychiatry-revoked-consent")
+    assert first.status_code == 200, first.text
+    statuses = [e["response"]["status"] for e in first.json()["entry"]]
+    assert statuses == ["201 Created"] * 22
+    again = await post_bundle(client, "b-psychiatry-revoked-consent", "xml")
+    assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK"] * 22
+    procedures = (await client.get("/Procedure")).json()
+    assert procedures["total"] == 9
+    patient = (await client.get("/Patient")).json()["entry"][0]["resource"]
+    subjects = {e["resource"]["subject"]["reference"] for e in procedures["entry"]}
+    assert subjects == {f"Patient/{patient['id']}"}  # urn:uuid references rewritten
+
+
+async def test_a_transaction_with_one_bad_entry_stores_nothing(client: httpx.AsyncClient) -> None:
+    bundle = json.loads(
+        (FIXTURES / "mapping" / "a-primary-care" / "expected.json").read_text(encoding="utf-8")
+    )
+    bundle["entry"][-1]["resource"]["reasonCode"] = [{"text": "diagnos"}]
+    answer = await client.post("/", json=bundle, headers=FHIR_JSON)
+    assert answer.status_code == 422
+    last = len(bundle["entry"]) - 1
+    assert any(
+        i["expression"] == [f"Bundle.entry[{last}].resource.reasonCode"]
+        for i in answer.json()["issue"]
+    )
+    for kind in ("Patient", "Procedure", "Organization", "Consent"):
+        assert (await client.get(f"/{kind}")).json()["total"] == 0
+
+
+async def test_a_batch_answers_each_entry_on_its_own(client: httpx.AsyncClient) -> None:
+    bundle = json.loads(
+        (FIXTURES / "mapping" / "a-primary-care" / "expected.json").read_text(encoding="utf-8")
+    )
+    organization, broken = bundle["entry"][0], copy.deepcopy(bundle["entry"][0])
+    broken["resource"]["identifier"] = [{"system": "urn:oid:1.2.3", "value": "x"}]
+    broken["request"]["url"] = "Organization?identifier=urn:oid:1.2.3|x"
+    answer = await client.post(
+        "/",
+        json={"resourceType": "Bundle", "type": "batch", "entry": [organization, broken]},
+        headers=FHIR_JSON,
+    )
+    assert answer.status_code == 200
+    first, second = answer.json()["entry"]
+    assert first["response"]["status"] == "201 Created"
+    assert second["response"]["status"] == "422"
+    assert second["response"]["outcome"]["resourceType"] == "OperationOutcome"

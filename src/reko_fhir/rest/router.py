@@ -17,6 +17,7 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.store_rules import store_rule_issues
+from reko_fhir.rest.transaction import BundleProcessor
 from reko_fhir.store import Search, SqlRepository, Stored
 from reko_fhir.validation.service import ValidationService
 
@@ -42,6 +43,8 @@ class FhirRouter:
         method = request.method.upper()
         if parts == ["metadata"] and method == "GET":
             return FhirResponse(200, capability_statement())
+        if not parts and method == "POST":
+            return FhirResponse(200, await self._bundle(_need(body)))
         if not parts or parts[0] not in RESOURCE_TYPES:
             kind = parts[0] if parts else "(none)"
             raise OperationOutcomeError(
@@ -62,6 +65,16 @@ class FhirRouter:
             version = await self.repository.delete(kind, rest[0])
             return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})
         raise _not_allowed(f"{method} /{request.path.strip('/')} is not an interaction here")
+
+    async def _bundle(self, bundle: Json) -> Json:
+        kind = bundle.get("type") if bundle.get("resourceType") == "Bundle" else None
+        processor = BundleProcessor(self.repository, self.validation)
+        if kind == "transaction":
+            return await processor.transaction(bundle)
+        if kind == "batch":
+            return await processor.batch(bundle)
+        message = "POST / takes a Bundle of type transaction or batch"
+        raise OperationOutcomeError([error(IssueCode.INVALID, message, "Bundle.type")], status=400)
 
     async def _get(self, kind: str, rest: list[str], request: FhirRequest) -> FhirResponse:
         if not rest:

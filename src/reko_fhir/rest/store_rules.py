@@ -7,17 +7,32 @@ exactly as they do on a Bundle (https://hl7.org/fhir/R4/http.html#transaction fo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import Issue, OperationOutcomeError
-from reko_fhir.store import Search, SqlRepository
+from reko_fhir.store import Search, Stored
 from reko_fhir.validation.case_rules import BundleResolver, rule_issues
 
 Json = dict[str, Any]
 
 
-async def store_rule_issues(repository: SqlRepository, resource: Json) -> list[Issue]:
+class Reader(Protocol):
+    """What the rules read: the repository, or the unit of work of a transaction."""
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]: ...
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored: ...
+
+
+async def store_rule_issues(
+    repository: Reader,
+    resource: Json,
+    written_with: list[Json] | None = None,
+    where: str | None = None,
+) -> list[Issue]:
+    """The consent rules for ``resource``, with the store and ``written_with`` (the other
+    resources of the same transaction) as context."""
     kind = resource.get("resourceType")
     patient = (resource.get("subject") or {}).get("reference")
     if kind not in ("Procedure", "Communication") or not isinstance(patient, str):
@@ -36,6 +51,7 @@ async def store_rule_issues(repository: SqlRepository, resource: Json) -> list[I
         for actor in (consent.resource.get("provision") or {}).get("actor", []):
             organizations.add((actor.get("reference") or {}).get("reference"))
     entries = [{"resource": s.resource} for s in context]
+    entries += [{"resource": r} for r in written_with or [] if r is not resource]
     for ref in sorted(
         r for r in organizations if isinstance(r, str) and r.startswith("Organization/")
     ):
@@ -46,4 +62,4 @@ async def store_rule_issues(repository: SqlRepository, resource: Json) -> list[I
         except OperationOutcomeError:
             continue  # an unknown organisation: the consent rule then finds no cover
     resolver = BundleResolver.of({"entry": entries})
-    return rule_issues(resource, str(kind), resolver)
+    return rule_issues(resource, where or str(kind), resolver)

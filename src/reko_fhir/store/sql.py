@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store.repository import Json, Search, Stored
-from reko_fhir.store.schema import resource_current, resource_version
+from reko_fhir.store.schema import resource_version
 from reko_fhir.store.unit import Unit, gone, not_found, stored_from_row
 
 T = TypeVar("T")
@@ -60,8 +60,11 @@ class SqlRepository:
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
         """One database transaction: commits when the block ends, rolls back on an exception."""
-        async with self.engine.begin() as conn:
-            yield Unit(conn, lock_rows=not self.is_sqlite)
+        async with self.engine.connect() as conn:
+            # Marks a writer: on SQLite only writers take the lock at BEGIN (see below).
+            await conn.execution_options(reko_writer=True)
+            async with conn.begin():
+                yield Unit(conn, lock_rows=not self.is_sqlite)
 
     async def in_unit(self, work: Callable[[Unit], Awaitable[T]]) -> T:
         """Run ``work`` in a unit; again once if it lost a uniqueness race, to see the winner."""
@@ -122,19 +125,7 @@ class SqlRepository:
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         async with self.engine.connect() as conn:
-            ids = await Unit(conn, lock_rows=False).match(resource_type, search)
-            if not ids:
-                return []
-            query = (
-                select(resource_current)
-                .where(
-                    resource_current.c.type == resource_type,
-                    resource_current.c.id.in_(ids[: search.count]),
-                )
-                .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
-            )
-            rows = (await conn.execute(query)).all()
-        return [stored_from_row(row) for row in rows]
+            return await Unit(conn, lock_rows=False).search(resource_type, search)
 
     async def count(self, resource_type: str | None = None) -> int:
         """Stored versions (of a type): what a test compares to see that nothing was written."""
@@ -159,4 +150,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock at once, so two never deadlock upgrading a read lock;
+        # readers begin deferred and, in WAL, read beside a writer without waiting.
+        writer = conn.get_execution_options().get("reko_writer", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")

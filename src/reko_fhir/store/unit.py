@@ -81,6 +81,21 @@ class Unit:
             query = query.where(resource_current.c.id.in_(_condition(resource_type, name, value)))
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
 
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        """The current resources matching ``search``, newest first, at most ``search.count``."""
+        ids = await self.match(resource_type, search)
+        if not ids:
+            return []
+        query = (
+            select(resource_current)
+            .where(
+                resource_current.c.type == resource_type,
+                resource_current.c.id.in_(ids[: search.count]),
+            )
+            .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
+        )
+        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+
     async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
         """The one resource a condition names, None for none, 412 for several."""
         ids = await self.match(resource_type, condition)

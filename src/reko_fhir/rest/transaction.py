@@ -1,0 +1,191 @@
+"""Transaction and batch Bundles (https://hl7.org/fhir/R4/http.html#transaction).
+
+A transaction is atomic: every entry is resolved (conditions matched, new ids assigned),
+``urn:uuid:`` references are rewritten to the ids, every resource is validated — the consent
+rules against the Bundle and the store together — and all writes happen in one unit of work;
+any failure leaves the store as it was. A batch runs each entry on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from reko_fhir.outcomes import Issue, IssueCode, OperationOutcomeError, error, outcome_json
+from reko_fhir.rest.capabilities import WRITABLE
+from reko_fhir.rest.store_rules import store_rule_issues
+from reko_fhir.store import Search, SqlRepository, Stored
+from reko_fhir.store.unit import Unit
+from reko_fhir.validation.case_rules import BundleResolver, reference_issues
+from reko_fhir.validation.service import ValidationService
+
+Json = dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Entry:
+    index: int
+    method: str
+    resource_type: str
+    resource: Json | None
+    resource_id: str | None = None
+    condition: Search | None = None
+    full_url: str | None = None
+
+
+def _parse(bundle: Json) -> list[_Entry]:
+    entries = []
+    for i, raw in enumerate(bundle.get("entry") or []):
+        where = f"Bundle.entry[{i}]"
+        request = raw.get("request") if isinstance(raw, dict) else None
+        if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
+            raise _invalid(f"{where}.request", "each entry has request.method and request.url")
+        method, url = str(request["method"]).upper(), str(request["url"]).lstrip("/")
+        path, _, query = url.partition("?")
+        parts = [p for p in path.split("/") if p]
+        if not parts or parts[0] not in WRITABLE or method not in ("POST", "PUT", "DELETE"):
+            raise _invalid(f"{where}.request", f"{method} {url} is not an interaction here")
+        resource = raw.get("resource")
+        if method != "DELETE" and (
+            not isinstance(resource, dict) or resource.get("resourceType") != parts[0]
+        ):
+            raise _invalid(f"{where}.resource", f"{method} {url} needs a {parts[0]} resource")
+        condition = Search.parse(query) if query else None
+        if method == "POST" and request.get("ifNoneExist"):
+            condition = Search.parse(str(request["ifNoneExist"]))
+        entry = _Entry(
+            i,
+            method,
+            parts[0],
+            resource,
+            parts[1] if len(parts) > 1 else None,
+            condition,
+            raw.get("fullUrl"),
+        )
+        if method in ("PUT", "DELETE") and entry.resource_id is None and condition is None:
+            raise _invalid(f"{where}.request.url", "PUT and DELETE name an id or a condition")
+        entries.append(entry)
+    return entries
+
+
+def _invalid(expression: str, message: str) -> OperationOutcomeError:
+    return OperationOutcomeError([error(IssueCode.INVALID, message, expression)], status=400)
+
+
+def _rewrite(resource: Json, ids: dict[str, str]) -> Json:
+    """Every reference to a Bundle fullUrl now names the stored resource (``Type/id``)."""
+    text = json.dumps(resource)
+    for full_url, ref in ids.items():
+        text = text.replace(json.dumps(full_url), json.dumps(ref))
+    rewritten: Json = json.loads(text)
+    return rewritten
+
+
+class BundleProcessor:
+    def __init__(self, repository: SqlRepository, validation: ValidationService) -> None:
+        self.repository = repository
+        self.validation = validation
+
+    async def transaction(self, bundle: Json) -> Json:
+        entries = _parse(bundle)
+        results = await self.repository.in_unit(lambda unit: self._transaction(unit, entries))
+        return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
+
+    async def _transaction(self, unit: Unit, entries: list[_Entry]) -> list[Json]:
+        ids: dict[str, str] = {}
+        targets: dict[int, str | None] = {}
+        for entry in entries:  # resolve: which resource does each entry write?
+            target = entry.resource_id
+            if entry.condition is not None and entry.method != "DELETE":
+                match = await unit.one_match(entry.resource_type, entry.condition)
+                target = match.id if match else None
+            if target is None and entry.method in ("POST", "PUT"):
+                target = str(uuid.uuid4())
+            targets[entry.index] = target
+            if entry.full_url and target:
+                ids[entry.full_url] = f"{entry.resource_type}/{target}"
+        resources = {
+            e.index: {**_rewrite(e.resource, ids), "id": targets[e.index]}
+            for e in entries
+            if e.resource is not None
+        }
+        await self._validate(unit, entries, resources)
+        results = []
+        for entry in entries:
+            results.append(
+                await self._write(unit, entry, targets[entry.index], resources.get(entry.index))
+            )
+        return results
+
+    async def _validate(
+        self, unit: Unit, entries: list[_Entry], resources: dict[int, Json]
+    ) -> None:
+        context = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {"fullUrl": f"{r['resourceType']}/{r.get('id')}", "resource": r}
+                for r in resources.values()
+            ],
+        }
+        issues: list[Issue] = []
+        for entry in entries:
+            resource = resources.get(entry.index)
+            if resource is None:
+                continue
+            where = f"Bundle.entry[{entry.index}].resource"
+            issues += self.validation.validate(resource, None, where)
+            issues += await store_rule_issues(
+                self.repository, resource, list(resources.values()), where
+            )
+            issues += [
+                i
+                for i in reference_issues(resource, where, BundleResolver.of(context))
+                if "urn:" in i.diagnostics
+            ]
+        errors = [i for i in issues if i.is_error]
+        if errors:
+            raise OperationOutcomeError(errors, status=422)
+
+    @staticmethod
+    async def _write(unit: Unit, entry: _Entry, target: str | None, resource: Json | None) -> Json:
+        if entry.method == "DELETE":
+            if target is None and entry.condition is not None:
+                match = await unit.one_match(entry.resource_type, entry.condition)
+                target = match.id if match else None
+            version = await unit.delete(entry.resource_type, target) if target else None
+            return {"response": {"status": "204 No Content" if version else "404 Not Found"}}
+        assert resource is not None  # POST and PUT carry one (checked when parsed)
+        assert target is not None  # resolved above for POST and PUT
+        stored: Stored
+        if entry.method == "POST" or entry.condition is not None:
+            stored = await unit.create(resource, condition=entry.condition, resource_id=target)
+            if not stored.created and entry.method == "PUT":
+                stored = await unit.update({**resource, "id": stored.id})
+        else:
+            stored = await unit.update({**resource, "id": target})
+        status = "201 Created" if stored.created else "200 OK"
+        kind = stored.resource["resourceType"]
+        return {
+            "fullUrl": f"{kind}/{stored.id}",
+            "response": {
+                "status": status,
+                "location": f"{kind}/{stored.id}/_history/{stored.version}",
+                "etag": f'W/"{stored.version}"',
+                "lastModified": stored.resource["meta"]["lastUpdated"],
+            },
+        }
+
+    async def batch(self, bundle: Json) -> Json:
+        results = []
+        for raw in bundle.get("entry") or []:
+            single = {"resourceType": "Bundle", "type": "transaction", "entry": [raw]}
+            try:
+                answer = await self.transaction(single)
+                results.append(answer["entry"][0])
+            except OperationOutcomeError as failure:
+                response = {"status": str(failure.status), "outcome": outcome_json(failure.issues)}
+                results.append({"response": response})
+        return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
