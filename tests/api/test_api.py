@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,31 @@ import pytest
 from reko_fhir.api import create_app
 from reko_fhir.config import Settings
 from tests.golden import FIXTURES
+from tests.store.conftest import postgres_schema
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(data_dir=tmp_path))
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on its embedded SQLite default, and on PostgreSQL (a schema of its own)."""
+    if request.param == "sqlite":
+        settings = Settings(data_dir=tmp_path)
+        async with _serving(settings) as http:
+            yield http
+        return
+    async with (
+        postgres_schema() as url,
+        _serving(Settings(data_dir=tmp_path, database_url=url)) as http,
+    ):
+        yield http
+
+
+@asynccontextmanager
+async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://reko.test") as http:
@@ -260,3 +280,21 @@ async def test_a_batch_answers_each_entry_on_its_own(client: httpx.AsyncClient) 
     assert first["response"]["status"] == "201 Created"
     assert second["response"]["status"] == "422"
     assert second["response"]["outcome"]["resourceType"] == "OperationOutcome"
+
+
+async def test_fifty_parallel_conditional_creates_over_http_store_one(
+    client: httpx.AsyncClient,
+) -> None:
+    patient = json.loads(
+        (FIXTURES / "valid" / "patient-personnummer-system.json").read_text(encoding="utf-8")
+    )
+    condition = "identifier=http://electronichealth.se/identifier/samordningsnummer|199103744521"
+    answers = await asyncio.gather(
+        *(
+            client.post("/Patient", json=patient, headers={**FHIR_JSON, "if-none-exist": condition})
+            for _ in range(50)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200] * 49 + [201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert (await client.get("/Patient")).json()["total"] == 1

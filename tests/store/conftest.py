@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import psycopg
@@ -34,6 +35,18 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         yield repository
         await repository.close()
         return
+    async with postgres_schema() as url:
+        postgres = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        repository = await SqlRepository.open(postgres, pool_size=20, max_overflow=40)
+        try:
+            yield repository
+        finally:
+            await repository.close()
+
+
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A fresh schema in the test database, dropped afterwards; yields a URL that selects it."""
     if not _postgres_available():
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required in CI ({PG_DSN})")
@@ -41,13 +54,8 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     schema = f"reko_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = PG_DSN.replace("postgresql://", "postgresql+psycopg://", 1)
-    repository = await SqlRepository.open(
-        url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=20, max_overflow=40
-    )
     try:
-        yield repository
+        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
     finally:
-        await repository.close()
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -6,6 +6,7 @@ they decide nothing about FHIR. The store opens (and migrates) when the app star
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from reko_fhir.store import SqlRepository
 from reko_fhir.validation.service import ValidationService, reko_definitions
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
+logger = logging.getLogger("reko_fhir.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         except OperationOutcomeError as failure:
             answer = FhirResponse(failure.status, outcome_json(failure.issues))
+        except Exception:  # a bug of ours: logged with its traceback, answered without one
+            logger.exception("unexpected failure answering %s %s", request.method, request.url.path)
+            message = "the server failed to answer this request; it has been logged"
+            answer = FhirResponse(500, outcome_json([error(IssueCode.EXCEPTION, message, None)]))
         return to_http(answer, xml)
 
     return app

@@ -43,8 +43,9 @@ def gone(resource_type: str, resource_id: str) -> OperationOutcomeError:
 
 def stored_from_row(row: Any) -> Stored:
     resource: Json = json.loads(row.content)
+    # SQLite gives naive UTC back; PostgreSQL an aware time in the session's zone: both → UTC.
     moment = row.last_updated if row.last_updated.tzinfo else row.last_updated.replace(tzinfo=UTC)
-    return Stored(resource, row.version, moment)
+    return Stored(resource, row.version, moment.astimezone(UTC))
 
 
 class Unit:
