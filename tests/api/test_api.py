@@ -197,7 +197,8 @@ async def test_conditional_create_and_update(client: httpx.AsyncClient) -> None:
             FHIR_JSON,
             405,
         ),
-        ("GET", "/Patient?shoeSize=44", b"", {}, 400),
+        ("GET", "/Patient?shoeSize=44", b"", {"prefer": "handling=strict"}, 400),
+        ("GET", "/Patient?_count=many", b"", {}, 400),
         ("GET", "/Patient/none", b"", {}, 404),
         (
             "PUT",
@@ -298,3 +299,41 @@ async def test_fifty_parallel_conditional_creates_over_http_store_one(
     assert sorted(a.status_code for a in answers) == [200] * 49 + [201]
     assert len({a.json()["id"] for a in answers}) == 1
     assert (await client.get("/Patient")).json()["total"] == 1
+
+
+async def test_search_pages_sorts_counts_and_reports_unknown_parameters(
+    client: httpx.AsyncClient,
+) -> None:
+    await post_bundle(client, "b-psychiatry-revoked-consent")
+    first = (await client.get("/Procedure", params={"_count": "4", "_sort": "_id"})).json()
+    assert first["total"] == 9
+    assert len(first["entry"]) == 4
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert set(links) == {"self", "next"}
+    second = (await client.get("/" + links["next"])).json()
+    third = (
+        await client.get("/" + {lk["relation"]: lk["url"] for lk in second["link"]}["next"])
+    ).json()
+    ids = [e["resource"]["id"] for page in (first, second, third) for e in page["entry"]]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 9
+    assert {lk["relation"] for lk in third["link"]} == {"self", "previous"}
+    assert (await client.get("/Procedure", params={"_summary": "count"})).json() == {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 9,
+    }
+    lenient = (await client.get("/Procedure", params={"shoeSize": "44", "_count": "1"})).json()
+    assert lenient["entry"][-1]["search"]["mode"] == "outcome"
+    assert "shoeSize" in lenient["entry"][-1]["resource"]["issue"][0]["diagnostics"]
+    strict = await client.get(
+        "/Procedure", params={"shoeSize": "44"}, headers={"prefer": "handling=strict"}
+    )
+    assert strict.status_code == 400
+    assert (await client.get("/Procedure", params={"_lastUpdated": "ge2020-01-01"})).json()[
+        "total"
+    ] == 9
+    assert (await client.get("/Procedure", params={"_lastUpdated": "lt2020-01-01"})).json()[
+        "total"
+    ] == 0
+    assert (await client.get("/Procedure", params={"_lastUpdated": "gequarter"})).status_code == 400

@@ -12,18 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json, warning
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.store_rules import store_rule_issues
 from reko_fhir.rest.transaction import BundleProcessor
 from reko_fhir.store import Search, SqlRepository, Stored
+from reko_fhir.store.unit import SEARCHABLE
 from reko_fhir.validation.service import ValidationService
 
 Json = dict[str, Any]
 READ_ONLY = frozenset({"Provenance"})
-CONTROL = frozenset({"_format", "_count", "_pretty"})
+CONTROL = frozenset({"_format", "_count", "_offset", "_sort", "_summary", "_pretty"})
 
 
 class FhirRouter:
@@ -92,10 +94,50 @@ class FhirRouter:
         raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
 
     async def _search(self, kind: str, request: FhirRequest) -> Json:
-        params = tuple((k, v) for k, v in request.query if k not in CONTROL)
-        count = request.param("_count")
-        limit = min(int(count), 1000) if count and count.isdigit() else 50
-        return _bundle("searchset", await self.repository.search(kind, Search(params, limit)))
+        """A searchset page with self/next/previous links (https://hl7.org/fhir/R4/search.html).
+
+        Unknown parameters: 400 with ``Prefer: handling=strict``; otherwise ignored and named
+        in an OperationOutcome entry (search mode ``outcome``), as lenient handling asks.
+        """
+        strict = "handling=strict" in (request.header("prefer") or "")
+        params: list[tuple[str, str]] = []
+        unknown: list[tuple[str, str]] = []
+        for name, value in request.query:
+            if name in CONTROL:
+                continue
+            (params if name.split(":")[0] in SEARCHABLE else unknown).append((name, value))
+        if unknown and strict:
+            names = ", ".join(n for n, _ in unknown)
+            raise OperationOutcomeError(
+                [error(IssueCode.NOT_SUPPORTED, f"unknown search parameters: {names}", None)],
+                status=400,
+            )
+        count = _number(request.param("_count"), 50, 1000)
+        offset = _number(request.param("_offset"), 0, 10**9)
+        sort = tuple(k for k in (request.param("_sort") or "").split(",") if k)
+        if any(k.lstrip("-") not in ("_lastUpdated", "_id") for k in sort):
+            raise OperationOutcomeError(
+                [error(IssueCode.NOT_SUPPORTED, "_sort takes _lastUpdated or _id", "_sort")],
+                status=400,
+            )
+        search = Search(tuple(params), count, offset, sort)
+        total = await self.repository.total(kind, search)
+        if request.param("_summary") == "count":
+            return {"resourceType": "Bundle", "type": "searchset", "total": total}
+        bundle = _bundle("searchset", await self.repository.search(kind, search))
+        bundle["total"] = total
+        bundle["link"] = _page_links(kind, request.query, offset, count, total)
+        if unknown:
+            names = ", ".join(n for n, _ in unknown)
+            note = outcome_json(
+                [
+                    warning(
+                        IssueCode.NOT_SUPPORTED, f"ignored unknown search parameters: {names}", None
+                    )
+                ]
+            )
+            bundle.setdefault("entry", []).append({"resource": note, "search": {"mode": "outcome"}})
+        return bundle
 
     async def _create(self, kind: str, resource: Json, if_none_exist: str | None) -> FhirResponse:
         _same_type(kind, resource)
@@ -140,6 +182,31 @@ class FhirRouter:
         )
         if any(i.is_error for i in issues):
             raise OperationOutcomeError([i for i in issues if i.is_error], status=422)
+
+
+def _number(text: str | None, default: int, most: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise OperationOutcomeError(
+            [error(IssueCode.VALUE, f"'{text}' is not a whole number", None)], status=400
+        )
+    return min(int(text), most)
+
+
+def _page_links(
+    kind: str, query: tuple[tuple[str, str], ...], offset: int, count: int, total: int
+) -> list[Json]:
+    def url(at: int) -> str:
+        kept = [(k, v) for k, v in query if k not in ("_offset", "_count")]
+        return f"{kind}?{urlencode([*kept, ('_count', str(count)), ('_offset', str(at))])}"
+
+    links = [{"relation": "self", "url": url(offset)}]
+    if offset + count < total:
+        links.append({"relation": "next", "url": url(offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    return links
 
 
 def _need(body: Json | None) -> Json:

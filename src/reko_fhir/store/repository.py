@@ -34,6 +34,8 @@ class Search:
 
     params: tuple[tuple[str, str], ...] = ()
     count: int = 50
+    offset: int = 0
+    sort: tuple[str, ...] = ()  # "_lastUpdated", "-_lastUpdated", "_id", "-_id"
 
     @classmethod
     def parse(cls, query: str, count: int = 50) -> Search:
@@ -63,6 +65,8 @@ class Repository(Protocol):
     async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]: ...
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]: ...
+
+    async def total(self, resource_type: str, search: Search) -> int: ...
 
     async def count(self, resource_type: str | None = None) -> int: ...
 

@@ -127,6 +127,10 @@ class SqlRepository:
         async with self.engine.connect() as conn:
             return await Unit(conn, lock_rows=False).search(resource_type, search)
 
+    async def total(self, resource_type: str, search: Search) -> int:
+        async with self.engine.connect() as conn:
+            return await Unit(conn, lock_rows=False).total(resource_type, search)
+
     async def count(self, resource_type: str | None = None) -> int:
         """Stored versions (of a type): what a test compares to see that nothing was written."""
         query = select(func.count()).select_from(resource_version)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
@@ -27,7 +27,17 @@ from reko_fhir.store.schema import (
     token_index,
 )
 
-SEARCHABLE = ("_id", "identifier", "status", "code", "category", "subject", "patient")
+SEARCHABLE = (
+    "_id",
+    "_lastUpdated",
+    "identifier",
+    "status",
+    "code",
+    "category",
+    "subject",
+    "patient",
+)
+_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MATCH_LIMIT = 1000
 
 
@@ -70,32 +80,49 @@ class Unit:
             raise gone(resource_type, resource_id)
         return stored_from_row(row)
 
-    async def match(self, resource_type: str, search: Search) -> list[str]:
-        """Ids of current, not deleted resources matching every parameter."""
-        query = select(resource_current.c.id).where(
+    def _filtered(self, resource_type: str, search: Search) -> Any:
+        """SELECT of the current, not deleted resources matching every parameter."""
+        query = select(resource_current).where(
             resource_current.c.type == resource_type, resource_current.c.deleted.is_(False)
         )
         for name, value in search.params:
             if name not in SEARCHABLE:
                 message = f"the search parameter '{name}' is not supported for {resource_type}"
                 raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, name)])
-            query = query.where(resource_current.c.id.in_(_condition(resource_type, name, value)))
+            if name == "_lastUpdated":
+                query = query.where(_date_condition(resource_current.c.last_updated, value))
+            else:
+                query = query.where(
+                    resource_current.c.id.in_(_condition(resource_type, name, value))
+                )
+        return query
+
+    async def match(self, resource_type: str, search: Search) -> list[str]:
+        """Ids matching ``search`` (for conditions: a few at most are expected)."""
+        query = self._filtered(resource_type, search).with_only_columns(resource_current.c.id)
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
-        """The current resources matching ``search``, newest first, at most ``search.count``."""
-        ids = await self.match(resource_type, search)
-        if not ids:
-            return []
-        query = (
-            select(resource_current)
-            .where(
-                resource_current.c.type == resource_type,
-                resource_current.c.id.in_(ids[: search.count]),
+        """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
+        order = []
+        for key in search.sort or ("-_lastUpdated",):
+            column = (
+                resource_current.c.id
+                if key.lstrip("-") == "_id"
+                else resource_current.c.last_updated
             )
-            .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
+            order.append(column.desc() if key.startswith("-") else column.asc())
+        query = (
+            self._filtered(resource_type, search)
+            .order_by(*order, resource_current.c.id)
+            .limit(search.count)
+            .offset(search.offset)
         )
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+
+    async def total(self, resource_type: str, search: Search) -> int:
+        query = self._filtered(resource_type, search).with_only_columns(func.count())
+        return int((await self.conn.execute(query.order_by(None))).scalar_one())
 
     async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
         """The one resource a condition names, None for none, 412 for several."""
@@ -256,3 +283,47 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
 
 def _instant(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _date_condition(column: Any, value: str) -> Any:
+    """``ge2025-01-01``, ``lt2025-03``…: a date search on an instant column (whole-day precision
+    or finer, as given). https://hl7.org/fhir/R4/search.html#prefix"""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    text = value[2:] if value[:2] in _PREFIXES else value
+    low, high = _range(text)
+    if prefix in ("gt", "sa"):
+        return column >= high
+    if prefix in ("lt", "eb"):
+        return column < low
+    if prefix == "ge":
+        return column >= low
+    if prefix == "le":
+        return column < high
+    if prefix == "ne":
+        return (column < low) | (column >= high)
+    return (column >= low) & (column < high)
+
+
+def _range(text: str) -> tuple[datetime, datetime]:
+    """The instants a FHIR date or dateTime covers: [start, end)."""
+    try:
+        if len(text) == 4:
+            start = datetime(int(text), 1, 1, tzinfo=UTC)
+            return start, start.replace(year=start.year + 1)
+        if len(text) == 7:
+            start = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
+            after = (
+                start.replace(year=start.year + 1, month=1)
+                if start.month == 12
+                else start.replace(month=start.month + 1)
+            )
+            return start, after
+        if len(text) == 10:
+            start = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return start, start + timedelta(days=1)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment, moment + timedelta(seconds=1)
+    except ValueError:
+        message = f"'{text}' is not a FHIR date or dateTime"
+        raise OperationOutcomeError([error(IssueCode.VALUE, message, None)], status=400) from None
