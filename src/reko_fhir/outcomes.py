@@ -76,6 +76,10 @@ def distinct(issues: Iterable[Issue]) -> list[Issue]:
     return list(dict.fromkeys(issues))
 
 
+def information(code: IssueCode, diagnostics: str, expression: str | None = None) -> Issue:
+    return Issue(IssueSeverity.INFORMATION, code, diagnostics, expression)
+
+
 def outcome(issues: Iterable[Issue]) -> OperationOutcome:
     """An OperationOutcome holding ``issues``; an empty list gives the required 'all is well'."""
     entries = [

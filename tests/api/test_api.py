@@ -337,3 +337,66 @@ async def test_search_pages_sorts_counts_and_reports_unknown_parameters(
         "total"
     ] == 0
     assert (await client.get("/Procedure", params={"_lastUpdated": "gequarter"})).status_code == 400
+
+
+async def test_chained_search_include_and_everything(client: httpx.AsyncClient) -> None:
+    await post_bundle(client, "b-psychiatry-revoked-consent")
+    await post_bundle(client, "a-primary-care")
+    chained = (
+        await client.get(
+            "/Procedure",
+            params={
+                "patient.identifier": "http://electronichealth.se/identifier/samordningsnummer|199103744521"
+            },
+        )
+    ).json()
+    assert chained["total"] == 9
+    with_patient = (
+        await client.get(
+            "/Procedure",
+            params={
+                "patient.identifier": "199103744521",
+                "_include": "Procedure:patient",
+                "_count": "2",
+            },
+        )
+    ).json()
+    modes = [e["search"]["mode"] for e in with_patient["entry"]]
+    assert modes == ["match", "match", "include"]
+    assert with_patient["entry"][-1]["resource"]["resourceType"] == "Patient"
+    patient_id = with_patient["entry"][-1]["resource"]["id"]
+    everything = (await client.get(f"/Patient/{patient_id}/$everything")).json()
+    kinds = sorted(e["resource"]["resourceType"] for e in everything["entry"])
+    assert kinds.count("Procedure") == 9
+    assert kinds.count("Consent") == 2
+    assert {
+        "Patient",
+        "EpisodeOfCare",
+        "CareTeam",
+        "CarePlan",
+        "Communication",
+        "Organization",
+        "PractitionerRole",
+    } <= set(kinds)
+    assert len(kinds) == 22  # exactly case b: nothing of case a
+    assert (
+        await client.get("/Procedure", params={"_include": "Procedure:performer"})
+    ).status_code == 400
+
+
+async def test_prefer_return(client: httpx.AsyncClient) -> None:
+    patient = json.loads(
+        (FIXTURES / "valid" / "patient-personnummer-system.json").read_text(encoding="utf-8")
+    )
+    minimal = await client.post(
+        "/Patient", json=patient, headers={**FHIR_JSON, "prefer": "return=minimal"}
+    )
+    assert (minimal.status_code, minimal.content) == (201, b"")
+    assert minimal.headers["location"].startswith("Patient/")
+    told = await client.put(
+        "/" + minimal.headers["location"].split("/_history")[0],
+        json={**patient, "id": minimal.headers["location"].split("/")[1]},
+        headers={**FHIR_JSON, "prefer": "return=OperationOutcome"},
+    )
+    assert told.json()["resourceType"] == "OperationOutcome"
+    assert told.json()["issue"][0]["severity"] == "information"

@@ -14,7 +14,14 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json, warning
+from reko_fhir.outcomes import (
+    IssueCode,
+    OperationOutcomeError,
+    error,
+    information,
+    outcome_json,
+    warning,
+)
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.store_rules import store_rule_issues
@@ -25,7 +32,8 @@ from reko_fhir.validation.service import ValidationService
 
 Json = dict[str, Any]
 READ_ONLY = frozenset({"Provenance"})
-CONTROL = frozenset({"_format", "_count", "_offset", "_sort", "_summary", "_pretty"})
+CONTROL = frozenset({"_format", "_count", "_offset", "_sort", "_summary", "_pretty", "_include"})
+CASE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
 
 class FhirRouter:
@@ -36,9 +44,10 @@ class FhirRouter:
     async def handle(self, request: FhirRequest, body: Json | None = None) -> FhirResponse:
         """Answer ``request``; ``body`` is its resource when the caller has already read it."""
         try:
-            return await self._dispatch(request, body)
+            answer = await self._dispatch(request, body)
         except OperationOutcomeError as failure:
             return FhirResponse(failure.status, outcome_json(failure.issues))
+        return _prefer_return(request, answer)
 
     async def _dispatch(self, request: FhirRequest, body: Json | None) -> FhirResponse:
         parts = [p for p in request.path.strip("/").split("/") if p]
@@ -83,6 +92,8 @@ class FhirRouter:
             return FhirResponse(200, await self._search(kind, request))
         if rest == ["_history"]:
             return FhirResponse(200, _bundle("history", await self.repository.history(kind)))
+        if len(rest) == 2 and rest[1] == "$everything" and kind == "Patient":
+            return FhirResponse(200, await self._everything(rest[0]))
         if len(rest) == 1:
             return _resource_response(200, await self.repository.read(kind, rest[0]))
         if len(rest) == 2 and rest[1] == "_history":
@@ -124,8 +135,21 @@ class FhirRouter:
         total = await self.repository.total(kind, search)
         if request.param("_summary") == "count":
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
-        bundle = _bundle("searchset", await self.repository.search(kind, search))
+        page = await self.repository.search(kind, search)
+        bundle = _bundle("searchset", page)
         bundle["total"] = total
+        included = await self._includes(
+            kind, page, [v for k, v in request.query if k == "_include"]
+        )
+        if included:
+            bundle.setdefault("entry", []).extend(
+                {
+                    "fullUrl": f"{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "include"},
+                }
+                for r in included
+            )
         bundle["link"] = _page_links(kind, request.query, offset, count, total)
         if unknown:
             names = ", ".join(n for n, _ in unknown)
@@ -137,6 +161,73 @@ class FhirRouter:
                 ]
             )
             bundle.setdefault("entry", []).append({"resource": note, "search": {"mode": "outcome"}})
+        return bundle
+
+    async def _includes(self, kind: str, page: list[Stored], includes: list[str]) -> list[Json]:
+        """``_include=Procedure:patient`` (or ``:subject``): the referenced Patients, once each."""
+        elements = set()
+        for value in includes:
+            source, _, element = value.partition(":")
+            if source != kind or element not in ("patient", "subject"):
+                message = (
+                    f"_include={value} is not supported (use {kind}:patient or {kind}:subject)"
+                )
+                raise OperationOutcomeError(
+                    [error(IssueCode.NOT_SUPPORTED, message, "_include")], status=400
+                )
+            # EpisodeOfCare and Consent name the patient in 'patient', the others in 'subject'.
+            elements.add("patient" if kind in ("EpisodeOfCare", "Consent") else "subject")
+        targets = sorted(
+            {
+                ref
+                for stored in page
+                for element in elements
+                if isinstance(ref := (stored.resource.get(element) or {}).get("reference"), str)
+                and ref.count("/") == 1
+            }
+        )
+        return await self._read_all(targets)
+
+    async def _read_all(self, references: list[str]) -> list[Json]:
+        found = []
+        for ref in references:
+            target_type, target_id = ref.split("/")
+            try:
+                found.append((await self.repository.read(target_type, target_id)).resource)
+            except OperationOutcomeError:
+                continue  # a dangling or deleted target is left out, not an error of the search
+        return found
+
+    async def _everything(self, patient_id: str) -> Json:
+        """The patient's coordination case: the Patient, every case resource naming them, and the
+        organisations and staff those refer to (https://hl7.org/fhir/R4/patient-operation-everything.html)."""
+        patient = await self.repository.read("Patient", patient_id)
+        found: list[Stored] = [patient]
+        for case_type in CASE_TYPES:
+            element = "patient" if case_type in ("EpisodeOfCare", "Consent") else "subject"
+            found += await self.repository.search(
+                case_type, Search(((element, f"Patient/{patient_id}"),), 1000)
+            )
+        seen = {f"{s.resource['resourceType']}/{s.id}" for s in found}
+        referenced = sorted(
+            {
+                ref
+                for s in found
+                for ref in _references(s.resource)
+                if ref.split("/")[0] in ("Organization", "PractitionerRole") and ref not in seen
+            }
+        )
+        bundle = _bundle("searchset", found)
+        extra = await self._read_all(referenced)
+        bundle.setdefault("entry", []).extend(
+            {
+                "fullUrl": f"{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "include"},
+            }
+            for r in extra
+        )
+        bundle["total"] = len(found)
         return bundle
 
     async def _create(self, kind: str, resource: Json, if_none_exist: str | None) -> FhirResponse:
@@ -182,6 +273,37 @@ class FhirRouter:
         )
         if any(i.is_error for i in issues):
             raise OperationOutcomeError([i for i in issues if i.is_error], status=422)
+
+
+def _prefer_return(request: FhirRequest, answer: FhirResponse) -> FhirResponse:
+    """``Prefer: return=minimal|representation|OperationOutcome`` on create and update
+    (https://hl7.org/fhir/R4/http.html#ops); representation is the default."""
+    prefer = request.header("prefer") or ""
+    written = request.method.upper() in ("POST", "PUT") and answer.status in (200, 201)
+    if not written or answer.resource is None or answer.resource.get("resourceType") == "Bundle":
+        return answer
+    if "return=minimal" in prefer:
+        return FhirResponse(answer.status, None, answer.headers)
+    if "return=OperationOutcome" in prefer:
+        kind, rid = answer.resource["resourceType"], answer.resource.get("id")
+        note = outcome_json([information(IssueCode.INFORMATIONAL, f"{kind}/{rid} stored", None)])
+        return FhirResponse(answer.status, note, answer.headers)
+    return answer
+
+
+def _references(node: Any) -> set[str]:
+    """Every ``Type/id`` reference inside a resource."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.count("/") == 1:
+            found.add(ref)
+        for value in node.values():
+            found |= _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    return found
 
 
 def _number(text: str | None, default: int, most: int) -> int:

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
@@ -36,6 +36,8 @@ SEARCHABLE = (
     "category",
     "subject",
     "patient",
+    "subject.identifier",
+    "patient.identifier",
 )
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MATCH_LIMIT = 1000
@@ -263,6 +265,16 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
         return select(resource_current.c.id).where(
             resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
         )
+    if name in ("subject.identifier", "patient.identifier"):
+        # Chained: references whose target Patient has this identifier.
+        patients = select(literal("Patient/") + token_index.c.id).where(
+            and_(*_token_match("Patient", "identifier", value))
+        )
+        return select(reference_index.c.id).where(
+            reference_index.c.type == resource_type,
+            reference_index.c.param == name.split(".", maxsplit=1)[0],
+            reference_index.c.target.in_(patients),
+        )
     if name in ("subject", "patient"):
         targets = [v if "/" in v else f"Patient/{v}" for v in value.split(",")]
         return select(reference_index.c.id).where(
@@ -270,15 +282,18 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
             reference_index.c.param == name,
             reference_index.c.target.in_(targets),
         )
+    return select(token_index.c.id).where(and_(*_token_match(resource_type, name, value)))
+
+
+def _token_match(resource_type: str, name: str, value: str) -> list[Any]:
+    """``system|code``, ``code`` or ``system|`` (https://hl7.org/fhir/R4/search.html#token)."""
     system, bar, code = value.rpartition("|")
-    match = [
-        token_index.c.type == resource_type,
-        token_index.c.param == name,
-        token_index.c.value == code,
-    ]
+    match = [token_index.c.type == resource_type, token_index.c.param == name]
+    if code:
+        match.append(token_index.c.value == code)
     if bar:
         match.append(token_index.c.system == system)
-    return select(token_index.c.id).where(and_(*match))
+    return match
 
 
 def _instant(moment: datetime) -> str:
