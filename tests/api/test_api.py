@@ -400,3 +400,26 @@ async def test_prefer_return(client: httpx.AsyncClient) -> None:
     )
     assert told.json()["resourceType"] == "OperationOutcome"
     assert told.json()["issue"][0]["severity"] == "information"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("/Procedure?date=ge2025-05-01", 4),  # 05-06, 05-20, 06-03, 06-10
+        ("/Procedure?date=2025-04-08", 1),  # the avstämningsmöte
+        ("/Procedure?date=le2025-03-12", 1),
+        ("/Procedure?date=gt2025-06-10", 0),
+        ("/Procedure?date=lt2025-03-12", 0),
+        ("/Procedure?date=2025-03", 4),
+        ("/Communication?sent=2025-03-14", 1),
+        ("/EpisodeOfCare?date=ge2025-04-01", 1),  # an open period reaches on
+        ("/Consent?date=2025-03-12", 2),
+    ],
+)
+async def test_date_search_with_prefixes(
+    client: httpx.AsyncClient, query: str, expected: int
+) -> None:
+    await post_bundle(client, "b-psychiatry-revoked-consent")
+    answer = await client.get(query)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["total"] == expected

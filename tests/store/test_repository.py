@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.store import Search, SqlRepository
@@ -206,3 +207,13 @@ async def test_history_lists_versions_without_deletions(repo: SqlRepository) -> 
     with pytest.raises(OperationOutcomeError) as deleted:
         await repo.vread("Patient", created.id, 3)
     assert deleted.value.status == 410
+
+
+async def test_the_schema_is_migrated_to_the_newest_revision(repo: SqlRepository) -> None:
+    async with repo.engine.connect() as conn:
+        revision = (
+            await conn.execute(text("SELECT version_num FROM alembic_version"))
+        ).scalar_one()
+    assert revision == "0002"
+    opened_again = await SqlRepository.open(repo.engine.url.render_as_string(hide_password=False))
+    await opened_again.close()  # migrating an up-to-date schema is a no-op, not an error

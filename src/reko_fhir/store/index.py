@@ -8,10 +8,20 @@ as references (a Procedure's ``subject`` answers ``patient`` too, as in the R4 d
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Json = dict[str, Any]
 REFERENCE_PARAMS = {"subject": ("subject", "patient"), "patient": ("patient",)}
+# The R4 date parameters of the resources the store serves: (param, element).
+DATE_PARAMS = {
+    "Procedure": (("date", "performedDateTime"), ("date", "performedPeriod")),
+    "EpisodeOfCare": (("date", "period"),),
+    "CarePlan": (("date", "period"),),
+    "Consent": (("date", "dateTime"),),
+    "Communication": (("sent", "sent"),),
+}
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def _codings(value: Any) -> Iterator[tuple[str, str]]:
@@ -44,3 +54,39 @@ def references(resource: Json) -> Iterator[tuple[str, str]]:
         if isinstance(value, dict) and isinstance(value.get("reference"), str):
             for param in params:
                 yield param, value["reference"]
+
+
+def instants(text: str) -> tuple[datetime, datetime]:
+    """The instants a FHIR date/dateTime covers: [low, high). ValueError when it is none."""
+    if len(text) == 4:
+        low = datetime(int(text), 1, 1, tzinfo=UTC)
+        return low, low.replace(year=low.year + 1)
+    if len(text) == 7:
+        low = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
+        high = (
+            low.replace(year=low.year + 1, month=1)
+            if low.month == 12
+            else low.replace(month=low.month + 1)
+        )
+        return low, high
+    if len(text) == 10:
+        low = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return low, low + timedelta(days=1)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return moment, moment + timedelta(seconds=1)
+
+
+def dates(resource: Json) -> Iterator[tuple[str, datetime, datetime]]:
+    """(param, low, high) rows; a Period without end reaches into the far future."""
+    for param, element in DATE_PARAMS.get(str(resource.get("resourceType")), ()):
+        value = resource.get(element)
+        try:
+            if isinstance(value, str):
+                yield (param, *instants(value))
+            elif isinstance(value, dict) and isinstance(value.get("start"), str):
+                low = instants(value["start"])[0]
+                end = value.get("end")
+                yield param, low, instants(end)[1] if isinstance(end, str) else FAR_FUTURE
+        except ValueError:
+            continue  # validation reports malformed dates; the index leaves them out

@@ -68,6 +68,18 @@ reference_index = Table(
     Index("ix_reference_owner", "type", "id"),
 )
 
+date_index = Table(
+    "date_index",
+    metadata,
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("low", DateTime(timezone=True), nullable=False),
+    Column("high", DateTime(timezone=True), nullable=False),
+    Index("ix_date_lookup", "type", "param", "low", "high"),
+    Index("ix_date_owner", "type", "id"),
+)
+
 conditional_create = Table(
     "conditional_create",
     metadata,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select, update
@@ -21,6 +21,7 @@ from reko_fhir.store import index
 from reko_fhir.store.repository import Json, Search, Stored
 from reko_fhir.store.schema import (
     conditional_create,
+    date_index,
     reference_index,
     resource_current,
     resource_version,
@@ -38,6 +39,8 @@ SEARCHABLE = (
     "patient",
     "subject.identifier",
     "patient.identifier",
+    "date",
+    "sent",
 )
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MATCH_LIMIT = 1000
@@ -250,10 +253,13 @@ class Unit:
             await self.conn.execute(insert(token_index), tokens)
         if refs:
             await self.conn.execute(insert(reference_index), refs)
+        spans = [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)]
+        if spans:
+            await self.conn.execute(insert(date_index), spans)
         return Stored(content, version, now)
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
-        for table in (token_index, reference_index):
+        for table in (token_index, reference_index, date_index):
             await self.conn.execute(
                 delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
             )
@@ -264,6 +270,12 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
     if name == "_id":
         return select(resource_current.c.id).where(
             resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
+        )
+    if name in ("date", "sent"):
+        return select(date_index.c.id).where(
+            date_index.c.type == resource_type,
+            date_index.c.param == name,
+            _span_condition(date_index.c.low, date_index.c.high, value),
         )
     if name in ("subject.identifier", "patient.identifier"):
         # Chained: references whose target Patient has this identifier.
@@ -320,25 +332,25 @@ def _date_condition(column: Any, value: str) -> Any:
 
 
 def _range(text: str) -> tuple[datetime, datetime]:
-    """The instants a FHIR date or dateTime covers: [start, end)."""
     try:
-        if len(text) == 4:
-            start = datetime(int(text), 1, 1, tzinfo=UTC)
-            return start, start.replace(year=start.year + 1)
-        if len(text) == 7:
-            start = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
-            after = (
-                start.replace(year=start.year + 1, month=1)
-                if start.month == 12
-                else start.replace(month=start.month + 1)
-            )
-            return start, after
-        if len(text) == 10:
-            start = datetime.fromisoformat(text).replace(tzinfo=UTC)
-            return start, start + timedelta(days=1)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return moment, moment + timedelta(seconds=1)
+        return index.instants(text)
     except ValueError:
         message = f"'{text}' is not a FHIR date or dateTime"
         raise OperationOutcomeError([error(IssueCode.VALUE, message, None)], status=400) from None
+
+
+def _span_condition(low: Any, high: Any, value: str) -> Any:
+    """Prefixes on a stored range [low, high) (https://hl7.org/fhir/R4/search.html#prefix)."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    q_low, q_high = _range(value[2:] if value[:2] in _PREFIXES else value)
+    if prefix in ("gt", "sa"):
+        return high > q_high
+    if prefix in ("lt", "eb"):
+        return low < q_low
+    if prefix == "ge":
+        return high > q_low
+    if prefix == "le":
+        return low < q_high
+    if prefix == "ne":
+        return (low < q_low) | (high > q_high)
+    return (low >= q_low) & (high <= q_high)
