@@ -6,6 +6,7 @@ problems (each printed, nothing written), 2 the command was used wrongly.
 
 from __future__ import annotations
 
+import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -109,7 +110,9 @@ def serve_command(
 
     from reko_fhir.api import create_app  # noqa: PLC0415
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # uvicorn's own access log would print query strings unmasked (personnummer in searches).
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
 
 
 class ReportFormat(StrEnum):

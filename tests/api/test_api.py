@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -423,3 +424,12 @@ async def test_date_search_with_prefixes(
     answer = await client.get(query)
     assert answer.status_code == 200, answer.text
     assert answer.json()["total"] == expected
+
+
+async def test_the_access_log_masks_patient_numbers(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="reko_fhir.access"):
+        await client.get("/Procedure", params={"patient.identifier": "197804122385"})
+    assert "GET /Procedure?patient.identifier=19780412-**** 200" in caplog.text
+    assert "197804122385" not in caplog.text

@@ -15,6 +15,7 @@ from reko_fhir.domain import (
     PatientId,
     PatientIdKind,
     luhn_check_digit,
+    mask_patient_ids,
 )
 
 
@@ -106,3 +107,17 @@ def test_a_care_unit_needs_a_name() -> None:
     with pytest.raises(DomainError) as caught:
         CareUnit(HsaId("SE2321000016-A1"), "  ")
     assert caught.value.field == "name"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("identifier=197804122385", "identifier=19780412-****"),
+        ("pnr 19780412-2385.", "pnr 19780412-****."),
+        ("short 780412-2385", "short 780412-****"),
+        ("hsa SE2321000016-A1B2", "hsa SE2321000016-A1B2"),
+        ("uuid 123456789012345", "uuid 123456789012345"),
+    ],
+)
+def test_patient_numbers_are_masked_for_logs(text: str, masked: str) -> None:
+    assert mask_patient_ids(text) == masked

@@ -7,12 +7,15 @@ they decide nothing about FHIR. The store opens (and migrates) when the app star
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
 from reko_fhir.config import Settings
+from reko_fhir.domain import mask_patient_ids
 from reko_fhir.formats import MAX_BYTES
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest import FhirRequest, FhirResponse, FhirRouter
@@ -22,6 +25,7 @@ from reko_fhir.validation.service import ValidationService, reko_definitions
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 logger = logging.getLogger("reko_fhir.api")
+access = logging.getLogger("reko_fhir.access")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +45,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="reko-fhir", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Response:
+        """One line per request; patient numbers in paths and queries are masked."""
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        elapsed = (time.perf_counter() - started) * 1000
+        access.info(
+            "%s %s %d %.1f ms",
+            request.method,
+            mask_patient_ids(target),
+            response.status_code,
+            elapsed,
+        )
+        return response
 
     @app.api_route("/{path:path}", methods=METHODS)
     async def fhir(path: str, request: Request) -> Response:
@@ -67,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except OperationOutcomeError as failure:
             answer = FhirResponse(failure.status, outcome_json(failure.issues))
         except Exception:  # a bug of ours: logged with its traceback, answered without one
-            logger.exception("unexpected failure answering %s %s", request.method, request.url.path)
+            where = mask_patient_ids(request.url.path)
+            logger.exception("unexpected failure answering %s %s", request.method, where)
             message = "the server failed to answer this request; it has been logged"
             answer = FhirResponse(500, outcome_json([error(IssueCode.EXCEPTION, message, None)]))
         return to_http(answer, xml)

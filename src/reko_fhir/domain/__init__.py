@@ -21,6 +21,7 @@ from reko_fhir.domain.identifiers import (
     PatientId,
     PatientIdKind,
     luhn_check_digit,
+    mask_patient_ids,
 )
 from reko_fhir.domain.models import (
     CareTeam,
@@ -75,4 +76,5 @@ __all__ = [
     "consent_violations",
     "focus_warnings",
     "luhn_check_digit",
+    "mask_patient_ids",
 ]

@@ -89,6 +89,14 @@ class PatientId:
         return self.masked
 
 
+_ANY_PATIENT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6}|\d{8})[-+]?(\d{4})(?!\d)")
+
+
+def mask_patient_ids(text: str) -> str:
+    """``text`` with every personnummer-shaped number masked (``19780412-****``), for logs."""
+    return _ANY_PATIENT_ID.sub(lambda m: f"{m.group(1)}-****", text)
+
+
 _HSA_ID = re.compile(r"^SE\d{10}-[A-Za-z0-9]{1,31}$")
 
 
