@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import text
 
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.store import Search, SqlRepository
+from tests.store.conftest import postgres_schema
 
 PNR = "http://electronichealth.se/identifier/personnummer"
 
@@ -217,3 +219,21 @@ async def test_the_schema_is_migrated_to_the_newest_revision(repo: SqlRepository
     assert revision == "0002"
     opened_again = await SqlRepository.open(repo.engine.url.render_as_string(hide_password=False))
     await opened_again.close()  # migrating an up-to-date schema is a no-op, not an error
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_workers_starting_at_once_on_a_fresh_store_migrate_once(
+    database: str, tmp_path: Path
+) -> None:
+    """uvicorn --workers 2 opens a new store twice at the same moment; both must come up."""
+
+    async def open_four(url: str) -> None:
+        opened = await asyncio.gather(*(SqlRepository.open(url) for _ in range(4)))
+        for store in opened:
+            await store.close()
+
+    if database == "sqlite":
+        await open_four(f"sqlite+aiosqlite:///{tmp_path / 'fresh.sqlite3'}")
+        return
+    async with postgres_schema() as url:
+        await open_four(url.replace("postgresql://", "postgresql+psycopg://", 1))

@@ -30,8 +30,9 @@ class PatientIdKind(StrEnum):
     SAMORDNINGSNUMMER = "samordningsnummer"
 
 
-_PATIENT_ID = re.compile(r"^(\d{8})-?(\d{4})$")
-_TWELVE_DIGITS = re.compile(r"^\d{12}$")
+# ASCII digits only, and fullmatch (not "$", which also matches before a trailing newline).
+_PATIENT_ID = re.compile(r"(\d{8})-?(\d{4})", re.ASCII)
+_TWELVE_DIGITS = re.compile(r"\d{12}", re.ASCII)
 _SAMORDNING_DAY_OFFSET = 60
 
 
@@ -47,7 +48,7 @@ class PatientId:
     kind: PatientIdKind = field(init=False)
 
     def __post_init__(self) -> None:
-        if not _TWELVE_DIGITS.match(self.value):
+        if not _TWELVE_DIGITS.fullmatch(self.value):
             raise DomainError("value", "a personnummer has 12 digits, YYYYMMDDNNNC")
         year, month, day = int(self.value[:4]), int(self.value[4:6]), int(self.value[6:8])
         kind = PatientIdKind.PERSONNUMMER
@@ -65,7 +66,7 @@ class PatientId:
     @classmethod
     def parse(cls, text: str) -> PatientId:
         """Accept ``YYYYMMDDNNNC`` or ``YYYYMMDD-NNNC`` (surrounding blanks ignored)."""
-        match = _PATIENT_ID.match(text.strip())
+        match = _PATIENT_ID.fullmatch(text.strip())
         if match is None:
             raise DomainError("value", "a personnummer has 12 digits, YYYYMMDD-NNNC")
         return cls(match.group(1) + match.group(2))
@@ -97,7 +98,7 @@ def mask_patient_ids(text: str) -> str:
     return _ANY_PATIENT_ID.sub(lambda m: f"{m.group(1)}-****", text)
 
 
-_HSA_ID = re.compile(r"^SE\d{10}-[A-Za-z0-9]{1,31}$")
+_HSA_ID = re.compile(r"SE\d{10}-[A-Za-z0-9]{1,31}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +108,14 @@ class HsaId:
     value: str
 
     def __post_init__(self) -> None:
-        if not _HSA_ID.match(self.value):
+        if not _HSA_ID.fullmatch(self.value):
             raise DomainError("value", "an HSA-id is SE + 10 digits + '-' + 1-31 letters/digits")
 
     def __str__(self) -> str:
         return self.value
 
 
-_ORG_NUMBER = re.compile(r"^\d{10}$")
+_ORG_NUMBER = re.compile(r"\d{10}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ class OrganisationNumber:
     value: str
 
     def __post_init__(self) -> None:
-        if not _ORG_NUMBER.match(self.value):
+        if not _ORG_NUMBER.fullmatch(self.value):
             raise DomainError("value", "an organisation number has 10 digits")
         if luhn_check_digit(self.value[:9]) != int(self.value[9]):
             raise DomainError("value", "the check digit of the organisation number is wrong")

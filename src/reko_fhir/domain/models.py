@@ -118,6 +118,8 @@ class StaffRole:
     title: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.role, RekoRole):
+            raise DomainError("role", "staff take a role from reko-role")
         _require_text(self.name, "name")
         _require_text(self.title, "title")
 
@@ -159,6 +161,17 @@ class ConsentChange:
         _require_text(self.note, "note")
 
 
+_KIND_ORDER = {
+    ConsentChangeKind.GIVEN: 0,
+    ConsentChangeKind.ACTORS_CHANGED: 1,
+    ConsentChangeKind.REVOKED: 2,
+}
+
+
+def _change_order(change: ConsentChange) -> tuple[date, int, str]:
+    return change.on, _KIND_ORDER[change.kind], change.note or ""
+
+
 @dataclass(frozen=True, slots=True)
 class Consent:
     """The patient's consent to coordination and to informing the actors it names.
@@ -177,7 +190,8 @@ class Consent:
     def __post_init__(self) -> None:
         object.__setattr__(self, "recorded_at", _fixed_offset(self.recorded_at, "recorded_at"))
         object.__setattr__(self, "actors", tuple(sorted(set(self.actors), key=str)))
-        history = tuple(sorted(self.history, key=lambda c: c.on))
+        # A total order: on one day a consent is given, then changed, then revoked.
+        history = tuple(sorted(self.history, key=_change_order))
         object.__setattr__(self, "history", history)
         for change in history:
             if change.on < self.valid_from:

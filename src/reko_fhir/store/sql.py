@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -50,8 +50,13 @@ class SqlRepository:
         engine = create_async_engine(url, **engine_options)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
-        async with engine.begin() as conn:
-            await conn.run_sync(run_migrations)
+        # Several workers may start at once: one migrates, the others wait and find it done.
+        async with engine.connect() as conn:
+            await conn.execution_options(reko_writer=True)  # SQLite: BEGIN IMMEDIATE
+            async with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(7251130)"))
+                await conn.run_sync(run_migrations)
         return cls(engine)
 
     async def close(self) -> None:

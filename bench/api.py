@@ -1,0 +1,231 @@
+"""Benchmark: the FHIR service on loopback with 2 worker processes, SQLite and PostgreSQL.
+
+Run by hand: ``python bench/api.py [--seconds 10] [--concurrency 16] [--rows 1000000]``.
+Not a test. For each database it starts ``uvicorn --workers 2`` on a fresh store, then measures
+with concurrent HTTP clients:
+
+- validated, committed writes/s (POST Procedure, each validated against the reko profile and
+  the consent rules against the store) with p50/p99 latency;
+- reads/s (GET Procedure/{id}) with p50/p99;
+- the baseline, in the same run: GET /metadata (no store, no validation) — ratios are against it;
+- p50/p99 of a patient search after ``--rows`` Procedures are stored (inserted through the
+  repository in bulk units, so the index rows are the real ones).
+
+PostgreSQL is 127.0.0.1:5432 database ``test`` (a schema of its own, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from reko_fhir.config import Settings
+from reko_fhir.store import SqlRepository
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+GOLDEN = json.loads(
+    (ROOT / "fixtures/mapping/a-primary-care/expected.json").read_text(encoding="utf-8")
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "reko_fhir.api.app:create_app",
+        "--factory",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/metadata", timeout=1).raise_for_status()
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+async def load(
+    work: Callable[[httpx.AsyncClient, int], Awaitable[None]],
+    seconds: float,
+    concurrency: int,
+    base: str,
+) -> tuple[float, list[float]]:
+    """Requests/s and latencies (ms) of ``work`` run by ``concurrency`` clients for ``seconds``."""
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def client(number: int) -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            i = 0
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                await work(http, number * 1_000_000 + i)
+                latencies.append((time.perf_counter() - started) * 1000)
+                i += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - started), latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values or [0.0])[0]
+    )
+
+
+async def seed_case(base: str) -> tuple[dict[str, Any], str]:
+    """Store golden case a through the API; return a Procedure template and the patient ref."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        answer = await http.post(
+            "/", json=GOLDEN, headers={"content-type": "application/fhir+json"}
+        )
+        answer.raise_for_status()
+        procedures = (await http.get("/Procedure", params={"_count": "1"})).json()["entry"]
+    template = procedures[0]["resource"]
+    for key in ("id", "meta"):
+        template.pop(key)
+    return template, template["subject"]["reference"]
+
+
+async def bulk_rows(url: str, template: dict[str, Any], rows: int) -> None:
+    """``rows`` Procedures of other patients through the repository, in units of 5,000."""
+    repository = await SqlRepository.open(url)
+    try:
+        done = 0
+        while done < rows:
+            async with repository.unit() as unit:
+                for _ in range(min(5000, rows - done)):
+                    procedure = copy.deepcopy(template)
+                    procedure["identifier"] = [
+                        {"system": "urn:oid:1.2.752.9999.9", "value": uuid.uuid4().hex}
+                    ]
+                    procedure["subject"] = {"reference": f"Patient/{uuid.uuid4()}"}
+                    await unit.create(procedure)
+                    done += 1
+    finally:
+        await repository.close()
+
+
+async def measure(name: str, env: dict[str, str], store_url: str, args: argparse.Namespace) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(env, port)
+    try:
+        template, patient = await seed_case(base)
+        created: list[str] = []
+
+        async def metadata(http: httpx.AsyncClient, _: int) -> None:
+            (await http.get("/metadata")).raise_for_status()
+
+        async def write(http: httpx.AsyncClient, n: int) -> None:
+            procedure = {
+                **template,
+                "identifier": [{"system": "urn:oid:1.2.752.9999.1", "value": f"B-{n}"}],
+            }
+            answer = await http.post(
+                "/Procedure", json=procedure, headers={"prefer": "return=minimal"}
+            )
+            if answer.status_code != 201:
+                raise SystemExit(f"write failed: {answer.status_code} {answer.text[:300]}")
+            created.append(answer.headers["location"].split("/")[1])
+
+        async def read(http: httpx.AsyncClient, n: int) -> None:
+            (await http.get(f"/Procedure/{created[n % len(created)]}")).raise_for_status()
+
+        async def search(http: httpx.AsyncClient, _: int) -> None:
+            (
+                await http.get("/Procedure", params={"patient": patient, "_count": "20"})
+            ).raise_for_status()
+
+        base_rate, base_lat = await load(metadata, args.seconds, args.concurrency, base)
+        write_rate, write_lat = await load(write, args.seconds, args.concurrency, base)
+        read_rate, read_lat = await load(read, args.seconds, args.concurrency, base)
+        print(
+            f"\n{name}: 2 workers, {args.concurrency} concurrent clients, {args.seconds:.0f} s each"
+        )
+        print(f"{'':34} {'req/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        for label, rate, lat in (
+            ("GET /metadata (baseline)", base_rate, base_lat),
+            ("validated write (POST Procedure)", write_rate, write_lat),
+            ("read (GET Procedure/id)", read_rate, read_lat),
+        ):
+            print(
+                f"{label:34} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
+            )
+        if args.rows:
+            started = time.perf_counter()
+            await bulk_rows(store_url, template, args.rows)
+            filled = time.perf_counter() - started
+            search_rate, search_lat = await load(search, args.seconds, 4, base)
+            print(
+                f"patient search with {args.rows:,} more Procedures stored ({filled:.0f} s to store them): "
+                f"{search_rate:.0f}/s, p50 {pct(search_lat, 50):.1f} ms, p99 {pct(search_lat, 99):.1f} ms"
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    if args.only != "postgresql":
+        with tempfile.TemporaryDirectory() as data:
+            url = Settings(data_dir=Path(data)).sqlalchemy_url()
+            await measure("SQLite (embedded default)", {"REKO_DATA_DIR": data}, url, args)
+    if args.only != "sqlite":
+        schema = f"reko_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        database_url = f"{PG_DSN}?options=-csearch_path%3D{schema}"
+        try:
+            url = Settings(database_url=database_url).sqlalchemy_url()
+            await measure("PostgreSQL", {"REKO_DATABASE_URL": database_url}, url, args)
+        finally:
+            with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
