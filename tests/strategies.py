@@ -67,8 +67,10 @@ def patient_ids(draw: st.DrawFn) -> PatientId:
     return PatientId(body + str(luhn_check_digit(body[2:])))
 
 
-hsa_ids = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", min_size=1, max_size=8).map(
-    lambda s: HsaId(f"SE2321000016-{s}")
+hsa_ids = st.builds(
+    lambda digits, suffix: HsaId(f"SE{digits}-{suffix}"),
+    st.sampled_from(["2321000016", "2321000131", "1623456789"]),
+    st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcxyz0123456789", min_size=1, max_size=8),
 )
 org_numbers = st.integers(100_000_000, 999_999_999).map(
     lambda n: OrganisationNumber(f"{n}{luhn_check_digit(str(n))}")
@@ -250,3 +252,118 @@ def cases(draw: st.DrawFn) -> CoordinationCase:
             for _ in range(draw(st.integers(0, 2)) if with_fk else 0)
         ),
     )
+
+
+# A concrete case using every part of the domain, for example-based contract tests.
+EXAMPLE_SYSTEM = "https://journal.region-exempel.se/sid/rehab"
+CET, CEST = timezone(timedelta(hours=1)), timezone(timedelta(hours=2))
+EXAMPLE_UNIT = HsaId("SE2321000016-VC01")
+EXAMPLE_COORDINATOR, EXAMPLE_DOCTOR = HsaId("SE2321000016-R001"), HsaId("SE2321000016-L002")
+EXAMPLE_EMPLOYER = OrganisationNumber("5560360793")
+
+
+def _src(record_id: str) -> SourceRef:
+    return SourceRef(EXAMPLE_SYSTEM, record_id)
+
+
+def example_case(**changes: object) -> CoordinationCase:
+    """A closed case with staff, two actors, a revoked consent, team, plan, activities, notice."""
+    fk, employer = FORSAKRINGSKASSAN, EXAMPLE_EMPLOYER
+    reco, doctor = EXAMPLE_COORDINATOR, EXAMPLE_DOCTOR
+    fields: dict[str, object] = {
+        "source": _src("CASE-1"),
+        "patient": Patient(PatientId("197803122386"), "Åström", "Märta"),
+        "care_unit": CareUnit(EXAMPLE_UNIT, "Vårdcentralen Ekdalen"),
+        "status": RekoStatus.AVSLUTAD,
+        "start": date(2025, 3, 3),
+        "end": date(2025, 9, 30),
+        "coordinator": reco,
+        "staff": (
+            StaffRole(reco, RekoRole.REHABILITERINGSKOORDINATOR, "Karin Öberg", "Rehabkoordinator"),
+            StaffRole(doctor, RekoRole.LAKARE),
+        ),
+        "sick_leave_periods": (
+            SickLeavePeriod(date(2025, 2, 17), date(2025, 4, 13), 100),
+            SickLeavePeriod(date(2025, 4, 14), None, 50),
+        ),
+        "actors": (
+            ExternalActor(fk, ActorType.FORSAKRINGSKASSAN, "Försäkringskassan"),
+            ExternalActor(employer, ActorType.ARBETSGIVARE, "Byggföretaget AB"),
+        ),
+        "consents": (
+            Consent(
+                _src("SAM-1"),
+                ConsentForm.MUNTLIGT,
+                datetime(2025, 3, 3, 10, 15, tzinfo=CET),
+                date(2025, 3, 3),
+            ),
+            Consent(
+                _src("SAM-2"),
+                ConsentForm.SKRIFTLIGT,
+                datetime(2025, 3, 10, 9, 0, tzinfo=CET),
+                date(2025, 3, 10),
+                (fk, employer),
+                (
+                    ConsentChange(date(2025, 3, 10), ConsentChangeKind.GIVEN),
+                    ConsentChange(date(2025, 6, 2), ConsentChangeKind.REVOKED, "Återkallat"),
+                ),
+            ),
+        ),
+        "care_team": CareTeam(
+            (
+                TeamMember(RekoRole.REHABILITERINGSKOORDINATOR, staff=reco),
+                TeamMember(RekoRole.LAKARE, staff=doctor),
+                TeamMember(ActorType.ARBETSGIVARE, actor=employer),
+            )
+        ),
+        "plan": ReturnToWorkPlan(
+            _src("PLAN-1"),
+            reco,
+            date(2025, 3, 12),
+            date(2025, 3, 12),
+            ("Åter i arbete på heltid", "Anpassade arbetsuppgifter"),
+            end=date(2025, 9, 30),
+            sick_leave_steps=(SickLeavePeriod(date(2025, 4, 14), date(2025, 5, 11), 50),),
+            activities=(
+                PlannedActivity(
+                    "Avstämningsmöte med arbetsgivaren",
+                    CoordinationPart.EXTERN_SAMVERKAN,
+                    date(2025, 4, 8),
+                    employer,
+                ),
+            ),
+            follow_ups=(date(2025, 5, 5),),
+        ),
+        "activities": (
+            CoordinationActivity(
+                _src("AKT-1"),
+                KvaCode.GC001,
+                datetime(2025, 3, 3, 10, 0, tzinfo=CET),
+                reco,
+                CoordinationPart.PERSONLIGT_STOD,
+                note="Kartläggningssamtal",
+            ),
+            CoordinationActivity(
+                _src("AKT-2"),
+                KvaCode.GC001,
+                datetime(2025, 4, 8, 9, 0, tzinfo=CEST),
+                reco,
+                CoordinationPart.EXTERN_SAMVERKAN,
+                (fk, employer),
+            ),
+            CoordinationActivity(
+                _src("AKT-3"), KvaCode.DV077, datetime(2025, 3, 12, 13, 30, tzinfo=CET), doctor
+            ),
+        ),
+        "notices": (
+            NoticeToForsakringskassan(
+                _src("MED-1"),
+                datetime(2025, 3, 11, 8, 5, 30, tzinfo=CET),
+                reco,
+                fk,
+                "Patienten har behov av rehabilitering",
+            ),
+        ),
+    }
+    fields.update(changes)
+    return CoordinationCase(**fields)  # type: ignore[arg-type]

@@ -5,5 +5,6 @@ transaction Bundle and reads it back. ``journal/`` maps journal-system exports t
 """
 
 from reko_fhir.mapping.bundle import bundle_to_case, case_to_bundle, case_to_bundle_json
+from reko_fhir.mapping.fhir_reader import MappingError
 
-__all__ = ["bundle_to_case", "case_to_bundle", "case_to_bundle_json"]
+__all__ = ["MappingError", "bundle_to_case", "case_to_bundle", "case_to_bundle_json"]

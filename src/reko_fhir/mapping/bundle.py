@@ -2,13 +2,14 @@
 
 Every entry is a conditional update on its business identifier, so applying the Bundle twice
 changes nothing the second time (https://hl7.org/fhir/R4/http.html#trules). Reading a Bundle
-back collects every problem with its FHIRPath before giving up.
+back collects every problem with its FHIRPath before giving up (:class:`MappingError`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from fhir.resources.R4B.bundle import Bundle
@@ -17,6 +18,7 @@ from reko_fhir.domain import (
     CoordinationCase,
     DomainError,
 )
+from reko_fhir.formats import FormatError, parse_json_object
 from reko_fhir.mapping import codings as c
 from reko_fhir.mapping.careplan import careplan_from_fhir, careplan_to_fhir
 from reko_fhir.mapping.communication import notice_from_fhir, notice_to_fhir
@@ -30,7 +32,7 @@ from reko_fhir.mapping.episode import (
     status_from_fhir,
 )
 from reko_fhir.mapping.fhir_ids import conditional_url, resource_uuid
-from reko_fhir.mapping.fhir_reader import Element, FhirElementError
+from reko_fhir.mapping.fhir_reader import Element, FhirElementError, MappingError
 from reko_fhir.mapping.parties import (
     actor_from_fhir,
     actor_to_fhir,
@@ -44,7 +46,7 @@ from reko_fhir.mapping.parties import (
 )
 from reko_fhir.mapping.procedure import procedure_from_fhir, procedure_to_fhir
 from reko_fhir.mapping.sick_leave import sick_leave_from_fhir
-from reko_fhir.outcomes import Issue, IssueCode, OperationOutcomeError, error
+from reko_fhir.outcomes import Issue, IssueCode, error
 
 Resource = dict[str, Any]
 T = TypeVar("T")
@@ -102,8 +104,19 @@ def case_to_bundle_json(case: CoordinationCase) -> Resource:
 
 
 def case_to_bundle(case: CoordinationCase) -> Bundle:
-    """The case as a validated fhir.resources (R4B) transaction Bundle."""
-    return Bundle.model_validate(case_to_bundle_json(case))
+    """The case as a validated fhir.resources (R4B) transaction Bundle.
+
+    A few values the domain accepts have no FHIR form (a control character in a text, a UTC
+    offset with seconds); they raise :class:`MappingError` naming the element, not a pydantic
+    traceback.
+    """
+    try:
+        bundle = parse_json_object(case_to_bundle_json(case))
+    except FormatError as exc:
+        issue = error(IssueCode.VALUE, exc.message, exc.expression or "Bundle")
+        raise MappingError([issue]) from None
+    assert isinstance(bundle, Bundle)  # the mapping writes resourceType Bundle
+    return bundle
 
 
 class _Collector:
@@ -112,38 +125,123 @@ class _Collector:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
 
+    def add(self, code: IssueCode, message: str, expression: str) -> None:
+        self.issues.append(error(code, message, expression))
+
     def one(self, res: Element, reader: Callable[[Element], T]) -> T | None:
         try:
             return reader(res)
         except FhirElementError as exc:
-            self.issues.append(error(IssueCode.INVALID, exc.message, exc.expression))
+            self.add(IssueCode.INVALID, exc.message, exc.expression)
         except DomainError as exc:
-            message = f"{exc.field}: {exc.message}"
-            self.issues.append(error(IssueCode.BUSINESS_RULE, message, res.path))
+            self.add(IssueCode.BUSINESS_RULE, f"{exc.field}: {exc.message}", res.path)
         return None
 
     def each(self, resources: list[Element], reader: Callable[[Element], T]) -> list[T]:
         return [x for r in resources if (x := self.one(r, reader)) is not None]
 
 
-def _index_entries(root: Element) -> tuple[BundleIndex, dict[str, list[Element]]]:
+# The resource types a case Bundle is made of; anything else would be dropped unread.
+_CASE_TYPES = frozenset(
+    {
+        "Organization",
+        "Patient",
+        "PractitionerRole",
+        "EpisodeOfCare",
+        "CareTeam",
+        "Consent",
+        "CarePlan",
+        "Procedure",
+        "Communication",
+    }
+)
+# The element of each resource that names the patient; it must be the Bundle's one Patient,
+# or a record about someone else would silently be filed under this patient.
+_PATIENT_ELEMENT = {
+    "EpisodeOfCare": "patient",
+    "CareTeam": "subject",
+    "Consent": "patient",
+    "CarePlan": "subject",
+    "Procedure": "subject",
+    "Communication": "subject",
+}
+# Where a case-level DomainError points: the EpisodeOfCare carries the case itself.
+_EPISODE_ELEMENT = {
+    "start": "period.start",
+    "end": "period.end",
+    "status": "extension",
+    "coordinator": "careManager",
+    "sick_leave_periods": "extension",
+}
+
+
+def _index_entries(root: Element, out: _Collector) -> tuple[BundleIndex, dict[str, list[Element]]]:
     index = BundleIndex()
     by_type: dict[str, list[Element]] = {}
     for entry in root.children("entry"):
         res = entry.child("resource")
         if res is None:
+            out.add(IssueCode.STRUCTURE, "a case Bundle entry needs a resource", entry.path)
             continue
         res.path = f"{entry.path}.resource"
-        index.add(res, entry.text("fullUrl"))
+        full_url = entry.text("fullUrl")
+        if full_url and full_url in index.by_url:
+            # bdl-7: otherwise a reference would silently resolve to only one of the two.
+            out.add(IssueCode.STRUCTURE, f"fullUrl '{full_url}' occurs twice", entry.path)
+        index.add(res, full_url)
         by_type.setdefault(str(res.data.get("resourceType")), []).append(res)
     return index, by_type
 
 
+def _bundle_json(bundle: Bundle | Resource) -> Resource:
+    """The Bundle as FHIR JSON; a dict is checked against the R4 model first, so the readers
+    meet only well-formed elements (a list where a list belongs, a string in ``reference``)."""
+    model: object = bundle
+    if isinstance(bundle, dict):
+        try:
+            model = parse_json_object(bundle)
+        except FormatError as exc:
+            expression = exc.expression or "Bundle"
+            raise MappingError([error(IssueCode.STRUCTURE, exc.message, expression)]) from None
+    if not isinstance(model, Bundle):
+        message = f"a case travels in a Bundle, not a {type(model).__name__}"
+        raise MappingError([error(IssueCode.STRUCTURE, message, "resourceType")])
+    data: Resource = json.loads(model.model_dump_json())
+    return data
+
+
+def _check_structure(by_type: dict[str, list[Element]], out: _Collector) -> None:
+    for kind, resources in sorted(by_type.items()):
+        if kind not in _CASE_TYPES:
+            for res in resources:
+                out.add(IssueCode.STRUCTURE, f"a case Bundle carries no {kind}", res.path)
+    for kind in ("CareTeam", "CarePlan"):
+        for res in by_type.get(kind, [])[1:]:
+            out.add(IssueCode.STRUCTURE, f"a case has at most one {kind}", res.path)
+
+
+def _check_patient_references(
+    by_type: dict[str, list[Element]], patient: Element, index: BundleIndex, out: _Collector
+) -> None:
+    def check(res: Element, name: str) -> None:
+        if index.target(res.child(name), res, name) is not patient:
+            raise res.fail(name, "must reference the Patient of this Bundle")
+
+    for kind, name in _PATIENT_ELEMENT.items():
+        for res in by_type.get(kind, []):
+            out.one(res, partial(check, name=name))
+
+
 def bundle_to_case(bundle: Bundle | Resource) -> CoordinationCase:
-    """Read a case Bundle back into the domain; raise OperationOutcomeError with every problem."""
-    data = json.loads(bundle.model_dump_json()) if isinstance(bundle, Bundle) else bundle
-    index, by_type = _index_entries(Element(data, "Bundle"))
+    """Read a case Bundle (model or FHIR JSON dict) back into the domain.
+
+    References resolve by ``fullUrl`` or ``Type/id`` inside the Bundle
+    (https://hl7.org/fhir/R4/bundle.html#references). Raises :class:`MappingError` with every
+    problem found, each located by its FHIRPath.
+    """
     out = _Collector()
+    index, by_type = _index_entries(Element(_bundle_json(bundle), "Bundle"), out)
+    _check_structure(by_type, out)
     # People and actors first: the other resources refer to them.
     staff, actors = [], []
     for res in by_type.get("PractitionerRole", []):
@@ -157,15 +255,18 @@ def bundle_to_case(bundle: Bundle | Resource) -> CoordinationCase:
     episodes, patients = by_type.get("EpisodeOfCare", []), by_type.get("Patient", [])
     if len(episodes) != 1 or len(patients) != 1:
         message = "a case Bundle holds exactly one Patient and one EpisodeOfCare"
-        raise OperationOutcomeError([error(IssueCode.STRUCTURE, message, "Bundle.entry")])
-    (episode,) = episodes
-    patient = out.one(patients[0], patient_from_fhir)
-    unit = out.one(
-        episode,
-        lambda e: unit_from_fhir(
-            index.target(e.child("managingOrganization"), e, "managingOrganization")
-        ),
+        raise MappingError([*out.issues, error(IssueCode.STRUCTURE, message, "Bundle.entry")])
+    (episode,), (patient_res,) = episodes, patients
+    _check_patient_references(by_type, patient_res, index, out)
+    patient = out.one(patient_res, patient_from_fhir)
+    unit_res = out.one(
+        episode, lambda e: index.target(e.child("managingOrganization"), e, "managingOrganization")
     )
+    unit = out.one(unit_res, unit_from_fhir) if unit_res is not None else None
+    for res in by_type.get("Organization", []):
+        if res is not unit_res and not is_external_actor(res):
+            message = "an Organization is the care unit or an external actor (actor-type)"
+            out.add(IssueCode.STRUCTURE, message, res.path)
     head = out.one(episode, _episode_head)
     teams = out.each(by_type.get("CareTeam", []), lambda r: care_team_from_fhir(r, index))
     plans = out.each(by_type.get("CarePlan", []), lambda r: careplan_from_fhir(r, index))
@@ -173,7 +274,7 @@ def bundle_to_case(bundle: Bundle | Resource) -> CoordinationCase:
     activities = out.each(by_type.get("Procedure", []), lambda r: procedure_from_fhir(r, index))
     notices = out.each(by_type.get("Communication", []), lambda r: notice_from_fhir(r, index))
     if out.issues or patient is None or unit is None or head is None:
-        raise OperationOutcomeError(out.issues)
+        raise MappingError(out.issues)
     try:
         return CoordinationCase(
             patient=patient,
@@ -188,8 +289,10 @@ def bundle_to_case(bundle: Bundle | Resource) -> CoordinationCase:
             **head,
         )
     except DomainError as exc:
+        top = exc.field.split(".")[0].split("[")[0]
+        where = f"{episode.path}.{_EPISODE_ELEMENT[top]}" if top in _EPISODE_ELEMENT else "Bundle"
         message = f"{exc.field}: {exc.message}"
-        raise OperationOutcomeError([error(IssueCode.BUSINESS_RULE, message, "Bundle")]) from None
+        raise MappingError([error(IssueCode.BUSINESS_RULE, message, where)]) from None
 
 
 def _episode_head(episode: Element) -> dict[str, Any]:

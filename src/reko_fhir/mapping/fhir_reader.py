@@ -8,13 +8,31 @@ The from-FHIR mappers walk resources through :class:`Element`, which knows its o
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
+
+from reko_fhir.outcomes import Issue, OperationOutcomeError
 
 E = TypeVar("E", bound=StrEnum)
 
 
+class MappingError(OperationOutcomeError):
+    """FHIR that does not map to the domain, with every problem found, each located.
+
+    ``issues`` holds :class:`~reko_fhir.outcomes.Issue` objects: ``expression`` is the FHIRPath
+    of the element to blame (``Bundle.entry[7].resource.performer[0].actor``) and
+    ``diagnostics`` the message. Being an :class:`OperationOutcomeError`, it answers an HTTP
+    request as an OperationOutcome (https://hl7.org/fhir/R4/operationoutcome.html).
+    """
+
+    def __init__(self, issues: Iterable[Issue]) -> None:
+        super().__init__(issues)
+
+
 class FhirElementError(ValueError):
+    """One problem with one element, raised while reading and collected into a MappingError."""
+
     def __init__(self, expression: str, message: str) -> None:
         super().__init__(f"{expression}: {message}")
         self.expression = expression
@@ -56,7 +74,12 @@ class Element:
     def children(self, name: str) -> list[Element]:
         value = self.data.get(name) or []
         items = value if isinstance(value, list) else [value]
-        return [Element(v, f"{self.path}.{name}[{i}]") for i, v in enumerate(items)]
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.fail(f"{name}[{i}]", "must be an element")
+            out.append(Element(item, f"{self.path}.{name}[{i}]"))
+        return out
 
     def text(self, name: str) -> str | None:
         value = self.data.get(name)

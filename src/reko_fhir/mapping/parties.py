@@ -48,11 +48,10 @@ def patient_from_fhir(res: Element) -> Patient:
         raise res.fail("identifier", "needs a personnummer or samordningsnummer")
     name = res.child("name")
     given = name.data.get("given") if name else None
-    return Patient(
-        PatientId(value),
-        name.text("family") if name else None,
-        str(given[0]) if isinstance(given, list) and given else None,
-    )
+    # The domain keeps given names as one string; several FHIR given names are joined rather
+    # than all but the first dropped.
+    given_text = " ".join(str(g) for g in given) if isinstance(given, list) and given else None
+    return Patient(PatientId(value), name.text("family") if name else None, given_text)
 
 
 def unit_to_fhir(unit: CareUnit) -> Resource:
