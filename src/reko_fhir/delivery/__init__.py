@@ -1,0 +1,1 @@
+"""Delivery: the outbox worker, retry policies, targets (EHR FHIR servers, RIVTA services)."""
