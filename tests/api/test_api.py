@@ -6,6 +6,7 @@ import asyncio
 import copy
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,13 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from reko_fhir.api import create_app
 from reko_fhir.config import Settings
+from reko_fhir.rest.router import FhirRouter
 from tests.golden import FIXTURES
 from tests.store.conftest import postgres_schema
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
+_APPS: weakref.WeakKeyDictionary[httpx.AsyncClient, FastAPI] = weakref.WeakKeyDictionary()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,7 +49,14 @@ async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://reko.test") as http:
+            _APPS[http] = app
             yield http
+
+
+async def row_counts(client: httpx.AsyncClient) -> dict[str, int]:
+    """Rows per table of the store behind ``client`` (the app's own repository)."""
+    router: FhirRouter = _APPS[client].state.router
+    return await router.repository.row_counts()
 
 
 async def post_case(client: httpx.AsyncClient, case: str) -> dict[str, str]:
@@ -218,12 +229,39 @@ async def test_bad_requests_get_an_operation_outcome_and_store_nothing(
     headers: dict[str, str],
     status: int,
 ) -> None:
+    await post_bundle(client, "a-primary-care")
+    rows = await row_counts(client)
+    assert rows["resource_version"] > 0
+    assert rows["token_index"] > 0
     answer = await client.request(method, path, content=body, headers=headers)
     assert answer.status_code == status, answer.text
     outcome: dict[str, Any] = answer.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] in ("error", "fatal")
-    assert (await client.get("/Patient")).json()["total"] == 0
+    assert outcome["issue"][0]["diagnostics"]
+    assert await row_counts(client) == rows
+
+
+async def test_refused_changes_to_stored_resources_lose_nothing(client: httpx.AsyncClient) -> None:
+    """Stale If-Match, an invalid update, a bad delete: 4xx, every table as it was."""
+    await post_bundle(client, "a-primary-care")
+    patient = (await client.get("/Patient")).json()["entry"][0]["resource"]
+    rows = await row_counts(client)
+    stale = await client.put(
+        f"/Patient/{patient['id']}", json=patient, headers={**FHIR_JSON, "if-match": 'W/"7"'}
+    )
+    broken = copy.deepcopy(patient)
+    broken["identifier"][0]["value"] = "191212121213"  # fails the Luhn check
+    invalid = await client.put(f"/Patient/{patient['id']}", json=broken, headers=FHIR_JSON)
+    not_json = await client.put(f"/Patient/{patient['id']}", content=b"[", headers=FHIR_JSON)
+    unknown = await client.delete("/Diagnosis/1")
+    statuses = [a.status_code for a in (stale, invalid, not_json, unknown)]
+    assert statuses == [412, 422, 400, 404]
+    for answer in (stale, invalid, not_json, unknown):
+        assert answer.json()["resourceType"] == "OperationOutcome"
+    assert any(i.get("expression") for i in invalid.json()["issue"])
+    assert await row_counts(client) == rows
+    assert (await client.get(f"/Patient/{patient['id']}")).json() == patient
 
 
 async def post_bundle(client: httpx.AsyncClient, case: str, fmt: str = "json") -> httpx.Response:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store.repository import Json, Search, Stored
-from reko_fhir.store.schema import resource_version
+from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.unit import Unit, gone, not_found, stored_from_row
 
 T = TypeVar("T")
@@ -143,6 +143,15 @@ class SqlRepository:
             query = query.where(resource_version.c.type == resource_type)
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows in every table of the store: proof that a refused request changed nothing."""
+        counts: dict[str, int] = {}
+        async with self.engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                query = select(func.count()).select_from(table)
+                counts[table.name] = int((await conn.execute(query)).scalar_one())
+        return counts
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
