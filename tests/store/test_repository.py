@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.store import Search, SqlRepository
+from reko_fhir.store.schema import metadata
 from tests.store.conftest import postgres_schema
 
 PNR = "http://electronichealth.se/identifier/personnummer"
@@ -216,7 +222,15 @@ async def test_the_schema_is_migrated_to_the_newest_revision(repo: SqlRepository
         revision = (
             await conn.execute(text("SELECT version_num FROM alembic_version"))
         ).scalar_one()
-    assert revision == "0002"
+    config = Config()
+    config.set_main_option("script_location", str(files("reko_fhir.store").joinpath("migrations")))
+    assert revision == ScriptDirectory.from_config(config).get_current_head()
+    async with repo.engine.connect() as conn:
+        # The migrations build exactly the tables and indexes schema.py declares.
+        differences = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+        )
+    assert differences == []
     opened_again = await SqlRepository.open(repo.engine.url.render_as_string(hide_password=False))
     await opened_again.close()  # migrating an up-to-date schema is a no-op, not an error
 

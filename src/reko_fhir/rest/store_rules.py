@@ -37,16 +37,30 @@ async def store_rule_issues(
     patient = (resource.get("subject") or {}).get("reference")
     if kind not in ("Procedure", "Communication") or not isinstance(patient, str):
         return []
-    by_patient = Search((("patient", patient),), 1000)
-    context = [
-        *await repository.search("Consent", by_patient),
-        *await repository.search("EpisodeOfCare", by_patient),
-    ]
     organizations = {
         (ext.get("valueReference") or {}).get("reference")
         for ext in resource.get("extension", [])
         if ext.get("url") == c.EXT_EXTERNAL_ACTOR
     } | {r.get("reference") for r in resource.get("recipient", [])}
+    resolver = await patient_context(repository, patient, organizations, written_with, resource)
+    return rule_issues(resource, where or str(kind), resolver)
+
+
+async def patient_context(
+    repository: Reader,
+    patient: str,
+    organizations: set[str | None],
+    written_with: list[Json] | None = None,
+    resource: Json | None = None,
+) -> BundleResolver:
+    """The patient's consents and episodes, the organisations they and ``organizations`` name,
+    and ``written_with`` (except ``resource``), as one resolver for the rules."""
+    by_patient = Search((("patient", patient),), 1000)
+    context = [
+        *await repository.search("Consent", by_patient),
+        *await repository.search("EpisodeOfCare", by_patient),
+    ]
+    organizations = set(organizations)
     for consent in context:
         for actor in (consent.resource.get("provision") or {}).get("actor", []):
             organizations.add((actor.get("reference") or {}).get("reference"))
@@ -61,5 +75,4 @@ async def store_rule_issues(
             )
         except OperationOutcomeError:
             continue  # an unknown organisation: the consent rule then finds no cover
-    resolver = BundleResolver.of({"entry": entries})
-    return rule_issues(resource, where or str(kind), resolver)
+    return BundleResolver.of({"entry": entries})

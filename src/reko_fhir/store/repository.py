@@ -29,6 +29,16 @@ class Stored:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """One version written in a unit of work; ``resource`` is None for a deletion."""
+
+    resource_type: str
+    resource_id: str
+    version: int
+    resource: Json | None
+
+
+@dataclass(frozen=True, slots=True)
 class Search:
     """Search parameters as (name, value) pairs, e.g. ``("identifier", "sys|123")``."""
 

@@ -9,7 +9,7 @@ the ``conditional_create`` key is run again once, and then finds the winner.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any, TypeVar
@@ -19,9 +19,10 @@ from alembic.config import Config
 from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
+from reko_fhir.store import outbox
 from reko_fhir.store.repository import Json, Search, Stored
 from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.unit import Unit, gone, not_found, stored_from_row
@@ -40,13 +41,22 @@ def run_migrations(connection: Connection) -> None:
 class SqlRepository:
     """The FHIR store on an async SQLAlchemy engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, subscriptions: Sequence[outbox.Subscription] = ()
+    ) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.subscriptions = tuple(subscriptions)
 
     @classmethod
-    async def open(cls, url: str, **engine_options: Any) -> SqlRepository:
-        """Connect, migrate, and return the repository."""
+    async def open(
+        cls,
+        url: str,
+        *,
+        subscriptions: Sequence[outbox.Subscription] = (),
+        **engine_options: Any,
+    ) -> SqlRepository:
+        """Connect, migrate, and return the repository; writes enqueue for ``subscriptions``."""
         engine = create_async_engine(url, **engine_options)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
@@ -57,7 +67,7 @@ class SqlRepository:
                 if engine.dialect.name == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_xact_lock(7251130)"))
                 await conn.run_sync(run_migrations)
-        return cls(engine)
+        return cls(engine, subscriptions)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -69,7 +79,20 @@ class SqlRepository:
             # Marks a writer: on SQLite only writers take the lock at BEGIN (see below).
             await conn.execution_options(reko_writer=True)
             async with conn.begin():
-                yield Unit(conn, lock_rows=not self.is_sqlite)
+                unit = Unit(conn, lock_rows=not self.is_sqlite)
+                yield unit
+                # Still inside the transaction: the deliveries commit with the write.
+                if self.subscriptions and unit.changes:
+                    await outbox.enqueue(conn, unit.changes, self.subscriptions)
+
+    @asynccontextmanager
+    async def transaction(self, *, writer: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A bare transaction for the outbox and other tables beside the resources."""
+        async with self.engine.connect() as conn:
+            if writer:
+                await conn.execution_options(reko_writer=True)
+            async with conn.begin():
+                yield conn
 
     async def in_unit(self, work: Callable[[Unit], Awaitable[T]]) -> T:
         """Run ``work`` in a unit; again once if it lost a uniqueness race, to see the winner."""

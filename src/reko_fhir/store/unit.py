@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
-from reko_fhir.store.repository import Json, Search, Stored
+from reko_fhir.store.repository import Change, Json, Search, Stored
 from reko_fhir.store.schema import (
     conditional_create,
     date_index,
@@ -69,6 +69,9 @@ class Unit:
     def __init__(self, conn: AsyncConnection, *, lock_rows: bool) -> None:
         self.conn = conn
         self.lock_rows = lock_rows  # SELECT … FOR UPDATE where the database has it
+        # Every version written in this unit, in order: the outbox enqueues from it before
+        # the commit, so a write and its deliveries land (or vanish) together.
+        self.changes: list[Change] = []
 
     # -- reading inside the transaction ----------------------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
@@ -209,6 +212,7 @@ class Unit:
                 conditional_create.c.type == resource_type, conditional_create.c.id == resource_id
             )
         )
+        self.changes.append(Change(resource_type, resource_id, version, None))
         return version
 
     async def _lock_current(self, resource_type: str, resource_id: str) -> Any:
@@ -256,6 +260,7 @@ class Unit:
         spans = [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)]
         if spans:
             await self.conn.execute(insert(date_index), spans)
+        self.changes.append(Change(resource_type, resource_id, version, content))
         return Stored(content, version, now)
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:

@@ -141,7 +141,7 @@ def _actor_type(organization: Json | None) -> str | None:
     return None
 
 
-def _covers(consent: Json, day: date, org_ref: str | None, resolver: Resolver) -> bool:
+def covers(consent: Json, day: date, org_ref: str | None, resolver: Resolver) -> bool:
     """In force on ``day`` and (when an organisation is given) naming it or one of its type."""
     if consent.get("status") not in ("active", "inactive"):
         return False
@@ -198,7 +198,7 @@ def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
             if recipient.get("reference"):
                 disclosures.append((recipient["reference"], f"{where}.recipient[{i}]"))
     for ref, path in disclosures:
-        if not any(_covers(consent, day, ref, resolver) for consent in consents):
+        if not any(covers(consent, day, ref, resolver) for consent in consents):
             name = (resolver.resolve(ref) or {}).get("name", ref)
             found.append(
                 error(
@@ -208,7 +208,7 @@ def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
                 )
             )
     if kind == "Procedure" and _is_gc001(resource):
-        if not any(_covers(consent, day, None, resolver) for consent in consents):
+        if not any(covers(consent, day, None, resolver) for consent in consents):
             found.append(
                 error(
                     IssueCode.BUSINESS_RULE,

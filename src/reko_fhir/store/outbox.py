@@ -1,0 +1,371 @@
+"""The transactional outbox: deliveries enqueued in the same transaction as the write.
+
+A write and the messages it owes to its subscribed targets commit together, so nothing
+accepted is lost and nothing refused is sent (the "transactional outbox" pattern). Workers
+claim messages with a lease: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED`` lets several
+workers in several processes share the queue; on SQLite the single writer lock does the same.
+Only the oldest pending message of a (target, patient) is ever claimable, which keeps each
+patient's order at the target. A worker killed mid-delivery leaves a lease that expires; the
+message is then delivered again, which the targets make harmless (conditional updates).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reko_fhir.store.repository import Change, Json
+from reko_fhir.store.schema import metadata
+
+_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
+
+outbox_message = Table(
+    "outbox_message",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("target", String(64), nullable=False),
+    Column("ordering_key", String(256), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("operation", String(16), nullable=False),  # "upsert" or "delete"
+    Column("payload", Text, nullable=True),
+    Column("status", String(16), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("locked_by", String(128), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("dead_reason", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_order", "target", "ordering_key", "status", "id"),
+)
+
+outbox_attempt = Table(
+    "outbox_attempt",
+    metadata,
+    Column("message_id", _ID, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("result", String(16), nullable=False),  # delivered, retry, dead
+    Column("status", Integer, nullable=True),
+    Column("reason", Text, nullable=True),
+)
+
+# Where each resource type names its patient: the key that keeps a patient's order.
+_PATIENT_ELEMENT = {
+    "Consent": "patient",
+    "EpisodeOfCare": "patient",
+    "CarePlan": "subject",
+    "CareTeam": "subject",
+    "Procedure": "subject",
+    "Communication": "subject",
+}
+
+
+def ordering_key(change: Change) -> str:
+    """The patient a change concerns (``Patient/…``), or the resource itself."""
+    if change.resource_type == "Patient":
+        return f"Patient/{change.resource_id}"
+    element = _PATIENT_ELEMENT.get(change.resource_type)
+    if element and change.resource is not None:
+        ref = (change.resource.get(element) or {}).get("reference")
+        if isinstance(ref, str) and ref:
+            return ref[:256]
+    return f"{change.resource_type}/{change.resource_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A target's interest: which resource types it is sent."""
+
+    target: str
+    resource_types: frozenset[str]
+
+    def wants(self, change: Change) -> bool:
+        return not self.resource_types or change.resource_type in self.resource_types
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One delivery owed to one target."""
+
+    id: int
+    target: str
+    ordering_key: str
+    resource_type: str
+    resource_id: str
+    version: int
+    operation: str
+    payload: Json | None
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    dead_reason: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    number: int
+    at: datetime
+    result: str
+    status: int | None
+    reason: str | None
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite gives naive UTC back, PostgreSQL an aware time: both → aware UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=int(row.id),
+        target=row.target,
+        ordering_key=row.ordering_key,
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        version=row.version,
+        operation=row.operation,
+        payload=json.loads(row.payload) if row.payload else None,
+        status=row.status,
+        attempts=row.attempts,
+        created_at=utc(row.created_at),
+        next_attempt_at=utc(row.next_attempt_at),
+        dead_reason=row.dead_reason,
+        last_error=row.last_error,
+    )
+
+
+async def enqueue(
+    conn: AsyncConnection, changes: Sequence[Change], subscriptions: Sequence[Subscription]
+) -> int:
+    """Queue one message per (change, interested target) on the writer's own transaction."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "target": sub.target,
+            "ordering_key": ordering_key(change),
+            "resource_type": change.resource_type,
+            "resource_id": change.resource_id,
+            "version": change.version,
+            "operation": "delete" if change.resource is None else "upsert",
+            "payload": None
+            if change.resource is None
+            else json.dumps(change.resource, ensure_ascii=False, separators=(",", ":")),
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for change in changes
+        for sub in subscriptions
+        if sub.wants(change)
+    ]
+    if rows:
+        await conn.execute(insert(outbox_message), rows)
+    return len(rows)
+
+
+async def claim(
+    conn: AsyncConnection,
+    *,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    targets: Sequence[str] | None = None,
+    skip_locked: bool = False,
+) -> list[Message]:
+    """Lease up to ``limit`` due messages, each the oldest pending one of its patient."""
+    now = datetime.now(UTC)
+    m = outbox_message.alias("m")
+    earlier = outbox_message.alias("earlier")
+    blocked_by_earlier = exists().where(
+        earlier.c.target == m.c.target,
+        earlier.c.ordering_key == m.c.ordering_key,
+        earlier.c.status == "pending",
+        earlier.c.id < m.c.id,
+    )
+    query = (
+        select(m.c.id)
+        .where(
+            m.c.status == "pending",
+            m.c.next_attempt_at <= now,
+            (m.c.locked_until.is_(None)) | (m.c.locked_until < now),
+            ~blocked_by_earlier,
+        )
+        .order_by(m.c.id)
+        .limit(limit)
+    )
+    if targets:
+        query = query.where(m.c.target.in_(list(targets)))
+    if skip_locked:
+        query = query.with_for_update(of=m, skip_locked=True)
+    ids = [row.id for row in (await conn.execute(query)).all()]
+    if not ids:
+        return []
+    await conn.execute(
+        update(outbox_message)
+        .where(outbox_message.c.id.in_(ids))
+        .values(locked_until=now + lease, locked_by=worker)
+    )
+    rows = await conn.execute(
+        select(outbox_message).where(outbox_message.c.id.in_(ids)).order_by(outbox_message.c.id)
+    )
+    return [_message(row) for row in rows]
+
+
+async def record_attempt(
+    conn: AsyncConnection,
+    message: Message,
+    *,
+    result: str,
+    status: int | None = None,
+    reason: str | None = None,
+    next_attempt_at: datetime | None = None,
+    dead_reason: str | None = None,
+) -> None:
+    """Write attempt N and move the message on: delivered, later again, or dead."""
+    now = datetime.now(UTC)
+    number = message.attempts + 1
+    await conn.execute(
+        insert(outbox_attempt).values(
+            message_id=message.id,
+            number=number,
+            at=now,
+            result=result,
+            status=status,
+            reason=reason[:4000] if reason else None,
+        )
+    )
+    values: dict[str, Any] = {"attempts": number, "locked_until": None, "locked_by": None}
+    if result == "delivered":
+        values |= {"status": "delivered", "finished_at": now, "last_error": None}
+    elif result == "retry":
+        values |= {"next_attempt_at": next_attempt_at or now, "last_error": reason}
+    else:
+        values |= {"status": "dead", "finished_at": now, "dead_reason": dead_reason}
+        values["last_error"] = reason
+    await conn.execute(
+        update(outbox_message)
+        .where(outbox_message.c.id == message.id, outbox_message.c.status == "pending")
+        .values(**values)
+    )
+
+
+async def messages(
+    conn: AsyncConnection,
+    *,
+    status: str | None = None,
+    target: str | None = None,
+    limit: int = 100,
+) -> list[Message]:
+    query = select(outbox_message).order_by(outbox_message.c.id).limit(limit)
+    if status:
+        query = query.where(outbox_message.c.status == status)
+    if target:
+        query = query.where(outbox_message.c.target == target)
+    return [_message(row) for row in await conn.execute(query)]
+
+
+async def message(conn: AsyncConnection, message_id: int) -> tuple[Message, list[Attempt]] | None:
+    row = (
+        await conn.execute(select(outbox_message).where(outbox_message.c.id == message_id))
+    ).first()
+    if row is None:
+        return None
+    attempts = await conn.execute(
+        select(outbox_attempt)
+        .where(outbox_attempt.c.message_id == message_id)
+        .order_by(outbox_attempt.c.number)
+    )
+    return _message(row), [
+        Attempt(a.number, utc(a.at), a.result, a.status, a.reason) for a in attempts
+    ]
+
+
+async def replay(
+    conn: AsyncConnection,
+    *,
+    message_id: int | None = None,
+    target: str | None = None,
+    payload: Json | None = None,
+) -> int:
+    """Dead letters back to pending (one, a target's, or all); ``payload`` edits one first."""
+    values: dict[str, Any] = {
+        "status": "pending",
+        "next_attempt_at": datetime.now(UTC),
+        "finished_at": None,
+        "dead_reason": None,
+        "locked_until": None,
+        "locked_by": None,
+    }
+    if payload is not None:
+        values["payload"] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    query = update(outbox_message).where(outbox_message.c.status == "dead")
+    if message_id is not None:
+        query = query.where(outbox_message.c.id == message_id)
+    if target is not None:
+        query = query.where(outbox_message.c.target == target)
+    result = await conn.execute(query.values(**values))
+    return int(result.rowcount)
+
+
+async def purge(
+    conn: AsyncConnection,
+    *,
+    status: str,
+    older_than: datetime,
+    message_id: int | None = None,
+) -> int:
+    """Remove finished messages (delivered or dead) finished before ``older_than``."""
+    condition = and_(
+        outbox_message.c.status == status,
+        outbox_message.c.finished_at < older_than,
+    )
+    if message_id is not None:
+        condition = and_(condition, outbox_message.c.id == message_id)
+    doomed = select(outbox_message.c.id).where(condition)
+    await conn.execute(delete(outbox_attempt).where(outbox_attempt.c.message_id.in_(doomed)))
+    result = await conn.execute(delete(outbox_message).where(condition))
+    return int(result.rowcount)
+
+
+async def depth(conn: AsyncConnection) -> dict[tuple[str, str], tuple[int, datetime | None]]:
+    """(target, status) → (messages, oldest created_at): queue depth and age for metrics."""
+    query = select(
+        outbox_message.c.target,
+        outbox_message.c.status,
+        func.count(),
+        func.min(outbox_message.c.created_at),
+    ).group_by(outbox_message.c.target, outbox_message.c.status)
+    return {
+        (row[0], row[1]): (int(row[2]), utc(row[3]) if row[3] is not None else None)
+        for row in await conn.execute(query)
+    }
