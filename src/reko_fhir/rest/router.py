@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from reko_fhir.outcomes import (
+    Issue,
     IssueCode,
     OperationOutcomeError,
     error,
@@ -27,7 +28,7 @@ from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.store_rules import store_rule_issues
 from reko_fhir.rest.transaction import BundleProcessor
 from reko_fhir.store import Search, SqlRepository, Stored
-from reko_fhir.store.unit import SEARCHABLE
+from reko_fhir.store.unit import SEARCHABLE, Unit
 from reko_fhir.validation.service import ValidationService
 
 Json = dict[str, Any]
@@ -232,11 +233,16 @@ class FhirRouter:
 
     async def _create(self, kind: str, resource: Json, if_none_exist: str | None) -> FhirResponse:
         _same_type(kind, resource)
-        await self._check(resource)
+        issues = self.validation.validate(resource)
         condition = Search.parse(if_none_exist) if if_none_exist else None
-        stored = await self.repository.create(
-            {k: v for k, v in resource.items() if k != "id"}, if_none_exist=condition
-        )
+        without_id = {k: v for k, v in resource.items() if k != "id"}
+
+        async def create(unit: Unit) -> Stored:
+            # The rules read the store on the writing transaction: what they saw still holds.
+            _refuse_errors(issues + await store_rule_issues(unit, resource))
+            return await unit.create(without_id, condition=condition)
+
+        stored = await self.repository.in_unit(create)
         return _resource_response(201 if stored.created else 200, stored)
 
     async def _update(
@@ -250,13 +256,17 @@ class FhirRouter:
             )
         if not rest and not request.query:
             raise _not_allowed("a conditional update needs search parameters")
-        await self._check(resource)
-        if rest:
-            if_match = _if_match(request.header("if-match"))
-            stored = await self.repository.update(resource, if_match=if_match)
-        else:  # conditional update: PUT /CarePlan?identifier=…
-            condition = Search(tuple(request.query))
-            stored = await self.repository.conditional_update(resource, condition)
+        issues = self.validation.validate(resource)
+        if_match = _if_match(request.header("if-match")) if rest else None
+        condition = None if rest else Search(tuple(request.query))  # PUT /CarePlan?identifier=…
+
+        async def update(unit: Unit) -> Stored:
+            _refuse_errors(issues + await store_rule_issues(unit, resource))
+            if condition is None:
+                return await unit.update(resource, if_match=if_match)
+            return await unit.conditional_update(resource, condition)
+
+        stored = await self.repository.in_unit(update)
         return _resource_response(201 if stored.created else 200, stored)
 
     async def _validate(self, kind: str, resource: Json, profile: str | None) -> FhirResponse:
@@ -266,13 +276,6 @@ class FhirRouter:
         )
         return FhirResponse(200, outcome_json(issues))
 
-    async def _check(self, resource: Json) -> None:
-        """Validation on every write: any error → 422 with all issues; nothing is stored."""
-        issues = self.validation.validate(resource) + await store_rule_issues(
-            self.repository, resource
-        )
-        if any(i.is_error for i in issues):
-            raise OperationOutcomeError([i for i in issues if i.is_error], status=422)
 
 
 def _prefer_return(request: FhirRequest, answer: FhirResponse) -> FhirResponse:
@@ -393,3 +396,9 @@ def _bundle(kind: str, found: list[Stored]) -> Json:
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def _refuse_errors(issues: list[Issue]) -> None:
+    """Validation on every write: any error → 422 with all issues; nothing is stored."""
+    if any(i.is_error for i in issues):
+        raise OperationOutcomeError([i for i in issues if i.is_error], status=422)
