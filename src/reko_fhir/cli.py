@@ -6,7 +6,6 @@ problems (each printed, nothing written), 2 the command was used wrongly.
 
 from __future__ import annotations
 
-import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Annotated
 import typer
 
 from reko_fhir import __version__
+from reko_fhir.cli_delivery import outbox_app, pull_command, worker_command
 from reko_fhir.formats import dump_json, dump_xml
 from reko_fhir.mapping import case_to_bundle
 from reko_fhir.mapping.journal import (
@@ -109,8 +109,9 @@ def serve_command(
     import uvicorn  # noqa: PLC0415 - only serve needs the server
 
     from reko_fhir.api import create_app  # noqa: PLC0415
+    from reko_fhir.logs import configure_logging  # noqa: PLC0415
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()
     # uvicorn's own access log would print query strings unmasked (personnummer in searches).
     uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
 
@@ -194,6 +195,11 @@ def validate_command(
         raise typer.Exit(EXIT_USAGE)
     if any(r.errors for r in results):
         raise typer.Exit(EXIT_PROBLEMS)
+
+
+app.add_typer(outbox_app, name="outbox")
+app.command("worker")(worker_command)
+app.command("pull")(pull_command)
 
 
 def main() -> None:

@@ -45,3 +45,5 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request URL at INFO; conditional updates carry identifiers in them.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))

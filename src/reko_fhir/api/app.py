@@ -10,11 +10,16 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from reko_fhir.api.operations import add_operations_routes
 from reko_fhir.config import Settings
+from reko_fhir.delivery.config import load_targets
+from reko_fhir.delivery.service import DeliveryService
+from reko_fhir.delivery.worker import Target
 from reko_fhir.domain import mask_patient_ids
 from reko_fhir.formats import MAX_BYTES
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
@@ -35,11 +40,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        repository = await SqlRepository.open(settings.sqlalchemy_url())
+        configs = load_targets(settings.targets_file, settings.targets)
+        repository = await SqlRepository.open(
+            settings.sqlalchemy_url(), subscriptions=[c.subscription() for c in configs]
+        )
         app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
+        app.state.repository = repository
+        targets: dict[str, Target] = {}
+        if configs:  # the HTTP clients and their keys are only built for configured targets
+            from reko_fhir.delivery.targets import build_targets  # noqa: PLC0415
+
+            targets = build_targets(configs)
+        delivery = DeliveryService(
+            repository,
+            targets,
+            workers=settings.workers,
+            batch=settings.worker_batch,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            delivered_retention=timedelta(days=settings.delivered_retention_days),
+            dead_retention=timedelta(days=settings.dead_retention_days),
+        )
+        delivery.start()
         try:
             yield
         finally:
+            await delivery.stop()
             await repository.close()
 
     app = FastAPI(
@@ -61,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             elapsed,
         )
         return response
+
+    add_operations_routes(app)
 
     @app.api_route("/{path:path}", methods=METHODS)
     async def fhir(path: str, request: Request) -> Response:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 
 from reko_fhir.rest.store_rules import Reader, patient_context
+from reko_fhir.store import Search
 from reko_fhir.store.outbox import Message
 from reko_fhir.validation.case_rules import covers
 
@@ -37,6 +38,13 @@ async def consent_block_reason(
     """Why the message may not be sent today, or None when every disclosure is covered."""
     if message.operation == "delete":
         return None  # a retraction discloses nothing new
+    if external_recipient and not external_recipient.startswith("Organization/"):
+        found = await reader.search(
+            "Organization", Search((("identifier", external_recipient),), 2)
+        )
+        if len(found) != 1:
+            return f"the target's recipient {external_recipient} is not one known organisation"
+        external_recipient = f"Organization/{found[0].id}"
     recipients = disclosed_to(message, external_recipient)
     if not recipients:
         return None

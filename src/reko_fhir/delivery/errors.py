@@ -91,8 +91,15 @@ def error_from_response(response: httpx.Response, what: str) -> DeliveryError:
         pass
     reason = f"{what}: HTTP {response.status_code}"
     if outcome:
-        texts = [str(i.get("diagnostics", "")) for i in outcome.get("issue", []) if i]
-        reason += " — " + "; ".join(t for t in texts if t)[:500]
+        # Servers put the text in diagnostics or in details.text (Medplum does the latter).
+        texts = [
+            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or "")
+            for i in outcome.get("issue", [])
+            if isinstance(i, dict)
+        ]
+        said = "; ".join(t for t in texts if t)[:500]
+        if said:
+            reason += f" — {said}"
     return DeliveryError(
         reason,
         status=response.status_code,

@@ -25,7 +25,7 @@ from reko_fhir.delivery.consent_gate import consent_block_reason
 from reko_fhir.delivery.errors import ConsentBlockedError, DeliveryError
 from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.store import outbox
-from reko_fhir.store.outbox import Message
+from reko_fhir.store.outbox import AttemptOutcome, Message
 from reko_fhir.store.sql import SqlRepository
 
 log = structlog.get_logger("reko_fhir.delivery")
@@ -79,47 +79,74 @@ class Worker:
         self.idle_wait = idle_wait
         self.today = today
 
-    async def run_once(self) -> int:
-        """One pass: claim, deliver, record. Returns how many messages were handled."""
+    async def _claim(self, limit: int) -> list[Message]:
         async with self.repository.transaction() as conn:
-            claimed = await outbox.claim(
+            return await outbox.claim(
                 conn,
                 worker=self.name,
-                limit=self.batch,
+                limit=limit,
                 lease=self.lease,
                 targets=sorted(self.targets),
                 skip_locked=not self.repository.is_sqlite,
             )
-        if not claimed:
-            return 0
-        results = await asyncio.gather(*(self._deliver(m) for m in claimed))
+
+    async def _record(self, results: list[_Result]) -> None:
         now = datetime.now(UTC)
+        outcomes = [
+            AttemptOutcome(
+                r.message,
+                r.result,
+                r.status,
+                r.reason,
+                now + timedelta(seconds=r.wait),
+                r.dead_reason,
+            )
+            for r in results
+        ]
         async with self.repository.transaction() as conn:
-            for r in results:
-                await outbox.record_attempt(
-                    conn,
-                    r.message,
-                    result=r.result,
-                    status=r.status,
-                    reason=r.reason,
-                    next_attempt_at=now + timedelta(seconds=r.wait),
-                    dead_reason=r.dead_reason,
-                )
+            await outbox.record_attempts(conn, outcomes)
         for r in results:
             metrics.record(r.message.target, r.result, r.dead_reason)
+
+    async def run_once(self) -> int:
+        """One pass: claim, deliver, record. Returns how many messages were handled."""
+        claimed = await self._claim(self.batch)
+        if claimed:
+            await self._record(list(await asyncio.gather(*(self._deliver(m) for m in claimed))))
         return len(claimed)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set; sleep briefly when nothing is due."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:  # the worker outlives a failed pass (database restart…)
-                log.exception("delivery.pass_failed", worker=self.name)
-                handled = 0
-            if not handled:
+        """Deliver until ``stop`` is set, keeping up to ``batch`` deliveries in flight.
+
+        A slow or hanging target holds only its own slot: finished deliveries are recorded
+        and their slots refilled at once, instead of a whole batch waiting for its slowest.
+        On ``stop`` the deliveries in flight finish and are recorded.
+        """
+        in_flight: set[asyncio.Task[_Result]] = set()
+        while not stop.is_set() or in_flight:
+            claimed: list[Message] = []
+            free = self.batch - len(in_flight)
+            if free > 0 and not stop.is_set():
+                try:
+                    claimed = await self._claim(free)
+                except Exception:  # the worker outlives a failed claim (database restart…)
+                    log.exception("delivery.claim_failed", worker=self.name)
+            in_flight |= {asyncio.create_task(self._deliver(m)) for m in claimed}
+            if not in_flight:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.idle_wait)
+                continue
+            # Wait for the first to finish; when slots are free, not longer than a short
+            # while, so newly due messages are claimed soon.
+            wait = None if len(in_flight) >= self.batch or stop.is_set() else self.idle_wait / 4
+            done, in_flight = await asyncio.wait(
+                in_flight, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:
+                try:
+                    await self._record([task.result() for task in done])
+                except Exception:  # unrecorded: the leases expire and they are sent again
+                    log.exception("delivery.record_failed", worker=self.name)
 
     async def drain(self, *, timeout: float = 60.0) -> None:
         """Run passes until nothing is due (tests, ``reko-fhir worker --once``)."""

@@ -277,7 +277,6 @@ class FhirRouter:
         return FhirResponse(200, outcome_json(issues))
 
 
-
 def _prefer_return(request: FhirRequest, answer: FhirResponse) -> FhirResponse:
     """``Prefer: return=minimal|representation|OperationOutcome`` on create and update
     (https://hl7.org/fhir/R4/http.html#ops); representation is the default."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from reko_fhir.mapping import codings as c
-from reko_fhir.outcomes import Issue, OperationOutcomeError
+from reko_fhir.outcomes import Issue
 from reko_fhir.store import Search, Stored
 from reko_fhir.validation.case_rules import BundleResolver, rule_issues
 
@@ -66,13 +66,13 @@ async def patient_context(
             organizations.add((actor.get("reference") or {}).get("reference"))
     entries = [{"resource": s.resource} for s in context]
     entries += [{"resource": r} for r in written_with or [] if r is not resource]
-    for ref in sorted(
-        r for r in organizations if isinstance(r, str) and r.startswith("Organization/")
-    ):
-        try:
-            entries.append(
-                {"resource": (await repository.read("Organization", ref.split("/", 1)[1])).resource}
-            )
-        except OperationOutcomeError:
-            continue  # an unknown organisation: the consent rule then finds no cover
+    ids = sorted(
+        r.split("/", 1)[1]
+        for r in organizations
+        if isinstance(r, str) and r.startswith("Organization/") and "," not in r
+    )
+    if ids:  # one query for all; an unknown organisation then simply gives no cover
+        named = Search((("_id", ",".join(ids)),), len(ids))
+        found = await repository.search("Organization", named)
+        entries += [{"resource": s.resource} for s in found]
     return BundleResolver.of({"entry": entries})

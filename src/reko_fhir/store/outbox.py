@@ -241,42 +241,70 @@ async def claim(
     return [_message(row) for row in rows]
 
 
-async def record_attempt(
-    conn: AsyncConnection,
-    message: Message,
-    *,
-    result: str,
-    status: int | None = None,
-    reason: str | None = None,
-    next_attempt_at: datetime | None = None,
-    dead_reason: str | None = None,
-) -> None:
-    """Write attempt N and move the message on: delivered, later again, or dead."""
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """How attempt N of ``message`` ended: delivered, retry (at ``next_attempt_at``), dead."""
+
+    message: Message
+    result: str
+    status: int | None = None
+    reason: str | None = None
+    next_attempt_at: datetime | None = None
+    dead_reason: str | None = None
+
+
+async def record_attempts(conn: AsyncConnection, outcomes: Sequence[AttemptOutcome]) -> None:
+    """Write each attempt and move its message on; the common case (delivered) in bulk."""
+    if not outcomes:
+        return
     now = datetime.now(UTC)
-    number = message.attempts + 1
     await conn.execute(
-        insert(outbox_attempt).values(
-            message_id=message.id,
-            number=number,
-            at=now,
-            result=result,
-            status=status,
-            reason=reason[:4000] if reason else None,
+        insert(outbox_attempt),
+        [
+            {
+                "message_id": o.message.id,
+                "number": o.message.attempts + 1,
+                "at": now,
+                "result": o.result,
+                "status": o.status,
+                "reason": o.reason[:4000] if o.reason else None,
+            }
+            for o in outcomes
+        ],
+    )
+    pending = outbox_message.c.status == "pending"
+    delivered = [o.message.id for o in outcomes if o.result == "delivered"]
+    if delivered:
+        await conn.execute(
+            update(outbox_message)
+            .where(outbox_message.c.id.in_(delivered), pending)
+            .values(
+                status="delivered",
+                attempts=outbox_message.c.attempts + 1,
+                finished_at=now,
+                last_error=None,
+                locked_until=None,
+                locked_by=None,
+            )
         )
-    )
-    values: dict[str, Any] = {"attempts": number, "locked_until": None, "locked_by": None}
-    if result == "delivered":
-        values |= {"status": "delivered", "finished_at": now, "last_error": None}
-    elif result == "retry":
-        values |= {"next_attempt_at": next_attempt_at or now, "last_error": reason}
-    else:
-        values |= {"status": "dead", "finished_at": now, "dead_reason": dead_reason}
-        values["last_error"] = reason
-    await conn.execute(
-        update(outbox_message)
-        .where(outbox_message.c.id == message.id, outbox_message.c.status == "pending")
-        .values(**values)
-    )
+    for o in outcomes:
+        if o.result == "delivered":
+            continue
+        values: dict[str, Any] = {
+            "attempts": o.message.attempts + 1,
+            "locked_until": None,
+            "locked_by": None,
+            "last_error": o.reason,
+        }
+        if o.result == "retry":
+            values["next_attempt_at"] = o.next_attempt_at or now
+        else:
+            values |= {"status": "dead", "finished_at": now, "dead_reason": o.dead_reason}
+        await conn.execute(
+            update(outbox_message)
+            .where(outbox_message.c.id == o.message.id, pending)
+            .values(**values)
+        )
 
 
 async def messages(

@@ -1,0 +1,83 @@
+"""Pulling from an EHR: resources changed since a moment come into the store through the same
+validation as any write (https://hl7.org/fhir/R4/http.html#cond-update for how they land).
+
+Each pulled resource is a conditional update on its first business identifier, so pulling
+the same changes twice stores nothing new; one without an identifier is an update by id. A
+resource that fails validation is reported with its OperationOutcome and not stored; the
+others still are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from reko_fhir.rest.messages import FhirRequest
+from reko_fhir.rest.router import FhirRouter
+
+Json = dict[str, Any]
+PULLED_TYPES = ("CarePlan", "Procedure")
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """What became of one pulled resource: the HTTP-like status and, when refused, why."""
+
+    resource: str
+    status: int
+    outcome: Json | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.status in (200, 201)
+
+
+def _request(resource: Json) -> FhirRequest:
+    kind = str(resource.get("resourceType", ""))
+    identifiers = resource.get("identifier")
+    first = identifiers[0] if isinstance(identifiers, list) and identifiers else None
+    if isinstance(first, dict) and first.get("value"):
+        token = f"{first.get('system', '')}|{first['value']}"
+        return FhirRequest("PUT", f"/{kind}", (("identifier", token),))
+    return FhirRequest("PUT", f"/{kind}/{resource.get('id', '')}")
+
+
+async def import_resources(router: FhirRouter, resources: Iterable[Json]) -> list[Imported]:
+    """Store each pulled resource (validated); return one result per resource, in order."""
+    results: list[Imported] = []
+    for resource in resources:
+        incoming = {k: v for k, v in resource.items() if k != "meta"}
+        request = _request(incoming)
+        if request.query:
+            incoming.pop("id", None)  # the store keeps its own id for a matched identifier
+        answer = await router.handle(request, incoming)
+        name = f"{incoming.get('resourceType')}/{resource.get('id', '?')}"
+        refused = answer.status not in (200, 201)
+        results.append(Imported(name, answer.status, answer.resource if refused else None))
+    return results
+
+
+class Puller(Protocol):
+    """Anything that lists a type's resources changed since a moment (a FhirTarget)."""
+
+    async def pull(
+        self, resource_type: str, *, since: datetime | None, patient: str | None = None
+    ) -> list[Json]: ...
+
+
+async def pull_into_store(
+    router: FhirRouter,
+    source: Puller,
+    *,
+    since: datetime | None,
+    patient: str | None = None,
+    resource_types: Iterable[str] = PULLED_TYPES,
+) -> list[Imported]:
+    """Pull ``resource_types`` from ``source`` and import them, CarePlans before activities."""
+    results: list[Imported] = []
+    for kind in resource_types:
+        pulled = await source.pull(kind, since=since, patient=patient)
+        results += await import_resources(router, pulled)
+    return results

@@ -1,0 +1,90 @@
+"""Targets built from their configuration: an httpx client each (auth, mutual TLS, timeout)
+and the adapter that turns an outbox message into requests.
+
+An EHR FHIR server receives each resource as a conditional update on its business identifier
+(https://hl7.org/fhir/R4/http.html#cond-update), so a message delivered twice changes nothing
+the second time; a deletion is a delete of the same resource.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import httpx
+
+from reko_fhir.delivery.auth import ClientCredentialsAuth, PrivateKeyJwtAuth, client_for
+from reko_fhir.delivery.config import ClientCredentials, PrivateKeyJwt, TargetConfig
+from reko_fhir.delivery.errors import DeliveryError
+from reko_fhir.delivery.fhir import FhirTarget
+from reko_fhir.delivery.retry import RetryPolicy
+from reko_fhir.delivery.worker import Target
+from reko_fhir.store.outbox import Message
+
+
+@dataclass(slots=True)
+class FhirDelivery:
+    """An EHR FHIR server as an outbox target."""
+
+    name: str
+    policy: RetryPolicy
+    external_recipient: str | None
+    fhir: FhirTarget
+    client: httpx.AsyncClient
+
+    async def deliver(self, message: Message) -> None:
+        if message.operation == "delete":
+            await self.fhir.delete(message.resource_type, message.resource_id)
+            return
+        if message.payload is None:
+            raise DeliveryError("the message carries no resource", retryable=False)
+        resource = {k: v for k, v in message.payload.items() if k != "meta"}
+        await self.fhir.push(resource)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _auth(config: ClientCredentials | PrivateKeyJwt | None) -> httpx.Auth | None:
+    if config is None:
+        return None
+    if isinstance(config, ClientCredentials):
+        secret = os.environ.get(config.client_secret_env)
+        if not secret:
+            raise DeliveryError(
+                f"the environment variable {config.client_secret_env} holds no client secret",
+                retryable=False,
+                kind="config",
+            )
+        return ClientCredentialsAuth(config.token_url, config.client_id, secret, config.scope)
+    return PrivateKeyJwtAuth(
+        config.token_url,
+        config.client_id,
+        config.key_file.read_bytes(),
+        config.kid,
+        algorithm=config.algorithm,
+        scope=config.scope,
+    )
+
+
+def build_target(config: TargetConfig) -> Target:
+    tls = config.tls
+    client = client_for(
+        config.base_url,
+        cert_file=tls.cert_file if tls else None,
+        key_file=tls.key_file if tls else None,
+        ca_file=tls.ca_file if tls else None,
+        timeout=config.timeout,
+        auth=_auth(config.auth),
+    )
+    return FhirDelivery(
+        config.name,
+        config.retry.policy(),
+        config.external_recipient,
+        FhirTarget(client, config.base_url, name=config.name),
+        client,
+    )
+
+
+def build_targets(configs: list[TargetConfig]) -> dict[str, Target]:
+    return {config.name: build_target(config) for config in configs}
