@@ -1,6 +1,6 @@
-"""Delivery throughput to a real FHIR server on loopback (Medplum's router, in memory).
+"""Delivery throughput to a FHIR target on loopback.
 
-    python bench/delivery.py [--messages 10000] [--baseline 2000]
+    python bench/delivery.py [--messages 10000] [--baseline 2000] [--target plain|medplum]
 
 On a fresh PostgreSQL schema (127.0.0.1:5432, database test): a backlog of ``--messages``
 Patients is written (and so enqueued), then drained by ``reko-fhir worker`` processes, with 1
@@ -28,7 +28,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.peers.servers import medplum
+from tests.peers.servers import fault_target, medplum
 
 from reko_fhir.delivery.fhir import FhirTarget
 from reko_fhir.store import SqlRepository, outbox
@@ -87,9 +87,9 @@ async def pending(url: str) -> int:
 
 
 async def drain(url: str, env: dict[str, str], workers: int, count: int) -> float:
+    log = Path(env["REKO_DATA_DIR"], "worker.log").open("ab")  # noqa: SIM115 - for the run
     processes = [
-        subprocess.Popen([str(REKO), "worker"], env=env, stderr=subprocess.DEVNULL)
-        for _ in range(workers)
+        subprocess.Popen([str(REKO), "worker"], env=env, stderr=log) for _ in range(workers)
     ]
     started = time.perf_counter()
     try:
@@ -110,13 +110,22 @@ async def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--baseline", type=int, default=2_000)
+    parser.add_argument(
+        "--target",
+        choices=["plain", "medplum"],
+        default="plain",
+        help="plain: tests/peers/fault_target.py with no faults (a dict behind HTTP, so the "
+        "target is not the bottleneck); medplum: Medplum's router, whose in-memory search "
+        "slows as it fills",
+    )
     args = parser.parse_args()
     schema = f"bench_delivery_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     try:
-        with medplum() as server, tempfile.TemporaryDirectory() as tmp:
+        peer = medplum() if args.target == "medplum" else fault_target(0.0)
+        with peer as server, tempfile.TemporaryDirectory() as tmp:
             targets = Path(tmp) / "targets.yaml"
             targets.write_text(
                 f"targets: [{{name: medplum, base_url: '{server.base_url}', timeout: 30}}]\n",

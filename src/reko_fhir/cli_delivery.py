@@ -22,6 +22,7 @@ from reko_fhir.delivery import admin
 from reko_fhir.delivery.config import TargetConfigError, load_targets
 from reko_fhir.logs import configure_logging
 from reko_fhir.outcomes import OperationOutcomeError, outcome_json
+from reko_fhir.store import outbox
 from reko_fhir.store.sql import SqlRepository
 
 T = TypeVar("T")
@@ -158,7 +159,7 @@ def worker_command(
 def pull_command(
     target: Annotated[str, typer.Option(help="The configured EHR target to pull from.")],
     since: Annotated[
-        datetime | None, typer.Option(help="Only resources changed after this instant.")
+        str | None, typer.Option(help="Only resources changed after this instant (ISO 8601).")
     ] = None,
     patient: Annotated[str | None, typer.Option(help="Only this patient (a reference).")] = None,
     resource_type: Annotated[
@@ -176,20 +177,28 @@ def pull_command(
     if target not in configs:
         typer.echo(f"reko-fhir: no target named {target} is configured", err=True)
         raise typer.Exit(2)
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        typer.echo(f"reko-fhir: --since is an ISO 8601 instant, not '{since}'", err=True)
+        raise typer.Exit(2) from None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
 
     async def run(repository: SqlRepository) -> dict[str, Any]:
         source = build_target(configs[target])
         assert isinstance(source, FhirDelivery)
         router = FhirRouter(repository, ValidationService(reko_definitions()))
+        async with repository.transaction(writer=False) as conn:
+            names = await outbox.local_names(conn, target)
         try:
             results = await pull_into_store(
                 router,
                 source.fhir,
-                since=since,
+                since=moment,
                 patient=patient,
                 resource_types=resource_type or PULLED_TYPES,
+                names=names,
             )
         finally:
             await source.aclose()

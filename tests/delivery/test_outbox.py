@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,11 +47,16 @@ class Recorder:
         self.policy = policy
         self.script = script
         self.delivered: list[Message] = []
+        self.references: list[dict[str, str]] = []
 
-    async def deliver(self, message: Message) -> None:
+    async def deliver(
+        self, message: Message, references: Mapping[str, str], logical: Mapping[str, Any]
+    ) -> str | None:
         if self.script is not None:
             self.script(message)
         self.delivered.append(message)
+        self.references.append(dict(references))
+        return f"{message.resource_type}/remote-{message.resource_id}"
 
     async def aclose(self) -> None:
         return None

@@ -9,7 +9,7 @@ others still are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,11 +44,27 @@ def _request(resource: Json) -> FhirRequest:
     return FhirRequest("PUT", f"/{kind}/{resource.get('id', '')}")
 
 
-async def import_resources(router: FhirRouter, resources: Iterable[Json]) -> list[Imported]:
-    """Store each pulled resource (validated); return one result per resource, in order."""
+def _localised(node: Any, names: Mapping[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: names.get(v, v) if k == "reference" and isinstance(v, str) else _localised(v, names)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_localised(v, names) for v in node]
+    return node
+
+
+async def import_resources(
+    router: FhirRouter, resources: Iterable[Json], names: Mapping[str, str] | None = None
+) -> list[Imported]:
+    """Store each pulled resource (validated); return one result per resource, in order.
+
+    ``names`` maps the source's ``Type/id`` to ours for resources we delivered there, so a
+    pulled CarePlan points at our Patient, not at the EHR's copy of it."""
     results: list[Imported] = []
     for resource in resources:
-        incoming = {k: v for k, v in resource.items() if k != "meta"}
+        incoming = _localised({k: v for k, v in resource.items() if k != "meta"}, names or {})
         request = _request(incoming)
         if request.query:
             incoming.pop("id", None)  # the store keeps its own id for a matched identifier
@@ -74,10 +90,11 @@ async def pull_into_store(
     since: datetime | None,
     patient: str | None = None,
     resource_types: Iterable[str] = PULLED_TYPES,
+    names: Mapping[str, str] | None = None,
 ) -> list[Imported]:
     """Pull ``resource_types`` from ``source`` and import them, CarePlans before activities."""
     results: list[Imported] = []
     for kind in resource_types:
         pulled = await source.pull(kind, since=since, patient=patient)
-        results += await import_resources(router, pulled)
+        results += await import_resources(router, pulled, names)
     return results

@@ -9,7 +9,9 @@ the second time; a deletion is a delete of the same resource.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -18,8 +20,9 @@ from reko_fhir.delivery.config import ClientCredentials, PrivateKeyJwt, TargetCo
 from reko_fhir.delivery.errors import DeliveryError
 from reko_fhir.delivery.fhir import FhirTarget
 from reko_fhir.delivery.retry import RetryPolicy
-from reko_fhir.delivery.worker import Target
+from reko_fhir.delivery.worker import Target, references_in
 from reko_fhir.store.outbox import Message
+from reko_fhir.store.repository import Json
 
 
 @dataclass(slots=True)
@@ -32,17 +35,56 @@ class FhirDelivery:
     fhir: FhirTarget
     client: httpx.AsyncClient
 
-    async def deliver(self, message: Message) -> None:
+    subscribed: frozenset[str] = frozenset()
+
+    async def deliver(
+        self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
+    ) -> str | None:
+        local = f"{message.resource_type}/{message.resource_id}"
         if message.operation == "delete":
-            await self.fhir.delete(message.resource_type, message.resource_id)
-            return
+            remote = references.get(local)
+            if remote is not None:  # never delivered: nothing to delete there
+                kind, rid = remote.split("/", 1)
+                await self.fhir.delete(kind, rid)
+            return None
         if message.payload is None:
             raise DeliveryError("the message carries no resource", retryable=False)
         resource = {k: v for k, v in message.payload.items() if k != "meta"}
-        await self.fhir.push(resource)
+        missing = sorted(
+            ref
+            for ref in set(references_in(resource)) - set(references) - set(logical)
+            if ref.split("/", 1)[0] in self.subscribed or not self.subscribed
+        )
+        if missing:
+            # Its patient (or organisation) has not reached the target yet: wait for it, so
+            # the target never holds a reference to nothing.
+            raise DeliveryError(
+                f"{', '.join(missing[:3])} has not reached {self.name} yet", retryable=True
+            )
+        result = await self.fhir.push(_rewritten(resource, references, logical))
+        return f"{result.resource_type}/{result.id}" if result.id else None
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _rewritten(node: Any, references: Mapping[str, str], logical: Mapping[str, Json]) -> Any:
+    """``node`` with local references replaced by the target's ids, or by logical references
+    (https://hl7.org/fhir/R4/references.html#logical) where the target has no id yet."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in logical:
+            rest = {k: v for k, v in node.items() if k != "reference"}
+            return {**rest, "type": ref.split("/", 1)[0], "identifier": logical[ref]}
+        return {
+            k: references.get(v, v)
+            if k == "reference" and isinstance(v, str)
+            else _rewritten(v, references, logical)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewritten(v, references, logical) for v in node]
+    return node
 
 
 def _auth(config: ClientCredentials | PrivateKeyJwt | None) -> httpx.Auth | None:
@@ -83,6 +125,7 @@ def build_target(config: TargetConfig) -> Target:
         config.external_recipient,
         FhirTarget(client, config.base_url, name=config.name),
         client,
+        frozenset(config.resource_types),
     )
 
 

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -24,8 +24,10 @@ from reko_fhir.delivery import metrics
 from reko_fhir.delivery.consent_gate import consent_block_reason
 from reko_fhir.delivery.errors import ConsentBlockedError, DeliveryError
 from reko_fhir.delivery.retry import RetryPolicy
+from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.store import outbox
-from reko_fhir.store.outbox import AttemptOutcome, Message
+from reko_fhir.store.outbox import AttemptOutcome, Message, ordering_key
+from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.sql import SqlRepository
 
 log = structlog.get_logger("reko_fhir.delivery")
@@ -38,7 +40,13 @@ class Target(Protocol):
     policy: RetryPolicy
     external_recipient: str | None  # Organization/… a consent must cover, for external targets
 
-    async def deliver(self, message: Message) -> None: ...
+    async def deliver(
+        self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
+    ) -> str | None:
+        """Send ``message``; ``references`` maps local ``Type/id`` to the target's, where
+        known; ``logical`` gives business identifiers for references to send as logical ones.
+        Returns the target's ``Type/id`` for the resource, when it tells."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -51,6 +59,23 @@ class _Result:
     reason: str | None = None
     wait: float = 0.0
     dead_reason: str | None = None
+    remote: str | None = None  # the resource's Type/id at the target
+
+
+def references_in(node: Any) -> list[str]:
+    """Every relative ``Type/id`` reference inside a resource."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.count("/") == 1 and ref[:1].isupper():
+            found.append(ref)
+        for value in node.values():
+            if isinstance(value, dict | list):
+                found += references_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += references_in(value)
+    return found
 
 
 def worker_name() -> str:
@@ -103,8 +128,15 @@ class Worker:
             )
             for r in results
         ]
+        learned: dict[str, dict[str, str]] = {}
+        for r in results:
+            if r.remote:
+                local = f"{r.message.resource_type}/{r.message.resource_id}"
+                learned.setdefault(r.message.target, {})[local] = r.remote
         async with self.repository.transaction() as conn:
             await outbox.record_attempts(conn, outcomes)
+            for target, pairs in learned.items():
+                await outbox.remember_references(conn, target, pairs)
         for r in results:
             metrics.record(r.message.target, r.result, r.dead_reason)
 
@@ -165,11 +197,38 @@ class Worker:
             )
             if reason is not None:
                 raise ConsentBlockedError(reason)
-            await target.deliver(message)
+            wanted = references_in(message.payload)
+            known: dict[str, str] = {}
+            if wanted:
+                async with self.repository.transaction(writer=False) as conn:
+                    known = await outbox.known_references(conn, message.target, wanted)
+            logical = await self._logical(message, [r for r in set(wanted) if r not in known])
+            remote = await target.deliver(message, known, logical)
         except Exception as exc:  # every failure is recorded, none escapes
             return self._failed(message, target.policy, exc)
         log.info("delivery.delivered", target=message.target, message=message.id)
-        return _Result(message, "delivered")
+        return _Result(message, "delivered", remote=remote)
+
+    async def _logical(self, message: Message, unresolved: list[str]) -> dict[str, Json]:
+        """Business identifiers of not-yet-delivered resources of the same patient.
+
+        A patient's resources refer to each other in cycles (an episode names its care team,
+        the team its episode); waiting for one another in the patient's queue would never
+        end, so such a reference goes as a logical one (``Reference.identifier``).
+        """
+        logical: dict[str, Json] = {}
+        for ref in sorted(unresolved):
+            kind, rid = ref.split("/", 1)
+            try:
+                stored = await self.repository.read(kind, rid)
+            except OperationOutcomeError:
+                continue
+            change = Change(kind, rid, stored.version, stored.resource)
+            identifiers = stored.resource.get("identifier") or [None]
+            same_patient = ordering_key(change) == message.ordering_key
+            if same_patient and isinstance(identifiers, list) and isinstance(identifiers[0], dict):
+                logical[ref] = identifiers[0]
+        return logical
 
     def _failed(self, message: Message, policy: RetryPolicy, exc: Exception) -> _Result:
         status = exc.status if isinstance(exc, DeliveryError) else None

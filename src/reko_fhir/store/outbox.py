@@ -76,6 +76,14 @@ outbox_attempt = Table(
     Column("reason", Text, nullable=True),
 )
 
+delivery_reference = Table(
+    "delivery_reference",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("local", String(200), primary_key=True),  # Patient/<id here>
+    Column("remote", String(200), nullable=False),  # Patient/<id at the target>
+)
+
 # Where each resource type names its patient: the key that keeps a patient's order.
 _PATIENT_ELEMENT = {
     "Consent": "patient",
@@ -397,3 +405,49 @@ async def depth(conn: AsyncConnection) -> dict[tuple[str, str], tuple[int, datet
         (row[0], row[1]): (int(row[2]), utc(row[3]) if row[3] is not None else None)
         for row in await conn.execute(query)
     }
+
+
+async def known_references(
+    conn: AsyncConnection, target: str, local: Sequence[str]
+) -> dict[str, str]:
+    """What the ``local`` references (``Type/id``) are called at ``target``, where known."""
+    if not local:
+        return {}
+    rows = await conn.execute(
+        select(delivery_reference.c.local, delivery_reference.c.remote).where(
+            delivery_reference.c.target == target,
+            delivery_reference.c.local.in_(sorted(set(local))),
+        )
+    )
+    return {row.local: row.remote for row in rows}
+
+
+async def remember_references(conn: AsyncConnection, target: str, pairs: dict[str, str]) -> None:
+    """Record (or correct) the target's ids of resources it has received."""
+    if not pairs:
+        return
+    known = await known_references(conn, target, list(pairs))
+    fresh = [
+        {"target": target, "local": local, "remote": remote}
+        for local, remote in pairs.items()
+        if local not in known
+    ]
+    if fresh:
+        await conn.execute(insert(delivery_reference), fresh)
+    for local, remote in pairs.items():
+        if local in known and known[local] != remote:
+            await conn.execute(
+                update(delivery_reference)
+                .where(delivery_reference.c.target == target, delivery_reference.c.local == local)
+                .values(remote=remote)
+            )
+
+
+async def local_names(conn: AsyncConnection, target: str) -> dict[str, str]:
+    """The other way round: the target's ``Type/id`` → ours, for what it has received."""
+    rows = await conn.execute(
+        select(delivery_reference.c.local, delivery_reference.c.remote).where(
+            delivery_reference.c.target == target
+        )
+    )
+    return {row.remote: row.local for row in rows}
