@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,11 +114,19 @@ class Unit:
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
         order = []
+        # A patient's matches are few and may be the oldest rows of their type: find them
+        # first, then sort just them. Ordered on the bare column, the database may instead walk
+        # ix_current_last_updated through every row of the type until 20 match (measured at
+        # 1,000,000 Procedures: 51 s on PostgreSQL, over 1 s on SQLite). COALESCE(x, x) sorts
+        # the same but no index serves it; the cost is bounded by the matches, which
+        # ``total`` counts anyway.
+        by_patient = any(name.split(".")[0] in ("subject", "patient") for name, _ in search.params)
+        updated = resource_current.c.last_updated
         for key in search.sort or ("-_lastUpdated",):
             column = (
                 resource_current.c.id
                 if key.lstrip("-") == "_id"
-                else resource_current.c.last_updated
+                else (func.coalesce(updated, updated) if by_patient else updated)
             )
             order.append(column.desc() if key.startswith("-") else column.asc())
         query = (
@@ -227,47 +236,67 @@ class Unit:
         self, resource_type: str, resource_id: str, resource: Json, version: int
     ) -> Stored:
         now = datetime.now(UTC)
-        meta = {
-            **(resource.get("meta") or {}),
-            "versionId": str(version),
-            "lastUpdated": _instant(now),
-        }
-        content = {**resource, "id": resource_id, "meta": meta}
-        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        row = {"type": resource_type, "id": resource_id, "version": version}
-        values = {"last_updated": now, "deleted": False, "content": text}
-        await self.conn.execute(insert(resource_version).values(**row, **values))
+        rows = version_rows(resource_type, resource_id, resource, version, now)
+        await self.conn.execute(insert(resource_version).values(**rows.version))
         if version == 1:
-            await self.conn.execute(insert(resource_current).values(**row, **values))
+            await self.conn.execute(insert(resource_current).values(**rows.version))
         else:
             await self.conn.execute(
                 update(resource_current)
                 .where(
                     resource_current.c.type == resource_type, resource_current.c.id == resource_id
                 )
-                .values(version=version, **values)
+                .values(
+                    version=version,
+                    last_updated=now,
+                    deleted=False,
+                    content=rows.version["content"],
+                )
             )
             await self._unindex(resource_type, resource_id)
-        owner = {"type": resource_type, "id": resource_id}
-        tokens = [
-            {**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)
-        ]
-        refs = [{**owner, "param": p, "target": t} for p, t in index.references(content)]
-        if tokens:
-            await self.conn.execute(insert(token_index), tokens)
-        if refs:
-            await self.conn.execute(insert(reference_index), refs)
-        spans = [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)]
-        if spans:
-            await self.conn.execute(insert(date_index), spans)
-        self.changes.append(Change(resource_type, resource_id, version, content))
-        return Stored(content, version, now)
+        if rows.tokens:
+            await self.conn.execute(insert(token_index), rows.tokens)
+        if rows.references:
+            await self.conn.execute(insert(reference_index), rows.references)
+        if rows.dates:
+            await self.conn.execute(insert(date_index), rows.dates)
+        self.changes.append(Change(resource_type, resource_id, version, rows.content))
+        return Stored(rows.content, version, now)
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
         for table in (token_index, reference_index, date_index):
             await self.conn.execute(
                 delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
             )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRows:
+    """The rows one version of a resource is stored as: ``version`` goes to resource_version
+    (and, as is, to resource_current), the rest to the index tables."""
+
+    content: Json
+    version: dict[str, Any]
+    tokens: list[dict[str, Any]]
+    references: list[dict[str, Any]]
+    dates: list[dict[str, Any]]
+
+
+def version_rows(
+    resource_type: str, resource_id: str, resource: Json, version: int, now: datetime
+) -> VersionRows:
+    """The content (id, ``meta.versionId``, ``meta.lastUpdated`` set) and every row of it."""
+    meta = {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": _instant(now)}
+    content = {**resource, "id": resource_id, "meta": meta}
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    owner = {"type": resource_type, "id": resource_id}
+    return VersionRows(
+        content,
+        {**owner, "version": version, "last_updated": now, "deleted": False, "content": text},
+        [{**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)],
+        [{**owner, "param": p, "target": t} for p, t in index.references(content)],
+        [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)],
+    )
 
 
 def _condition(resource_type: str, name: str, value: str) -> Any:
