@@ -18,7 +18,7 @@ from reko_fhir.api import create_app
 from reko_fhir.config import Settings
 from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.delivery.pull import pull_into_store
-from reko_fhir.delivery.worker import references_in
+from reko_fhir.mapping.references import literal_references
 from reko_fhir.rest.router import FhirRouter
 from reko_fhir.store import Search, outbox
 from tests.golden import FIXTURES
@@ -91,7 +91,10 @@ async def test_a_case_reaches_the_ehr_whole_and_comes_back_home(
             assert len(found) == 1, token  # once, however the worker retried
             held[f"{resource['resourceType']}/{found[0]['id']}"] = found[0]
         dangling = sorted(
-            ref for resource in held.values() for ref in references_in(resource) if ref not in held
+            ref
+            for resource in held.values()
+            for ref in literal_references(resource)
+            if ref not in held
         )
         assert dangling == []  # every reference points at what the EHR itself holds
 

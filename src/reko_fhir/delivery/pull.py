@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from reko_fhir.mapping.references import rename_references
 from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.router import FhirRouter
 
@@ -44,17 +45,6 @@ def _request(resource: Json) -> FhirRequest:
     return FhirRequest("PUT", f"/{kind}/{resource.get('id', '')}")
 
 
-def _localised(node: Any, names: Mapping[str, str]) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: names.get(v, v) if k == "reference" and isinstance(v, str) else _localised(v, names)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_localised(v, names) for v in node]
-    return node
-
-
 async def import_resources(
     router: FhirRouter, resources: Iterable[Json], names: Mapping[str, str] | None = None
 ) -> list[Imported]:
@@ -64,7 +54,9 @@ async def import_resources(
     pulled CarePlan points at our Patient, not at the EHR's copy of it."""
     results: list[Imported] = []
     for resource in resources:
-        incoming = _localised({k: v for k, v in resource.items() if k != "meta"}, names or {})
+        incoming = rename_references(
+            {k: v for k, v in resource.items() if k != "meta"}, names or {}
+        )
         request = _request(incoming)
         if request.query:
             incoming.pop("id", None)  # the store keeps its own id for a matched identifier

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -20,7 +19,8 @@ from reko_fhir.delivery.config import ClientCredentials, PrivateKeyJwt, TargetCo
 from reko_fhir.delivery.errors import DeliveryError
 from reko_fhir.delivery.fhir import FhirTarget
 from reko_fhir.delivery.retry import RetryPolicy
-from reko_fhir.delivery.worker import Target, references_in
+from reko_fhir.delivery.worker import Target
+from reko_fhir.mapping.references import literal_references, rename_references
 from reko_fhir.store.outbox import Message
 from reko_fhir.store.repository import Json
 
@@ -52,7 +52,7 @@ class FhirDelivery:
         resource = {k: v for k, v in message.payload.items() if k != "meta"}
         missing = sorted(
             ref
-            for ref in set(references_in(resource)) - set(references) - set(logical)
+            for ref in literal_references(resource) - set(references) - set(logical)
             if ref.split("/", 1)[0] in self.subscribed or not self.subscribed
         )
         if missing:
@@ -61,30 +61,11 @@ class FhirDelivery:
             raise DeliveryError(
                 f"{', '.join(missing[:3])} has not reached {self.name} yet", retryable=True
             )
-        result = await self.fhir.push(_rewritten(resource, references, logical))
+        result = await self.fhir.push(rename_references(resource, references, logical))
         return f"{result.resource_type}/{result.id}" if result.id else None
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-def _rewritten(node: Any, references: Mapping[str, str], logical: Mapping[str, Json]) -> Any:
-    """``node`` with local references replaced by the target's ids, or by logical references
-    (https://hl7.org/fhir/R4/references.html#logical) where the target has no id yet."""
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref in logical:
-            rest = {k: v for k, v in node.items() if k != "reference"}
-            return {**rest, "type": ref.split("/", 1)[0], "identifier": logical[ref]}
-        return {
-            k: references.get(v, v)
-            if k == "reference" and isinstance(v, str)
-            else _rewritten(v, references, logical)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_rewritten(v, references, logical) for v in node]
-    return node
 
 
 def _auth(config: ClientCredentials | PrivateKeyJwt | None) -> httpx.Auth | None:

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -24,6 +24,7 @@ from reko_fhir.delivery import metrics
 from reko_fhir.delivery.consent_gate import consent_block_reason
 from reko_fhir.delivery.errors import ConsentBlockedError, DeliveryError
 from reko_fhir.delivery.retry import RetryPolicy
+from reko_fhir.mapping.references import literal_references
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.store import outbox
 from reko_fhir.store.outbox import AttemptOutcome, Message, ordering_key
@@ -60,22 +61,6 @@ class _Result:
     wait: float = 0.0
     dead_reason: str | None = None
     remote: str | None = None  # the resource's Type/id at the target
-
-
-def references_in(node: Any) -> list[str]:
-    """Every relative ``Type/id`` reference inside a resource."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.count("/") == 1 and ref[:1].isupper():
-            found.append(ref)
-        for value in node.values():
-            if isinstance(value, dict | list):
-                found += references_in(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += references_in(value)
-    return found
 
 
 def worker_name() -> str:
@@ -197,7 +182,7 @@ class Worker:
             )
             if reason is not None:
                 raise ConsentBlockedError(reason)
-            wanted = references_in(message.payload)
+            wanted = sorted(literal_references(message.payload))
             known: dict[str, str] = {}
             if wanted:
                 async with self.repository.transaction(writer=False) as conn:

@@ -14,6 +14,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from reko_fhir.mapping.references import literal_references
 from reko_fhir.outcomes import (
     Issue,
     IssueCode,
@@ -214,7 +215,7 @@ class FhirRouter:
             {
                 ref
                 for s in found
-                for ref in _references(s.resource)
+                for ref in literal_references(s.resource)
                 if ref.split("/")[0] in ("Organization", "PractitionerRole") and ref not in seen
             }
         )
@@ -291,21 +292,6 @@ def _prefer_return(request: FhirRequest, answer: FhirResponse) -> FhirResponse:
         note = outcome_json([information(IssueCode.INFORMATIONAL, f"{kind}/{rid} stored", None)])
         return FhirResponse(answer.status, note, answer.headers)
     return answer
-
-
-def _references(node: Any) -> set[str]:
-    """Every ``Type/id`` reference inside a resource."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.count("/") == 1:
-            found.add(ref)
-        for value in node.values():
-            found |= _references(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= _references(item)
-    return found
 
 
 def _number(text: str | None, default: int, most: int) -> int:

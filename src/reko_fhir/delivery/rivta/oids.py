@@ -17,7 +17,7 @@ from reko_fhir.mapping import codings
 
 PERSONNUMMER_ROOT = "1.2.752.129.2.1.3.1"
 SAMORDNINGSNUMMER_ROOT = "1.2.752.129.2.1.3.3"
-HSA_ROOT = "1.2.752.129.2.1.4.1"
+HSA_ROOT = codings.HSA_RIVTA.removeprefix("urn:oid:")  # spelled once, in codings
 
 PATIENT_ROOTS = {
     PatientIdKind.PERSONNUMMER: PERSONNUMMER_ROOT,
