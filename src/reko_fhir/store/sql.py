@@ -9,6 +9,9 @@ the ``conditional_create`` key is run again once, and then finds the winner.
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -184,7 +187,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -195,3 +198,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # readers begin deferred and, in WAL, read beside a writer without waiting.
         writer = conn.get_execution_options().get("reko_writer", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Turn on WAL, retrying with short waits: on a new file, connections opening at once can
+    block each other switching the journal mode, and a long busy wait then only times out."""
+    cursor.execute("PRAGMA busy_timeout=50")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))  # noqa: S311 -- jitter breaks the lockstep
