@@ -36,6 +36,7 @@ import httpx
 import psycopg
 
 from reko_fhir.config import Settings
+from reko_fhir.security.tokens import LocalSigningKey
 from reko_fhir.store import SqlRepository
 from reko_fhir.store.bulk import bulk_load
 
@@ -44,6 +45,12 @@ PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 GOLDEN = json.loads(
     (ROOT / "fixtures/mapping/a-primary-care/expected.json").read_text(encoding="utf-8")
 )
+
+
+# A care unit's token (case a's unit): every request pays for checking it, the unit filter
+# and the access log, as a real client's would.
+AUTH: dict[str, str] = {}
+UNIT = "SE2321000016-VC01"
 
 
 def free_port() -> int:
@@ -90,7 +97,7 @@ async def load(
     stop = time.perf_counter() + seconds
 
     async def client(number: int) -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTH) as http:
             i = 0
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -111,7 +118,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def seed_case(base: str) -> tuple[dict[str, Any], str]:
     """Store golden case a through the API; return a Procedure template and the patient ref."""
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=60, headers=AUTH) as http:
         answer = await http.post(
             "/", json=GOLDEN, headers={"content-type": "application/fhir+json"}
         )
@@ -148,6 +155,9 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(env, port)
+    key = LocalSigningKey.load_or_create(Path(env["REKO_DATA_DIR"]))
+    token = key.mint("system/*.cruds", subject=UNIT, care_unit=UNIT, lifetime=24 * 3600)
+    AUTH["authorization"] = f"Bearer {token}"
     try:
         template, patient = await seed_case(base)
         created: list[str] = []
@@ -194,7 +204,7 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
             started = time.perf_counter()
             stored = await bulk_rows(store_url, template, args.rows)
             filled = time.perf_counter() - started
-            async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            async with httpx.AsyncClient(base_url=base, timeout=60, headers=AUTH) as http:
                 answer = await http.get("/Procedure", params={"patient": patient, "_count": "1"})
             matches = answer.json()["total"]
             if stored < args.rows:
@@ -235,7 +245,9 @@ async def main() -> None:
         database_url = f"{PG_DSN}?options=-csearch_path%3D{schema}"
         try:
             url = Settings(database_url=database_url).sqlalchemy_url()
-            await measure("PostgreSQL", {"REKO_DATABASE_URL": database_url}, url, args)
+            with tempfile.TemporaryDirectory() as data:
+                env = {"REKO_DATABASE_URL": database_url, "REKO_DATA_DIR": data}
+                await measure("PostgreSQL", env, url, args)
         finally:
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

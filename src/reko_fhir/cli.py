@@ -109,11 +109,86 @@ def serve_command(
     import uvicorn  # noqa: PLC0415 - only serve needs the server
 
     from reko_fhir.api import create_app  # noqa: PLC0415
+    from reko_fhir.config import Settings  # noqa: PLC0415
     from reko_fhir.logs import configure_logging  # noqa: PLC0415
 
+    settings = Settings()
+    if not settings.external_keys and not _loopback(host):
+        # The local key is for one machine: off loopback, tokens must come from a real issuer.
+        typer.echo(
+            f"refusing to listen on {host}: off loopback, set REKO_JWKS_FILE or REKO_JWKS_URL "
+            "(the local signing key is only trusted on 127.0.0.1/::1)",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging()
     # uvicorn's own access log would print query strings unmasked (personnummer in searches).
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress  # noqa: PLC0415
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command("token")
+def token_command(  # noqa: PLR0917 - typer maps parameters to options
+    scope: Annotated[
+        str, typer.Option(help="SMART scopes, e.g. 'user/CarePlan.cruds system/Procedure.rs'.")
+    ],
+    unit: Annotated[
+        str | None, typer.Option(help="HSA-id of the care unit the token acts for.")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="HSA-id of the user or system (default: the unit).")
+    ] = None,
+    external_actor: Annotated[
+        str | None,
+        typer.Option(help="Identifier system|value of an external actor (Försäkringskassan)."),
+    ] = None,
+    all_units: Annotated[
+        bool, typer.Option(help="A platform token for every unit (system/ scopes only).")
+    ] = False,
+    minutes: Annotated[int, typer.Option(help="Lifetime in minutes.")] = 60,
+) -> None:
+    """Print a token signed with the local key of REKO_DATA_DIR (alone on the last line)."""
+    from reko_fhir.config import Settings  # noqa: PLC0415
+    from reko_fhir.security import tokens  # noqa: PLC0415
+
+    settings = Settings()
+    claims = {
+        "sub": subject or unit or "reko-fhir-cli",
+        "scope": scope,
+        **({"care_unit": unit} if unit else {}),
+        **({"external_actor": external_actor} if external_actor else {}),
+        **({"reko_all_units": True} if all_units else {}),
+    }
+    try:
+        tokens.principal_from_claims(claims)  # the same checks the service makes, before signing
+    except tokens.AuthError as failure:
+        typer.echo(f"error: {failure.message}", err=True)
+        raise typer.Exit(2) from None
+    key = tokens.LocalSigningKey.load_or_create(settings.data_dir)
+    typer.echo(
+        f"# signed with {settings.data_dir / 'signing-key.pem'}, valid {minutes} min", err=True
+    )
+    typer.echo(
+        key.mint(
+            scope,
+            subject=str(claims["sub"]),
+            care_unit=unit,
+            external_actor=external_actor,
+            all_units=all_units,
+            lifetime=minutes * 60,
+            audience=settings.token_audience,
+        )
+    )
 
 
 class ReportFormat(StrEnum):

@@ -32,6 +32,23 @@ class Settings(BaseSettings):
     dead_retention_days: float = 30.0
     """Dead letters are kept this long unless replayed or purged."""
 
+    jwks_file: Path | None = None
+    """The keys tokens are checked against (a JWKS document); required off loopback."""
+    jwks_url: str | None = None
+    """The identity provider's JWKS endpoint, instead of a file (keys are cached, refetched
+    for an unknown ``kid``)."""
+    token_issuer: str | None = None
+    """The ``iss`` tokens must carry (with JWKS; the local key's issuer is fixed)."""
+    token_audience: str = "reko-fhir"  # noqa: S105 - an audience name, not a secret
+    """The ``aud`` tokens must carry."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Larger request bodies are refused with 413 before they are read to the end."""
+
+    @property
+    def external_keys(self) -> bool:
+        """True when tokens are checked against a configured JWKS, not the local key."""
+        return self.jwks_file is not None or self.jwks_url is not None
+
     def sqlalchemy_url(self) -> str:
         """The async SQLAlchemy URL: aiosqlite for the embedded file, psycopg for PostgreSQL."""
         if not self.database_url:

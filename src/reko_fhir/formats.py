@@ -10,6 +10,7 @@ https://hl7.org/fhir/R4/xml.html.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, NoReturn
 
@@ -107,8 +108,16 @@ def _no_constant(name: str) -> NoReturn:
     raise FormatError(f"not JSON: {name} is not a JSON number")
 
 
-def parse_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Resource:
-    """A resource from FHIR JSON bytes (UTF-8); FormatError for anything else."""
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: JSON has no infinity, and it cannot be written back
+        raise FormatError(f"not JSON: the number {text[:20]} is out of range")
+    return number
+
+
+def load_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Any:
+    """Strict JSON from UTF-8 bytes, not yet a resource: bounded in size and nesting, no
+    repeated keys, no NaN or Infinity, no number beyond range; FormatError for anything else."""
     _check_size(data, max_bytes)
     try:
         # FHIR JSON is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
@@ -116,6 +125,7 @@ def parse_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Resource:
             data.decode("utf-8-sig"),
             object_pairs_hook=_no_duplicate_keys,
             parse_constant=_no_constant,
+            parse_float=_finite,
         )
     except UnicodeDecodeError:
         raise FormatError("the document is not UTF-8") from None
@@ -123,9 +133,18 @@ def parse_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Resource:
         raise FormatError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise FormatError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except FormatError:
+        raise
+    except ValueError:  # an integer of more digits than int() converts (sys.int_info)
+        raise FormatError("not JSON: a number has too many digits") from None
     if json_depth(doc) > MAX_JSON_DEPTH:
         raise FormatError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return parse_json_object(doc)
+    return doc
+
+
+def parse_json(data: bytes, *, max_bytes: int = MAX_BYTES) -> Resource:
+    """A resource from FHIR JSON bytes (UTF-8); FormatError for anything else."""
+    return parse_json_object(load_json(data, max_bytes=max_bytes))
 
 
 def _check_json_tree(doc: dict[str, Any], name: str) -> None:

@@ -9,12 +9,15 @@ FHIR issue-type value set, a diagnostics text and, where an element is to blame,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
+
+from reko_fhir.domain.identifiers import mask_patient_ids
 
 
 class IssueSeverity(StrEnum):
@@ -35,6 +38,9 @@ class IssueCode(StrEnum):
     VALUE = "value"
     INVARIANT = "invariant"
     SECURITY = "security"
+    LOGIN = "login"
+    EXPIRED = "expired"
+    FORBIDDEN = "forbidden"
     NOT_FOUND = "not-found"
     DELETED = "deleted"
     MULTIPLE_MATCHES = "multiple-matches"
@@ -86,8 +92,8 @@ def outcome(issues: Iterable[Issue]) -> OperationOutcome:
         OperationOutcomeIssue(
             severity=i.severity.value,
             code=i.code.value,
-            diagnostics=i.diagnostics,
-            expression=[i.expression] if i.expression else None,
+            diagnostics=_printable(i.diagnostics),
+            expression=[_printable(i.expression)] if i.expression else None,
         )
         for i in issues
     ]
@@ -100,6 +106,16 @@ def outcome(issues: Iterable[Issue]) -> OperationOutcome:
             )
         ]
     return OperationOutcome(issue=entries)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """Messages quote what the client sent. A control character in it could not be written as
+    FHIR XML (or read in a log), so it is shown escaped (``\\u001f``); a personnummer is
+    masked (``19780412-****``): outcomes end up in logs and dead letters."""
+    return mask_patient_ids(_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def outcome_json(issues: Iterable[Issue]) -> dict[str, Any]:
@@ -115,6 +131,9 @@ _STATUS_BY_CODE = {
     IssueCode.CONFLICT: 409,
     IssueCode.DUPLICATE: 409,
     IssueCode.SECURITY: 403,
+    IssueCode.LOGIN: 401,
+    IssueCode.EXPIRED: 401,
+    IssueCode.FORBIDDEN: 403,
     IssueCode.NOT_SUPPORTED: 400,
     IssueCode.TOO_COSTLY: 413,
     IssueCode.STRUCTURE: 400,

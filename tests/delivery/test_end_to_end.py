@@ -21,6 +21,7 @@ from reko_fhir.delivery.pull import pull_into_store
 from reko_fhir.mapping.references import literal_references
 from reko_fhir.rest.router import FhirRouter
 from reko_fhir.store import Search, outbox
+from tests.api.test_api import platform_token
 from tests.golden import FIXTURES
 from tests.peers.servers import Peer
 
@@ -67,11 +68,15 @@ async def drained(app: FastAPI, seconds: float = 20) -> None:
 
 
 async def test_a_case_reaches_the_ehr_whole_and_comes_back_home(
-    app: FastAPI, medplum_peer: Peer
+    app: FastAPI, medplum_peer: Peer, tmp_path: Path
 ) -> None:
     bundle = json.loads((FIXTURES / "mapping" / "a-primary-care" / "expected.json").read_text())
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://reko.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://reko.test",
+        headers={"authorization": f"Bearer {platform_token(tmp_path)}"},
+    ) as client:
         answer = await client.post(
             "/", json=bundle, headers={"content-type": "application/fhir+json"}
         )

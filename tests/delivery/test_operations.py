@@ -19,6 +19,7 @@ from reko_fhir.delivery.errors import DeliveryError
 from reko_fhir.delivery.worker import Worker
 from reko_fhir.store import SqlRepository
 from reko_fhir.store.outbox import Message, Subscription
+from tests.api.test_api import platform_token
 from tests.delivery.test_outbox import Recorder
 
 
@@ -46,7 +47,11 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(data_dir=tmp_path))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://reko.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://reko.test",
+            headers={"authorization": f"Bearer {platform_token(tmp_path)}"},
+        ) as client:
             yield client
 
 

@@ -22,7 +22,7 @@ from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.delivery.worker import Worker
 from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.router import FhirRouter
-from reko_fhir.store import Search, SqlRepository, outbox
+from reko_fhir.store import Search, SqlRepository, audit, outbox
 from reko_fhir.store.outbox import Message, Subscription
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.golden import FIXTURES
@@ -265,5 +265,14 @@ async def test_consent_revoked_after_enqueueing_blocks_the_disclosure(store_url:
         assert "no consent of the patient covers disclosure to Byggvaror Norr AB" in str(
             shown[1][-1].reason
         )
+        # Audited: the access log holds the blocked disclosure (outcome 4) beside the ones sent.
+        patient = procedure["subject"]["reference"]
+        async with repo.transaction(writer=False) as conn:
+            events = await audit.search(conn, patient=patient, count=1000)
+        exports = [e for e in events if e["subtype"][0]["code"] == "110106"]
+        blocked = [e for e in exports if e["outcome"] == "4"]
+        assert len(blocked) == 1
+        assert f"Procedure/{procedure['id']}" in json.dumps(blocked[0]["entity"])
+        assert len(exports) == len(open_target.delivered) + 1
     finally:
         await repo.close()

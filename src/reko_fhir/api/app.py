@@ -12,23 +12,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request, Response
 
+from reko_fhir.api.auth import CHALLENGE, authenticate, build_verifier
+from reko_fhir.api.openapi import openapi_document
 from reko_fhir.api.operations import add_operations_routes
+from reko_fhir.api.trail import record_access
 from reko_fhir.config import Settings
 from reko_fhir.delivery.config import load_targets
 from reko_fhir.delivery.service import DeliveryService
 from reko_fhir.delivery.worker import Target
 from reko_fhir.domain import mask_patient_ids
-from reko_fhir.formats import MAX_BYTES
+from reko_fhir.formats import FormatError
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest import FhirRequest, FhirResponse, FhirRouter
+from reko_fhir.rest.access import OPEN
 from reko_fhir.rest.negotiation import read_body, wants_xml, write_body
+from reko_fhir.security.access import CareUnitAccess
+from reko_fhir.security.audit import AuditLog
+from reko_fhir.security.tokens import Principal
 from reko_fhir.store import SqlRepository
 from reko_fhir.validation.service import ValidationService, reko_definitions
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
+Json = dict[str, Any]
 logger = logging.getLogger("reko_fhir.api")
 access = logging.getLogger("reko_fhir.access")
 
@@ -36,40 +45,15 @@ access = logging.getLogger("reko_fhir.access")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.database_url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        configs = load_targets(settings.targets_file, settings.targets)
-        repository = await SqlRepository.open(
-            settings.sqlalchemy_url(), subscriptions=[c.subscription() for c in configs]
-        )
-        app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
-        app.state.repository = repository
-        targets: dict[str, Target] = {}
-        if configs:  # the HTTP clients and their keys are only built for configured targets
-            from reko_fhir.delivery.targets import build_targets  # noqa: PLC0415
-
-            targets = build_targets(configs)
-        delivery = DeliveryService(
-            repository,
-            targets,
-            workers=settings.workers,
-            batch=settings.worker_batch,
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            delivered_retention=timedelta(days=settings.delivered_retention_days),
-            dead_retention=timedelta(days=settings.dead_retention_days),
-        )
-        delivery.start()
-        try:
-            yield
-        finally:
-            await delivery.stop()
-            await repository.close()
-
     app = FastAPI(
-        title="reko-fhir", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+        title="reko-fhir",
+        version="0.1.0",
+        lifespan=lambda app: _running(app, settings),
+        docs_url=None,
+        redoc_url=None,
     )
+    # The FHIR interactions as they are routed, not FastAPI's single catch-all route.
+    app.openapi = openapi_document  # type: ignore[method-assign]
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
@@ -81,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access.info(
             "%s %s %d %.1f ms",
             request.method,
-            mask_patient_ids(target),
+            mask_patient_ids(unquote(target)),  # %-escaped digits are digits too
             response.status_code,
             elapsed,
         )
@@ -94,14 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         query = tuple(request.query_params.multi_items())
         xml = wants_xml(request.query_params.get("_format"), request.headers.get("accept"))
         router: FhirRouter = request.app.state.router
+        public = request.method == "GET" and path.strip("/") == "metadata"
+        principal: Principal | None = None
+        body: Json | None = None
         try:
-            declared = int(request.headers.get("content-length") or 0)
-            if declared > MAX_BYTES:
-                message = f"the body is larger than {MAX_BYTES} bytes"
-                raise OperationOutcomeError(
-                    [error(IssueCode.TOO_COSTLY, message, None)], status=413
-                )
-            raw = await request.body()
+            # Who is asking comes first: nothing of a stranger's body is read or parsed.
+            if not public:
+                principal = await authenticate(request)
+            access = CareUnitAccess(principal) if principal else OPEN
+            raw = await read_limited(request, settings.max_body_bytes)
             body = (
                 read_body(raw, request.headers.get("content-type"))
                 if raw or request.method in ("POST", "PUT")
@@ -109,24 +94,91 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             headers = {k.lower(): v for k, v in request.headers.items()}
             answer = await router.handle(
-                FhirRequest(request.method, path, query, headers, raw), body
+                FhirRequest(request.method, path, query, headers, raw), body, access
             )
         except OperationOutcomeError as failure:
-            answer = FhirResponse(failure.status, outcome_json(failure.issues))
+            challenge = CHALLENGE if failure.status == 401 else {}
+            answer = FhirResponse(failure.status, outcome_json(failure.issues), dict(challenge))
         except Exception:  # a bug of ours: logged with its traceback, answered without one
             where = mask_patient_ids(request.url.path)
             logger.exception("unexpected failure answering %s %s", request.method, where)
             message = "the server failed to answer this request; it has been logged"
             answer = FhirResponse(500, outcome_json([error(IssueCode.EXCEPTION, message, None)]))
+        if not public:
+            answer = await record_access(request, principal, answer, body)
         return to_http(answer, xml)
 
     return app
 
 
+@asynccontextmanager
+async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """Open (and migrate) the store, check tokens, log accesses, run the delivery workers."""
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configs = load_targets(settings.targets_file, settings.targets)
+    repository = await SqlRepository.open(
+        settings.sqlalchemy_url(), subscriptions=[c.subscription() for c in configs]
+    )
+    app.state.verifier = build_verifier(settings)
+    app.state.audit = AuditLog(repository.transaction)
+    app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
+    app.state.repository = repository
+    targets: dict[str, Target] = {}
+    if configs:  # the HTTP clients and their keys are only built for configured targets
+        from reko_fhir.delivery.targets import build_targets  # noqa: PLC0415
+
+        targets = build_targets(configs)
+    delivery = DeliveryService(
+        repository,
+        targets,
+        workers=settings.workers,
+        batch=settings.worker_batch,
+        lease=timedelta(seconds=settings.worker_lease_seconds),
+        delivered_retention=timedelta(days=settings.delivered_retention_days),
+        dead_retention=timedelta(days=settings.dead_retention_days),
+    )
+    delivery.start()
+    try:
+        yield
+    finally:
+        await delivery.stop()
+        await app.state.audit.close()
+        await repository.close()
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (chunked bodies declare no
+    length, so the count is kept while reading, not trusted from a header)."""
+    too_large = OperationOutcomeError(
+        [error(IssueCode.TOO_COSTLY, f"the body is larger than {limit} bytes", None)], status=413
+    )
+    declared = request.headers.get("content-length") or "0"
+    if not declared.isdigit():
+        message = "Content-Length is not a number"
+        raise OperationOutcomeError([error(IssueCode.STRUCTURE, message, None)], status=400)
+    if int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def to_http(answer: FhirResponse, xml: bool) -> Response:
     if answer.resource is None:
         return Response(status_code=answer.status, headers=answer.headers)
-    content, media_type = write_body(answer.resource, xml)
+    try:
+        content, media_type = write_body(answer.resource, xml)
+    except FormatError as failure:  # a bug of ours: the answer must still be an outcome
+        logger.error("the answer could not be written as XML: %s", failure.message)
+        message = "the answer could not be written in the asked format; it has been logged"
+        issue = error(IssueCode.EXCEPTION, message, None)
+        content, media_type = write_body(outcome_json([issue]), xml=False)
+        answer = FhirResponse(500, None, {})
     return Response(
         content, status_code=answer.status, headers=answer.headers, media_type=media_type
     )

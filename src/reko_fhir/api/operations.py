@@ -16,8 +16,11 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from reko_fhir.api.auth import CHALLENGE, authenticate
 from reko_fhir.delivery import admin, metrics
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
+from reko_fhir.security.access import forbidden
+from reko_fhir.security.scopes import ADMIN_SCOPE
 from reko_fhir.store.sql import SqlRepository
 
 Json = dict[str, Any]
@@ -29,14 +32,19 @@ def _json(status: int, body: Json) -> Response:
     )
 
 
-async def _answer(work: Callable[[], Awaitable[Json]]) -> Response:
+async def _answer(request: Request, work: Callable[[], Awaitable[Json]]) -> Response:
+    """Dead letters hold payloads of every care unit: only an operator token (``reko/admin``)."""
     try:
+        principal = await authenticate(request)
+        if not principal.scopes.admin:
+            raise forbidden(f"the outbox routes need the {ADMIN_SCOPE} scope")
         return _json(200, await work())
     except OperationOutcomeError as failure:
         return Response(
             json.dumps(outcome_json(failure.issues), ensure_ascii=False),
             status_code=failure.status,
             media_type="application/fhir+json",
+            headers=CHALLENGE if failure.status == 401 else None,
         )
 
 
@@ -94,18 +102,19 @@ def add_operations_routes(app: FastAPI) -> None:
     async def list_messages(request: Request) -> Response:
         params = request.query_params
         return await _answer(
+            request,
             lambda: admin.list_messages(
                 repository(request),
                 status=params.get("status", "dead"),
                 target=params.get("target"),
                 limit=_int(params.get("_count"), "_count", 100) or 100,
-            )
+            ),
         )
 
     @app.get("/_outbox/messages/{message_id}")
     async def show(message_id: str, request: Request) -> Response:
         return await _answer(
-            lambda: admin.show_message(repository(request), _int(message_id, "id") or 0)
+            request, lambda: admin.show_message(repository(request), _int(message_id, "id") or 0)
         )
 
     @app.post("/_outbox/messages/{message_id}/$replay")
@@ -115,17 +124,17 @@ def add_operations_routes(app: FastAPI) -> None:
             number = _int(message_id, "id")
             return await admin.replay(repository(request), message_id=number, payload=edited)
 
-        return await _answer(work)
+        return await _answer(request, work)
 
     @app.post("/_outbox/$replay")
     async def replay_many(request: Request) -> Response:
         target = request.query_params.get("target")
-        return await _answer(lambda: admin.replay(repository(request), target=target))
+        return await _answer(request, lambda: admin.replay(repository(request), target=target))
 
     @app.delete("/_outbox/messages/{message_id}")
     async def purge_one(message_id: str, request: Request) -> Response:
         return await _answer(
-            lambda: admin.purge(repository(request), message_id=_int(message_id, "id"))
+            request, lambda: admin.purge(repository(request), message_id=_int(message_id, "id"))
         )
 
     @app.post("/_outbox/$purge")
@@ -133,9 +142,10 @@ def add_operations_routes(app: FastAPI) -> None:
         params = request.query_params
         days = _int(params.get("olderThanDays"), "olderThanDays", 0) or 0
         return await _answer(
+            request,
             lambda: admin.purge(
                 repository(request),
                 status=params.get("status", "dead"),
                 older_than=timedelta(days=days),
-            )
+            ),
         )

@@ -8,6 +8,7 @@ becomes a dead letter with the reason.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -57,8 +58,29 @@ def is_retryable(exc: BaseException) -> bool:
         return exc.retryable
     if isinstance(exc, httpx.HTTPStatusError):
         return exc.response.status_code in RETRYABLE_STATUSES
+    # TLS 1.3 may report a refusal after the handshake as the bare ssl error.
+    if isinstance(exc, httpx.TransportError | ssl.SSLError) and _certificate_refused(exc):
+        return False  # a certificate either side refuses stays refused: configuration, not luck
     # Refused, reset, timed out, half a body: the message may not have arrived; try again.
-    return isinstance(exc, httpx.TransportError)
+    return isinstance(exc, httpx.TransportError | ssl.SSLError)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """The TLS handshake failed over a certificate: ours not trusted or missing, theirs not
+    trusted (``CERTIFICATE_VERIFY_FAILED``, ``…_ALERT_BAD_CERTIFICATE``, ``…CERTIFICATE_REQUIRED``,
+    ``…_ALERT_UNKNOWN_CA``)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # httpx wraps httpcore, which wraps the ssl error
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(seen, ssl.SSLError) and any(
+            word in str(seen).upper() for word in ("CERTIFICATE", "UNKNOWN_CA")
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def retry_after_seconds(value: str | None) -> float | None:

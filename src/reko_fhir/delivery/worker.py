@@ -26,6 +26,8 @@ from reko_fhir.delivery.errors import ConsentBlockedError, DeliveryError
 from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.mapping.references import literal_references
 from reko_fhir.outcomes import OperationOutcomeError
+from reko_fhir.security.audit import DELIVERY, AccessRecord, audit_entry
+from reko_fhir.store import audit as audit_store
 from reko_fhir.store import outbox
 from reko_fhir.store.outbox import AttemptOutcome, Message, ordering_key
 from reko_fhir.store.repository import Change, Json
@@ -61,6 +63,30 @@ class _Result:
     wait: float = 0.0
     dead_reason: str | None = None
     remote: str | None = None  # the resource's Type/id at the target
+
+
+def _access_record(result: _Result, now: datetime) -> AccessRecord:
+    message = result.message
+    if result.result == "delivered":
+        status = 200
+    elif result.dead_reason == "consent":
+        status = 403
+    else:
+        status = result.status if result.status and result.status >= 400 else 503
+    patient = message.ordering_key
+    return AccessRecord(
+        action="R",  # DICOM Export: data leaves for another system
+        interaction=DELIVERY,
+        outcome=status,
+        agent="reko-fhir-worker",
+        unit=None,
+        client_id=f"target:{message.target}"[:128],
+        source_address=None,
+        patients=(patient,) if patient.startswith("Patient/") else (),
+        entities=(f"{message.resource_type}/{message.resource_id}",),
+        query=None,
+        recorded=now,
+    )
 
 
 def worker_name() -> str:
@@ -118,8 +144,12 @@ class Worker:
             if r.remote:
                 local = f"{r.message.resource_type}/{r.message.resource_id}"
                 learned.setdefault(r.message.target, {})[local] = r.remote
+        # Each final outcome — sent, refused, blocked by consent — is a disclosure (or an
+        # attempted one) of patient data: it goes to the access log with the attempt.
+        logged = [audit_entry(_access_record(r, now)) for r in results if r.result != "retry"]
         async with self.repository.transaction() as conn:
             await outbox.record_attempts(conn, outcomes)
+            await audit_store.append(conn, logged)
             for target, pairs in learned.items():
                 await outbox.remember_references(conn, target, pairs)
         for r in results:
@@ -232,7 +262,13 @@ class Worker:
         wait = policy.decide(message.attempts + 1, age, exc)
         if wait is None:
             kind = "rejected" if isinstance(exc, DeliveryError) and not exc.retryable else "gave-up"
-            log.warning("delivery.dead_letter", target=message.target, message=message.id, why=kind)
+            log.warning(
+                "delivery.dead_letter",
+                target=message.target,
+                message=message.id,
+                why=kind,
+                reason=reason[:300],
+            )
             return _Result(message, "dead", status, reason, dead_reason=kind)
         log.info("delivery.retry", target=message.target, message=message.id, wait=round(wait, 3))
         return _Result(message, "retry", status, reason, wait=wait)

@@ -90,7 +90,11 @@ class PatientId:
         return self.masked
 
 
-_ANY_PATIENT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6}|\d{8})[-+]?(\d{4})(?!\d)")
+# Not glued to a word (a HSA-id, a hash) unless a percent-escape precedes it: in a URL
+# ``%7C191212121212`` is ``|191212121212``.
+_ANY_PATIENT_ID = re.compile(
+    r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))(\d{6}|\d{8})[-+]?(\d{4})(?!\d)"
+)
 
 
 def mask_patient_ids(text: str) -> str:

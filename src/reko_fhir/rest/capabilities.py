@@ -67,6 +67,34 @@ def capability_statement() -> dict[str, Any]:
                 ],
             }
         )
+    resources.append(
+        {
+            "type": "AuditEvent",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": "patient", "type": "reference"},
+                {"name": "date", "type": "date"},
+            ],
+        }
+    )
+    security = {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": (
+            "Bearer JWTs (RS256/ES256) with SMART v2 scopes and a care_unit (HSA-id) or "
+            "external_actor claim; a care unit sees only what it holds; every access is an "
+            "AuditEvent."
+        ),
+    }
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -76,5 +104,5 @@ def capability_statement() -> dict[str, Any]:
         "implementation": {"description": "reko-fhir: koordineringsinsatser as FHIR R4"},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml"],
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [{"mode": "server", "security": security, "resource": resources}],
     }

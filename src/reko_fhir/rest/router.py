@@ -9,10 +9,10 @@ an OperationOutcome.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from reko_fhir.mapping.references import literal_references
 from reko_fhir.outcomes import (
@@ -24,17 +24,20 @@ from reko_fhir.outcomes import (
     outcome_json,
     warning,
 )
+from reko_fhir.rest.access import OPEN, Access
+from reko_fhir.rest.access_log import read_access_log
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
+from reko_fhir.rest.inputs import check_request
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
+from reko_fhir.rest.paging import CONTROL, number, page_links
 from reko_fhir.rest.store_rules import store_rule_issues
-from reko_fhir.rest.transaction import BundleProcessor
+from reko_fhir.rest.transaction import BundleProcessor, current_or_none, write_provenance
 from reko_fhir.store import Search, SqlRepository, Stored
-from reko_fhir.store.unit import SEARCHABLE, Unit
+from reko_fhir.store.unit import MATCH_LIMIT, SEARCHABLE, Unit, not_found
 from reko_fhir.validation.service import ValidationService
 
 Json = dict[str, Any]
 READ_ONLY = frozenset({"Provenance"})
-CONTROL = frozenset({"_format", "_count", "_offset", "_sort", "_summary", "_pretty", "_include"})
 CASE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
 
@@ -43,21 +46,30 @@ class FhirRouter:
         self.repository = repository
         self.validation = validation
 
-    async def handle(self, request: FhirRequest, body: Json | None = None) -> FhirResponse:
-        """Answer ``request``; ``body`` is its resource when the caller has already read it."""
+    async def handle(
+        self, request: FhirRequest, body: Json | None = None, access: Access = OPEN
+    ) -> FhirResponse:
+        """Answer ``request``; ``body`` is its resource when the caller has already read it.
+
+        ``access`` says what the caller may do and see (:mod:`reko_fhir.rest.access`)."""
         try:
-            answer = await self._dispatch(request, body)
+            answer = await self._dispatch(request, body, access)
         except OperationOutcomeError as failure:
             return FhirResponse(failure.status, outcome_json(failure.issues))
         return _prefer_return(request, answer)
 
-    async def _dispatch(self, request: FhirRequest, body: Json | None) -> FhirResponse:
+    async def _dispatch(
+        self, request: FhirRequest, body: Json | None, access: Access
+    ) -> FhirResponse:
+        check_request(request)
         parts = [p for p in request.path.strip("/").split("/") if p]
         method = request.method.upper()
         if parts == ["metadata"] and method == "GET":
             return FhirResponse(200, capability_statement())
         if not parts and method == "POST":
-            return FhirResponse(200, await self._bundle(_need(body)))
+            return FhirResponse(200, await self._bundle(_need(body), access))
+        if parts and parts[0] == "AuditEvent":
+            return await read_access_log(self.repository, parts[1:], request, access)
         if not parts or parts[0] not in RESOURCE_TYPES:
             kind = parts[0] if parts else "(none)"
             raise OperationOutcomeError(
@@ -67,21 +79,24 @@ class FhirRouter:
         if method != "GET" and kind in READ_ONLY:
             raise _not_allowed(f"{kind} is read-only here")
         if rest and rest[-1] == "$validate" and method == "POST":
+            await access.allow(kind, "validate")
             return await self._validate(kind, _need(body), request.param("profile"))
         if method == "GET":
-            return await self._get(kind, rest, request)
+            return await self._get(kind, rest, request, access)
         if method == "POST" and not rest:
-            return await self._create(kind, _need(body), request.header("if-none-exist"))
+            await access.allow(kind, "create")
+            return await self._create(kind, _need(body), request.header("if-none-exist"), access)
         if method == "PUT":
-            return await self._update(kind, rest, _need(body), request)
+            await access.allow(kind, "update")
+            return await self._update(kind, rest, _need(body), request, access)
         if method == "DELETE" and len(rest) == 1:
-            version = await self.repository.delete(kind, rest[0])
-            return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})
+            await access.allow(kind, "delete")
+            return await self._delete(kind, rest[0], access)
         raise _not_allowed(f"{method} /{request.path.strip('/')} is not an interaction here")
 
-    async def _bundle(self, bundle: Json) -> Json:
+    async def _bundle(self, bundle: Json, access: Access) -> Json:
         kind = bundle.get("type") if bundle.get("resourceType") == "Bundle" else None
-        processor = BundleProcessor(self.repository, self.validation)
+        processor = BundleProcessor(self.repository, self.validation, access)
         if kind == "transaction":
             return await processor.transaction(bundle)
         if kind == "batch":
@@ -89,24 +104,47 @@ class FhirRouter:
         message = "POST / takes a Bundle of type transaction or batch"
         raise OperationOutcomeError([error(IssueCode.INVALID, message, "Bundle.type")], status=400)
 
-    async def _get(self, kind: str, rest: list[str], request: FhirRequest) -> FhirResponse:
+    async def _get(
+        self, kind: str, rest: list[str], request: FhirRequest, access: Access
+    ) -> FhirResponse:
         if not rest:
-            return FhirResponse(200, await self._search(kind, request))
+            await access.allow(kind, "search-type")
+            return FhirResponse(200, await self._search(kind, request, access))
         if rest == ["_history"]:
-            return FhirResponse(200, _bundle("history", await self.repository.history(kind)))
+            await access.allow(kind, "history-type")
+            history = await self.repository.history(kind)
+            visible = [s for s in history if await access.visible(self.repository, kind, s.id)]
+            return FhirResponse(200, _bundle("history", visible))
         if len(rest) == 2 and rest[1] == "$everything" and kind == "Patient":
-            return FhirResponse(200, await self._everything(rest[0]))
+            await access.allow(kind, "everything")
+            await self._must_see(access, kind, rest[0])
+            return FhirResponse(200, await self._everything(rest[0], access))
+        interaction = {1: "read", 2: "history-instance", 3: "vread"}.get(len(rest))
+        if interaction is None or (len(rest) > 1 and rest[1] != "_history"):
+            raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
+        await access.allow(kind, interaction)
+        await self._must_see(access, kind, rest[0])
         if len(rest) == 1:
             return _resource_response(200, await self.repository.read(kind, rest[0]))
-        if len(rest) == 2 and rest[1] == "_history":
+        if len(rest) == 2:
             return FhirResponse(
                 200, _bundle("history", await self.repository.history(kind, rest[0]))
             )
-        if len(rest) == 3 and rest[1] == "_history" and rest[2].isdigit():
+        if rest[2].isdigit():
             return _resource_response(200, await self.repository.vread(kind, rest[0], int(rest[2])))
         raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
 
-    async def _search(self, kind: str, request: FhirRequest) -> Json:
+    async def _must_see(self, access: Access, kind: str, resource_id: str) -> None:
+        """Another unit's resource answers exactly as a missing one."""
+        if not await access.visible(self.repository, kind, resource_id):
+            raise not_found(kind, resource_id)
+
+    async def _delete(self, kind: str, resource_id: str, access: Access) -> FhirResponse:
+        await self._must_see(access, kind, resource_id)
+        version = await self.repository.delete(kind, resource_id)
+        return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})
+
+    async def _search(self, kind: str, request: FhirRequest, access: Access) -> Json:
         """A searchset page with self/next/previous links (https://hl7.org/fhir/R4/search.html).
 
         Unknown parameters: 400 with ``Prefer: handling=strict``; otherwise ignored and named
@@ -125,23 +163,34 @@ class FhirRouter:
                 [error(IssueCode.NOT_SUPPORTED, f"unknown search parameters: {names}", None)],
                 status=400,
             )
-        count = _number(request.param("_count"), 50, 1000)
-        offset = _number(request.param("_offset"), 0, 10**9)
+        count = number(request.param("_count"), 50, 1000)
+        offset = number(request.param("_offset"), 0, 10**9)
         sort = tuple(k for k in (request.param("_sort") or "").split(",") if k)
         if any(k.lstrip("-") not in ("_lastUpdated", "_id") for k in sort):
             raise OperationOutcomeError(
                 [error(IssueCode.NOT_SUPPORTED, "_sort takes _lastUpdated or _id", "_sort")],
                 status=400,
             )
-        search = Search(tuple(params), count, offset, sort)
-        total = await self.repository.total(kind, search)
+        search = await access.restrict(
+            self.repository, kind, Search(tuple(params), count, offset, sort)
+        )
+        page: list[Stored] | None = None
+        if access.filters_after_search:  # every match is checked, then the page is cut
+            everything = replace(search, count=MATCH_LIMIT, offset=0)
+            released = await access.release(
+                self.repository, await self.repository.search(kind, everything)
+            )
+            total, page = len(released), released[offset : offset + count]
+        else:
+            total = await self.repository.total(kind, search)
         if request.param("_summary") == "count":
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
-        page = await self.repository.search(kind, search)
+        if page is None:
+            page = await self.repository.search(kind, search)
         bundle = _bundle("searchset", page)
         bundle["total"] = total
         included = await self._includes(
-            kind, page, [v for k, v in request.query if k == "_include"]
+            kind, page, [v for k, v in request.query if k == "_include"], access
         )
         if included:
             bundle.setdefault("entry", []).extend(
@@ -152,7 +201,7 @@ class FhirRouter:
                 }
                 for r in included
             )
-        bundle["link"] = _page_links(kind, request.query, offset, count, total)
+        bundle["link"] = page_links(kind, request.query, offset, count, total)
         if unknown:
             names = ", ".join(n for n, _ in unknown)
             note = outcome_json(
@@ -165,7 +214,9 @@ class FhirRouter:
             bundle.setdefault("entry", []).append({"resource": note, "search": {"mode": "outcome"}})
         return bundle
 
-    async def _includes(self, kind: str, page: list[Stored], includes: list[str]) -> list[Json]:
+    async def _includes(
+        self, kind: str, page: list[Stored], includes: list[str], access: Access
+    ) -> list[Json]:
         """``_include=Procedure:patient`` (or ``:subject``): the referenced Patients, once each."""
         elements = set()
         for value in includes:
@@ -188,27 +239,33 @@ class FhirRouter:
                 and ref.count("/") == 1
             }
         )
-        return await self._read_all(targets)
+        return await self._read_all(targets, access)
 
-    async def _read_all(self, references: list[str]) -> list[Json]:
+    async def _read_all(self, references: list[str], access: Access) -> list[Json]:
         found = []
         for ref in references:
             target_type, target_id = ref.split("/")
+            if not await access.visible(self.repository, target_type, target_id):
+                continue
             try:
                 found.append((await self.repository.read(target_type, target_id)).resource)
             except OperationOutcomeError:
                 continue  # a dangling or deleted target is left out, not an error of the search
         return found
 
-    async def _everything(self, patient_id: str) -> Json:
+    async def _everything(self, patient_id: str, access: Access) -> Json:
         """The patient's coordination case: the Patient, every case resource naming them, and the
         organisations and staff those refer to (https://hl7.org/fhir/R4/patient-operation-everything.html)."""
         patient = await self.repository.read("Patient", patient_id)
         found: list[Stored] = [patient]
         for case_type in CASE_TYPES:
             element = "patient" if case_type in ("EpisodeOfCare", "Consent") else "subject"
-            found += await self.repository.search(
-                case_type, Search(((element, f"Patient/{patient_id}"),), 1000)
+            search = Search(((element, f"Patient/{patient_id}"),), MATCH_LIMIT)
+            found += await access.release(
+                self.repository,
+                await self.repository.search(
+                    case_type, await access.restrict(self.repository, case_type, search)
+                ),
             )
         seen = {f"{s.resource['resourceType']}/{s.id}" for s in found}
         referenced = sorted(
@@ -220,7 +277,7 @@ class FhirRouter:
             }
         )
         bundle = _bundle("searchset", found)
-        extra = await self._read_all(referenced)
+        extra = await self._read_all(referenced, access)
         bundle.setdefault("entry", []).extend(
             {
                 "fullUrl": f"{r['resourceType']}/{r['id']}",
@@ -232,7 +289,9 @@ class FhirRouter:
         bundle["total"] = len(found)
         return bundle
 
-    async def _create(self, kind: str, resource: Json, if_none_exist: str | None) -> FhirResponse:
+    async def _create(
+        self, kind: str, resource: Json, if_none_exist: str | None, access: Access
+    ) -> FhirResponse:
         _same_type(kind, resource)
         issues = self.validation.validate(resource)
         condition = Search.parse(if_none_exist) if if_none_exist else None
@@ -241,13 +300,20 @@ class FhirRouter:
         async def create(unit: Unit) -> Stored:
             # The rules read the store on the writing transaction: what they saw still holds.
             _refuse_errors(issues + await store_rule_issues(unit, resource))
-            return await unit.create(without_id, condition=condition)
+            await access.check_write(unit, None, without_id)
+            stored = await unit.create(without_id, condition=condition)
+            if stored.created:
+                await write_provenance(unit, access, stored, "CREATE")
+            return stored
 
         stored = await self.repository.in_unit(create)
+        if not stored.created and not await access.visible(self.repository, kind, stored.id):
+            # The condition matched another unit's resource: its content is not the caller's.
+            return FhirResponse(200, None, _resource_response(200, stored).headers)
         return _resource_response(201 if stored.created else 200, stored)
 
     async def _update(
-        self, kind: str, rest: list[str], resource: Json, request: FhirRequest
+        self, kind: str, rest: list[str], resource: Json, request: FhirRequest, access: Access
     ) -> FhirResponse:
         _same_type(kind, resource)
         if rest and resource.get("id") != rest[0]:
@@ -264,8 +330,16 @@ class FhirRouter:
         async def update(unit: Unit) -> Stored:
             _refuse_errors(issues + await store_rule_issues(unit, resource))
             if condition is None:
-                return await unit.update(resource, if_match=if_match)
-            return await unit.conditional_update(resource, condition)
+                before = await current_or_none(unit, kind, rest[0])
+            else:
+                before = await unit.one_match(kind, condition)
+            await access.check_write(unit, before, resource)
+            if condition is None:
+                stored = await unit.update(resource, if_match=if_match)
+            else:
+                stored = await unit.conditional_update(resource, condition)
+            await write_provenance(unit, access, stored, "CREATE" if stored.created else "UPDATE")
+            return stored
 
         stored = await self.repository.in_unit(update)
         return _resource_response(201 if stored.created else 200, stored)
@@ -292,31 +366,6 @@ def _prefer_return(request: FhirRequest, answer: FhirResponse) -> FhirResponse:
         note = outcome_json([information(IssueCode.INFORMATIONAL, f"{kind}/{rid} stored", None)])
         return FhirResponse(answer.status, note, answer.headers)
     return answer
-
-
-def _number(text: str | None, default: int, most: int) -> int:
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise OperationOutcomeError(
-            [error(IssueCode.VALUE, f"'{text}' is not a whole number", None)], status=400
-        )
-    return min(int(text), most)
-
-
-def _page_links(
-    kind: str, query: tuple[tuple[str, str], ...], offset: int, count: int, total: int
-) -> list[Json]:
-    def url(at: int) -> str:
-        kept = [(k, v) for k, v in query if k not in ("_offset", "_count")]
-        return f"{kind}?{urlencode([*kept, ('_count', str(count)), ('_offset', str(at))])}"
-
-    links = [{"relation": "self", "url": url(offset)}]
-    if offset + count < total:
-        links.append({"relation": "next", "url": url(offset + count)})
-    if offset > 0:
-        links.append({"relation": "previous", "url": url(max(0, offset - count))})
-    return links
 
 
 def _need(body: Json | None) -> Json:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, OperationOutcomeError, error, outcome_json
+from reko_fhir.rest.access import OPEN, Access
 from reko_fhir.rest.capabilities import WRITABLE
+from reko_fhir.rest.inputs import check_entry
 from reko_fhir.rest.store_rules import store_rule_issues
 from reko_fhir.store import Search, SqlRepository, Stored
 from reko_fhir.store.unit import Unit
@@ -35,13 +37,37 @@ class _Entry:
     full_url: str | None = None
 
 
+MAX_ENTRIES = 1000
+"""Entries per Bundle: the consent rules of each entry read the others, so a Bundle costs the
+square of its size; a larger one is refused (413) and should be sent in parts."""
+
+
+def _check_size(bundle: Json) -> list[Any]:
+    raw_entries = bundle.get("entry") or []
+    if not isinstance(raw_entries, list):
+        raise _invalid("Bundle.entry", "Bundle.entry is a list")
+    if len(raw_entries) > MAX_ENTRIES:
+        message = f"a Bundle holds at most {MAX_ENTRIES} entries here, not {len(raw_entries)}"
+        raise OperationOutcomeError(
+            [error(IssueCode.TOO_COSTLY, message, "Bundle.entry")], status=413
+        )
+    return raw_entries
+
+
 def _parse(bundle: Json) -> list[_Entry]:
     entries = []
-    for i, raw in enumerate(bundle.get("entry") or []):
+    for i, raw in enumerate(_check_size(bundle)):
         where = f"Bundle.entry[{i}]"
         request = raw.get("request") if isinstance(raw, dict) else None
         if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
             raise _invalid(f"{where}.request", "each entry has request.method and request.url")
+        if_none_exist = request.get("ifNoneExist")
+        # The same checks as the request sent alone: ids, conditions, no traversal.
+        check_entry(
+            str(request["url"]),
+            str(if_none_exist) if if_none_exist else None,
+            f"{where}.request",
+        )
         method, url = str(request["method"]).upper(), str(request["url"]).lstrip("/")
         path, _, query = url.partition("?")
         parts = [p for p in path.split("/") if p]
@@ -84,12 +110,18 @@ def _rewrite(resource: Json, ids: dict[str, str]) -> Json:
 
 
 class BundleProcessor:
-    def __init__(self, repository: SqlRepository, validation: ValidationService) -> None:
+    def __init__(
+        self, repository: SqlRepository, validation: ValidationService, access: Access = OPEN
+    ) -> None:
         self.repository = repository
         self.validation = validation
+        self.access = access
 
     async def transaction(self, bundle: Json) -> Json:
         entries = _parse(bundle)
+        for entry in entries:  # every entry's interaction must be allowed before anything runs
+            interaction = {"POST": "create", "PUT": "update", "DELETE": "delete"}[entry.method]
+            await self.access.allow(entry.resource_type, interaction)
         results = await self.repository.in_unit(lambda unit: self._transaction(unit, entries))
         return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
@@ -131,41 +163,52 @@ class BundleProcessor:
             ],
         }
         issues: list[Issue] = []
+        resolver = BundleResolver.of(context)
+        written = list(resources.values())
         for entry in entries:
             resource = resources.get(entry.index)
             if resource is None:
                 continue
             where = f"Bundle.entry[{entry.index}].resource"
             issues += self.validation.validate(resource, None, where)
-            issues += await store_rule_issues(
-                self.repository, resource, list(resources.values()), where
-            )
+            issues += await store_rule_issues(self.repository, resource, written, where)
             issues += [
-                i
-                for i in reference_issues(resource, where, BundleResolver.of(context))
-                if "urn:" in i.diagnostics
+                i for i in reference_issues(resource, where, resolver) if "urn:" in i.diagnostics
             ]
         errors = [i for i in issues if i.is_error]
         if errors:
             raise OperationOutcomeError(errors, status=422)
 
-    @staticmethod
-    async def _write(unit: Unit, entry: _Entry, target: str | None, resource: Json | None) -> Json:
+    async def _write(
+        self, unit: Unit, entry: _Entry, target: str | None, resource: Json | None
+    ) -> Json:
         if entry.method == "DELETE":
             if target is None and entry.condition is not None:
                 match = await unit.one_match(entry.resource_type, entry.condition)
                 target = match.id if match else None
+            if target is not None:
+                await self.access.check_write(
+                    unit, await current_or_none(unit, entry.resource_type, target), None
+                )
             version = await unit.delete(entry.resource_type, target) if target else None
             return {"response": {"status": "204 No Content" if version else "404 Not Found"}}
         assert resource is not None  # POST and PUT carry one (checked when parsed)
         assert target is not None  # resolved above for POST and PUT
         stored: Stored
+        before = await current_or_none(unit, entry.resource_type, target)
+        if entry.method == "POST" and before is None and entry.condition is not None:
+            before = await unit.one_match(entry.resource_type, entry.condition)
+        if before is None or entry.method == "PUT":
+            await self.access.check_write(unit, before, resource)
         if entry.method == "POST" or entry.condition is not None:
             stored = await unit.create(resource, condition=entry.condition, resource_id=target)
             if not stored.created and entry.method == "PUT":
                 stored = await unit.update({**resource, "id": stored.id})
         else:
             stored = await unit.update({**resource, "id": target})
+        if stored.created or entry.method == "PUT":
+            activity = "CREATE" if stored.created else "UPDATE"
+            await write_provenance(unit, self.access, stored, activity)
         status = "201 Created" if stored.created else "200 OK"
         kind = stored.resource["resourceType"]
         return {
@@ -179,6 +222,8 @@ class BundleProcessor:
         }
 
     async def batch(self, bundle: Json) -> Json:
+        """Each entry on its own (https://hl7.org/fhir/R4/http.html#brules)."""
+        _check_size(bundle)
         results = []
         for raw in bundle.get("entry") or []:
             single = {"resourceType": "Bundle", "type": "transaction", "entry": [raw]}
@@ -189,3 +234,21 @@ class BundleProcessor:
                 response = {"status": str(failure.status), "outcome": outcome_json(failure.issues)}
                 results.append({"response": response})
         return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
+
+
+async def current_or_none(unit: Unit, kind: str, resource_id: str | None) -> Stored | None:
+    """The resource a write replaces; None when it creates (absent, or deleted)."""
+    if resource_id is None:
+        return None
+    try:
+        return await unit.read(kind, resource_id)
+    except OperationOutcomeError:  # absent or deleted: the write creates
+        return None
+
+
+async def write_provenance(unit: Unit, access: Access, stored: Stored, activity: str) -> None:
+    """Store the write's Provenance in the same transaction, so neither exists without the
+    other (https://hl7.org/fhir/R4/provenance.html)."""
+    provenance = access.provenance(stored, activity)
+    if provenance is not None:
+        await unit.create(provenance)

@@ -7,6 +7,7 @@ as references (a Procedure's ``subject`` answers ``patient`` too, as in the R4 d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,16 +49,59 @@ def tokens(resource: Json) -> Iterator[tuple[str, str, str]]:
 
 
 def references(resource: Json) -> Iterator[tuple[str, str]]:
-    """(param, target) rows, targets as written (``Patient/123``)."""
+    """(param, target) rows, targets as written (``Patient/123``); ``_unit`` rows too."""
     for element, params in REFERENCE_PARAMS.items():
         value = resource.get(element)
         if isinstance(value, dict) and isinstance(value.get("reference"), str):
             for param in params:
                 yield param, value["reference"]
+    for ref in sorted(unit_references(resource)):
+        yield UNIT_PARAM, ref
+
+
+UNIT_PARAM = "_unit"
+"""Not a FHIR search parameter: the care units (and their staff) a resource belongs to, for the
+care-unit filter of :mod:`reko_fhir.security.access`; clients cannot search on it."""
+# Where each type names the organisations and staff (PractitionerRole) it belongs to.
+UNIT_ELEMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Patient": (("managingOrganization",), ("generalPractitioner",)),
+    "Consent": (("organization",), ("performer",)),
+    "EpisodeOfCare": (("managingOrganization",), ("careManager",)),
+    "CarePlan": (("author",), ("contributor",), ("activity", "detail", "performer")),
+    "Procedure": (("performer", "actor"), ("performer", "onBehalfOf"), ("recorder",)),
+    "CareTeam": (("managingOrganization",), ("participant", "member")),
+    "Communication": (("sender",), ("recipient",)),
+    "Provenance": (("agent", "who"), ("agent", "onBehalfOf")),
+    "PractitionerRole": (("organization",),),
+}
+_UNIT_TYPES = ("Organization/", "PractitionerRole/")
+
+
+def unit_references(resource: Json) -> set[str]:
+    """``Organization/…`` and ``PractitionerRole/…`` references naming who holds the resource."""
+    found: set[str] = set()
+    for path in UNIT_ELEMENTS.get(str(resource.get("resourceType")), ()):
+        level: list[Any] = [resource]
+        for step in path:
+            level = [
+                child
+                for node in level
+                if isinstance(node, dict)
+                for child in (
+                    node.get(step, []) if isinstance(node.get(step), list) else [node.get(step)]
+                )
+            ]
+        for node in level:
+            ref = node.get("reference") if isinstance(node, dict) else None
+            if isinstance(ref, str) and ref.startswith(_UNIT_TYPES) and ref.count("/") == 1:
+                found.add(ref)
+    return found
 
 
 def instants(text: str) -> tuple[datetime, datetime]:
     """The instants a FHIR date/dateTime covers: [low, high). ValueError when it is none."""
+    # An offset's '+' sent unencoded in a URL arrives as a space.
+    text = re.sub(r"(T[0-9:.]+) ([0-9]{2}:[0-9]{2})$", r"\1+\2", text)
     if len(text) == 4:
         low = datetime(int(text), 1, 1, tzinfo=UTC)
         return low, low.replace(year=low.year + 1)

@@ -46,6 +46,8 @@ class Search:
     count: int = 50
     offset: int = 0
     sort: tuple[str, ...] = ()  # "_lastUpdated", "-_lastUpdated", "_id", "-_id"
+    units: tuple[str, ...] | None = None
+    """Only resources held by these (``Organization/…``, ``PractitionerRole/…``); None: all."""
 
     @classmethod
     def parse(cls, query: str, count: int = 50) -> Search:

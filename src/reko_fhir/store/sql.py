@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
+from reko_fhir.store import audit as _audit  # noqa: F401 - declares the access log's tables
 from reko_fhir.store import outbox
 from reko_fhir.store.repository import Json, Search, Stored
 from reko_fhir.store.schema import metadata, resource_version

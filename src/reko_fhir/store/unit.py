@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
@@ -45,6 +45,8 @@ SEARCHABLE = (
 )
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MATCH_LIMIT = 1000
+# The resources about a patient that put them in a unit's care (their patient/subject).
+CARE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
 
 def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
@@ -99,11 +101,13 @@ class Unit:
                 message = f"the search parameter '{name}' is not supported for {resource_type}"
                 raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, name)])
             if name == "_lastUpdated":
-                query = query.where(_date_condition(resource_current.c.last_updated, value))
+                query = query.where(date_condition(resource_current.c.last_updated, value))
             else:
                 query = query.where(
                     resource_current.c.id.in_(_condition(resource_type, name, value))
                 )
+        if search.units is not None:
+            query = query.where(_held_by(resource_type, search.units))
         return query
 
     async def match(self, resource_type: str, search: Search) -> list[str]:
@@ -331,6 +335,39 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
     return select(token_index.c.id).where(and_(*_token_match(resource_type, name, value)))
 
 
+def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
+    """The resource names one of ``units`` (see :func:`index.unit_references`); a Patient also
+    when a resource of those units is about them: the care relation."""
+    own = reference_index.alias("own")
+    held = (
+        select(literal(1))
+        .where(
+            own.c.type == resource_type,
+            own.c.id == resource_current.c.id,
+            own.c.param == index.UNIT_PARAM,
+            own.c.target.in_(units),
+        )
+        .exists()
+    )
+    if resource_type != "Patient":
+        return held
+    about, holder = reference_index.alias("about"), reference_index.alias("holder")
+    cared_for = (
+        select(literal(1))
+        .where(
+            about.c.type.in_(CARE_TYPES),
+            about.c.param == "patient",
+            about.c.target == literal("Patient/") + resource_current.c.id,
+            holder.c.type == about.c.type,
+            holder.c.id == about.c.id,
+            holder.c.param == index.UNIT_PARAM,
+            holder.c.target.in_(units),
+        )
+        .exists()
+    )
+    return or_(held, cared_for)
+
+
 def _token_match(resource_type: str, name: str, value: str) -> list[Any]:
     """``system|code``, ``code`` or ``system|`` (https://hl7.org/fhir/R4/search.html#token)."""
     system, bar, code = value.rpartition("|")
@@ -346,7 +383,7 @@ def _instant(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _date_condition(column: Any, value: str) -> Any:
+def date_condition(column: Any, value: str) -> Any:
     """``ge2025-01-01``, ``lt2025-03``…: a date search on an instant column (whole-day precision
     or finer, as given). https://hl7.org/fhir/R4/search.html#prefix"""
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"

@@ -131,7 +131,20 @@ async def test_a_real_mutual_tls_call_over_loopback(pki: Pki) -> None:
         plain = ssl.create_default_context(cafile=str(pki.ca))
         async with httpx.AsyncClient(verify=plain, timeout=5.0) as http:
             client = ListActiveSickLeavesForCareUnitClient(http, stub.url, LOGICAL_ADDRESS)
-            with pytest.raises(httpx.TransportError) as caught:
+            with pytest.raises((httpx.TransportError, ssl.SSLError)) as caught:
                 await client.fetch(HsaId("SE2321000016-E001"))
-        assert is_retryable(caught.value)
+        # TLS 1.3 refuses after the handshake: the client sees the alert itself (final), or,
+        # when the connection is gone first, a bare read error (as a reset would be: retried).
+        chain, seen = [], caught.value
+        while seen is not None and len(chain) < 10:
+            chain.append(repr(seen))
+            seen = seen.__cause__ or seen.__context__
+        alert = "CERTIFICATE_REQUIRED" in " ".join(chain)
+        assert is_retryable(caught.value) is not alert
+        # A producer whose certificate we do not trust stays untrusted: final, not retried.
+        async with httpx.AsyncClient(verify=ssl.create_default_context(), timeout=5.0) as http:
+            client = ListActiveSickLeavesForCareUnitClient(http, stub.url, LOGICAL_ADDRESS)
+            with pytest.raises(httpx.TransportError) as untrusted:
+                await client.fetch(HsaId("SE2321000016-E001"))
+        assert not is_retryable(untrusted.value)
         assert len(stub.exchanges) == 1  # only the authenticated call got through

@@ -1,0 +1,127 @@
+"""One AuditEvent per request to the FHIR API: who, for which unit, which patients, what, how
+it ended, from where (modelled on IHE BALP, https://profiles.ihe.net/ITI/BALP/).
+
+The record is committed before the answer leaves: an access that could not be logged is not
+answered with data (500, nothing disclosed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import Request
+
+from reko_fhir.domain import mask_patient_ids
+from reko_fhir.outcomes import IssueCode, error, outcome_json
+from reko_fhir.rest import FhirResponse
+from reko_fhir.security.audit import AccessRecord, AuditLog, AuditWriteError
+from reko_fhir.security.tokens import Principal
+
+Json = dict[str, Any]
+MOST_ENTITIES = 50  # a search page names its patients; the rest of its entries stay countable
+
+
+def classify(method: str, path: str) -> tuple[str, str]:
+    """(AuditEvent.action, restful-interaction code) of a request."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if method == "POST":
+        if not parts:
+            return "E", "transaction"
+        return ("E", "operation") if parts[-1].startswith("$") else ("C", "create")
+    if method == "PUT":
+        return "U", "update"
+    if method == "DELETE":
+        return "D", "delete"
+    if len(parts) <= 1:
+        return "R", "search-type"
+    if parts[-1].startswith("$"):
+        return "E", "operation"
+    if parts[1] == "_history":
+        return "R", "history-type"
+    return "R", {2: "read", 3: "history-instance"}.get(len(parts), "vread")
+
+
+def patients_in(resource: Any) -> set[str]:
+    """``Patient/…`` the resource is (about); a Bundle's entries too."""
+    found: set[str] = set()
+    if not isinstance(resource, dict):
+        return found
+    kind = resource.get("resourceType")
+    if kind == "Patient" and isinstance(resource.get("id"), str):
+        found.add(f"Patient/{resource['id']}")
+    for element in ("subject", "patient"):
+        ref = (
+            (resource.get(element) or {}).get("reference")
+            if isinstance(resource.get(element), dict)
+            else None
+        )
+        if isinstance(ref, str) and ref.startswith("Patient/") and ref.count("/") == 1:
+            found.add(ref)
+    if kind == "Bundle":
+        for entry in resource.get("entry") or []:
+            if isinstance(entry, dict):
+                found |= patients_in(entry.get("resource"))
+    return found
+
+
+def entities_in(resource: Any) -> list[str]:
+    if not isinstance(resource, dict):
+        return []
+    kind = resource.get("resourceType")
+    if kind == "Bundle":
+        return [
+            e for entry in resource.get("entry") or [] for e in entities_in(entry.get("resource"))
+        ]
+    if kind in (None, "OperationOutcome", "Patient") or not isinstance(resource.get("id"), str):
+        return []
+    return [f"{kind}/{resource['id']}"]
+
+
+def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
+    parts = [p for p in path.strip("/").split("/") if p]
+    found = {f"Patient/{parts[1]}"} if len(parts) > 1 and parts[0] == "Patient" else set()
+    for name, value in query:
+        if (
+            name in ("patient", "subject")
+            and value.startswith("Patient/")
+            and value.count("/") == 1
+        ):
+            found.add(value)
+    return found
+
+
+async def record_access(
+    request: Request,
+    principal: Principal | None,
+    answer: FhirResponse,
+    body: Json | None,
+) -> FhirResponse:
+    """Log the access; the answer itself, or a 500 when the log could not be written."""
+    audit: AuditLog = request.app.state.audit
+    path = request.url.path
+    query = tuple(request.query_params.multi_items())
+    action, interaction = classify(request.method, path)
+    patients = _from_request(path, query) | patients_in(body) | patients_in(answer.resource)
+    entities = sorted(set(entities_in(answer.resource)))[:MOST_ENTITIES]
+    try:
+        await audit.record(
+            AccessRecord(
+                action=action,
+                interaction=interaction,
+                outcome=answer.status,
+                agent=principal.subject[:128] if principal else "unauthenticated",
+                unit=principal.on_behalf_of if principal else None,
+                client_id=principal.client_id if principal else None,
+                source_address=request.client.host if request.client else None,
+                patients=tuple(sorted(p for p in patients if len(p) <= 128)),
+                entities=tuple(entities),
+                query=mask_patient_ids(unquote(request.url.query)) if request.url.query else None,
+                recorded=datetime.now(UTC),
+            )
+        )
+    except AuditWriteError:
+        message = "the access could not be written to the access log; nothing was disclosed"
+        return FhirResponse(500, outcome_json([error(IssueCode.EXCEPTION, message, None)]))
+    return answer

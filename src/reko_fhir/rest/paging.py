@@ -1,0 +1,39 @@
+"""Paging of searchsets: the control parameters, ``_count``/``_offset``, and the page links."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
+
+Json = dict[str, Any]
+CONTROL = frozenset({"_format", "_count", "_offset", "_sort", "_summary", "_pretty", "_include"})
+
+
+def number(text: str | None, default: int, most: int) -> int:
+    """``_count`` or ``_offset``: a whole number, capped at ``most``."""
+    if text is None:
+        return default
+    if not text.isdigit():
+        raise OperationOutcomeError(
+            [error(IssueCode.VALUE, f"'{text}' is not a whole number", None)], status=400
+        )
+    return min(int(text), most)
+
+
+def page_links(
+    kind: str, query: tuple[tuple[str, str], ...], offset: int, count: int, total: int
+) -> list[Json]:
+    """self/next/previous links of a searchset page (https://hl7.org/fhir/R4/http.html#paging)."""
+
+    def url(at: int) -> str:
+        kept = [(k, v) for k, v in query if k not in ("_offset", "_count")]
+        return f"{kind}?{urlencode([*kept, ('_count', str(count)), ('_offset', str(at))])}"
+
+    links = [{"relation": "self", "url": url(offset)}]
+    if offset + count < total:
+        links.append({"relation": "next", "url": url(offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    return links

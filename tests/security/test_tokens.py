@@ -1,0 +1,192 @@
+"""Token checking and SMART scopes: every way a token can be wrong is refused."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from reko_fhir.security.scopes import Scopes
+from reko_fhir.security.tokens import AuthError, LocalSigningKey, TokenVerifier
+from tests.security.conftest import start_service
+
+UNIT = "SE2321000016-15CQ"
+ISSUER = "https://idp.region.example"
+
+
+def rsa_key() -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    return key, {"keys": [{**public, "kid": "idp-1", "alg": "RS256", "use": "sig"}]}
+
+
+def idp_token(key: rsa.RSAPrivateKey, **claims: Any) -> str:
+    now = int(time.time())
+    body = {
+        "iss": ISSUER,
+        "aud": "reko-fhir",
+        "sub": "SE2321000016-1003",
+        "care_unit": UNIT,
+        "scope": "user/Procedure.cruds",
+        "iat": now,
+        "exp": now + 300,
+        **claims,
+    }
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": "idp-1"})
+
+
+@pytest.fixture(scope="module")
+def idp() -> tuple[rsa.RSAPrivateKey, dict[str, Any]]:
+    return rsa_key()
+
+
+async def test_a_token_of_the_configured_issuer_is_accepted(idp: Any) -> None:
+    key, jwks = idp
+    verifier = TokenVerifier(jwks=jwks, issuer=ISSUER)
+    principal = await verifier.verify(idp_token(key))
+    assert principal.care_unit == UNIT
+    assert principal.scopes.allows("Procedure", "c")
+    assert not principal.scopes.allows("Patient", "r")
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"nbf": int(time.time()) + 3600}, "not valid yet"),
+        ({"aud": "another-service"}, "audience"),
+        ({"iss": "https://evil.example"}, "issuer"),
+        ({"care_unit": "not-an-hsa-id"}, "HSA-id"),
+        ({"care_unit": None}, "exactly one"),
+        ({"external_actor": "urn:oid:2.5.4.97|2021005521"}, "exactly one"),
+        ({"reko_all_units": True, "care_unit": None}, "system clients"),
+        ({"sub": ""}, "subject"),
+    ],
+)
+async def test_a_wrong_token_is_refused_with_its_reason(
+    idp: Any, claims: dict[str, Any], reason: str
+) -> None:
+    key, jwks = idp
+    body = {k: v for k, v in claims.items() if v is not None}
+    token = idp_token(key, **body)
+    if claims.get("care_unit", "") is None:
+        payload = jwt.decode(token, options={"verify_signature": False})
+        payload.pop("care_unit")
+        token = jwt.encode(payload, key, algorithm="RS256", headers={"kid": "idp-1"})
+    with pytest.raises(AuthError, match=reason):
+        await TokenVerifier(jwks=jwks, issuer=ISSUER).verify(token)
+
+
+async def test_a_token_signed_by_another_key_or_with_alg_none_is_refused(idp: Any) -> None:
+    _, jwks = idp
+    other, _ = rsa_key()
+    verifier = TokenVerifier(jwks=jwks, issuer=ISSUER)
+    with pytest.raises(AuthError, match="not valid"):
+        await verifier.verify(idp_token(other))
+    unsigned = jwt.encode(
+        {"iss": ISSUER, "aud": "reko-fhir", "sub": "x", "care_unit": UNIT, "exp": 2**40},
+        None,
+        algorithm="none",
+        headers={"kid": "idp-1"},
+    )
+    with pytest.raises(AuthError, match="not valid"):
+        await verifier.verify(unsigned)
+    # An HS256 token keyed with public material (the classic algorithm confusion).
+    confused = jwt.encode(
+        {"sub": "x", "exp": 2**40}, jwks["keys"][0]["n"].encode(), algorithm="HS256"
+    )
+    with pytest.raises(AuthError, match="not valid"):
+        await verifier.verify(confused)
+
+
+class _JwksHandler(BaseHTTPRequestHandler):
+    document: bytes = b""
+    hits = 0
+
+    def do_GET(self) -> None:
+        type(self).hits += 1
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.document)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def jwks_url(idp: Any) -> Iterator[str]:
+    _JwksHandler.document = json.dumps(idp[1]).encode()
+    _JwksHandler.hits = 0
+    server = HTTPServer(("127.0.0.1", 0), _JwksHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_keys_from_a_jwks_url_are_fetched_once_and_cached(idp: Any, jwks_url: str) -> None:
+    key, _ = idp
+    verifier = TokenVerifier(jwks_url=jwks_url, issuer=ISSUER)
+    for _ in range(3):
+        assert (await verifier.verify(idp_token(key))).care_unit == UNIT
+    assert _JwksHandler.hits == 1
+
+
+def test_the_service_with_a_jwks_file_trusts_that_issuer_and_not_its_local_key(
+    idp: Any, tmp_path: Path
+) -> None:
+    key, jwks = idp
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps(jwks))
+    data = tmp_path / "data"
+    env = {"REKO_JWKS_FILE": str(keys), "REKO_TOKEN_ISSUER": ISSUER}
+    service = start_service(data, env)
+    try:
+        good = {"authorization": f"Bearer {idp_token(key, scope='system/Procedure.rs')}"}
+        assert httpx.get(f"{service.base}/Procedure", headers=good).status_code == 200
+        local = LocalSigningKey.load_or_create(data).mint(
+            "system/*.cruds", subject="x", care_unit=UNIT
+        )
+        refused = httpx.get(
+            f"{service.base}/Procedure", headers={"authorization": f"Bearer {local}"}
+        )
+        assert refused.status_code == 401
+    finally:
+        service.process.terminate()
+        service.process.wait(timeout=15)
+
+
+@pytest.mark.parametrize(
+    ("scope", "resource_type", "permission", "allowed"),
+    [
+        ("system/CarePlan.rs", "CarePlan", "r", True),
+        ("system/CarePlan.rs", "CarePlan", "s", True),
+        ("system/CarePlan.rs", "CarePlan", "u", False),
+        ("system/CarePlan.rs", "Procedure", "r", False),
+        ("user/Procedure.cruds", "Procedure", "d", True),
+        ("user/*.r", "Consent", "r", True),
+        ("user/*.r", "Consent", "s", False),
+        ("user/Procedure.read", "Procedure", "s", True),  # SMART v1
+        ("user/Procedure.write", "Procedure", "r", False),
+        ("user/Procedure.write", "Procedure", "u", True),
+        ("system/Procedure.dr", "Procedure", "r", False),  # out of v2 order: not a scope
+        ("patient/Procedure.rs", "Procedure", "r", False),  # no patient launch context here
+        ("system/Procedure.rs?category=x", "Procedure", "r", False),  # narrowing not honoured
+        ("openid fhirUser", "Procedure", "r", False),
+    ],
+)
+def test_smart_scopes(scope: str, resource_type: str, permission: str, allowed: bool) -> None:
+    assert Scopes.parse(scope).allows(resource_type, permission) is allowed
