@@ -91,13 +91,16 @@ async def load(
     seconds: float,
     concurrency: int,
     base: str,
+    headers: dict[str, str] | None = None,
 ) -> tuple[float, list[float]]:
     """Requests/s and latencies (ms) of ``work`` run by ``concurrency`` clients for ``seconds``."""
     latencies: list[float] = []
     stop = time.perf_counter() + seconds
 
     async def client(number: int) -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTH) as http:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=30, headers=AUTH if headers is None else headers
+        ) as http:
             i = 0
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -188,17 +191,23 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
         base_rate, base_lat = await load(metadata, args.seconds, args.concurrency, base)
         write_rate, write_lat = await load(write, args.seconds, args.concurrency, base)
         read_rate, read_lat = await load(read, args.seconds, args.concurrency, base)
+        # The same reads by a platform token: no care-unit filter, so the filter's cost shows.
+        platform = key.mint("system/*.rs", subject=UNIT, all_units=True, lifetime=24 * 3600)
+        open_rate, open_lat = await load(
+            read, args.seconds, args.concurrency, base, {"authorization": f"Bearer {platform}"}
+        )
         print(
             f"\n{name}: 2 workers, {args.concurrency} concurrent clients, {args.seconds:.0f} s each"
         )
-        print(f"{'':34} {'req/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'':38} {'req/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
         for label, rate, lat in (
             ("GET /metadata (baseline)", base_rate, base_lat),
             ("validated write (POST Procedure)", write_rate, write_lat),
             ("read (GET Procedure/id)", read_rate, read_lat),
+            ("read, platform token (no unit filter)", open_rate, open_lat),
         ):
             print(
-                f"{label:34} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
+                f"{label:38} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
             )
         if args.rows:
             started = time.perf_counter()
@@ -217,7 +226,7 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
             )
             label = "patient search, 4 clients"
             print(
-                f"{label:34} {search_rate:8.0f} {search_rate / base_rate:7.3f} "
+                f"{label:38} {search_rate:8.0f} {search_rate / base_rate:7.3f} "
                 f"{pct(search_lat, 50):8.1f} {pct(search_lat, 99):8.1f}"
             )
     finally:
