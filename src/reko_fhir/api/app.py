@@ -30,7 +30,7 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_
 from reko_fhir.rest import FhirRequest, FhirResponse, FhirRouter
 from reko_fhir.rest.access import OPEN
 from reko_fhir.rest.negotiation import read_body, wants_xml, write_body
-from reko_fhir.security.access import CareUnitAccess
+from reko_fhir.security.access import CareUnitAccess, UnitDirectory
 from reko_fhir.security.audit import AuditLog
 from reko_fhir.security.tokens import Principal
 from reko_fhir.store import SqlRepository
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Who is asking comes first: nothing of a stranger's body is read or parsed.
             if not public:
                 principal = await authenticate(request)
-            access = CareUnitAccess(principal) if principal else OPEN
+            access = CareUnitAccess(principal, request.app.state.units) if principal else OPEN
             raw = await read_limited(request, settings.max_body_bytes)
             body = (
                 read_body(raw, request.headers.get("content-type"))
@@ -122,6 +122,7 @@ async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     )
     app.state.verifier = build_verifier(settings)
     app.state.audit = AuditLog(repository.transaction)
+    app.state.units = UnitDirectory()
     app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
     app.state.repository = repository
     targets: dict[str, Target] = {}

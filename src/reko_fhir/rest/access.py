@@ -25,6 +25,9 @@ class Access(Protocol):
     async def visible(self, reader: Reader, resource_type: str, resource_id: str) -> bool:
         """Whether the caller may see this resource; an invisible one answers as absent."""
 
+    async def sees(self, reader: Reader, stored: Stored) -> bool:
+        """:meth:`visible` for a resource already read (mostly without another query)."""
+
     async def check_write(self, reader: Reader, before: Stored | None, after: Json | None) -> None:
         """Raise (404 for an invisible ``before``, 403 for an ``after`` outside the caller's
         units) unless the caller may turn ``before`` into ``after`` (None: create / delete)."""
@@ -53,6 +56,9 @@ class OpenAccess:
         return search
 
     async def visible(self, reader: Reader, resource_type: str, resource_id: str) -> bool:
+        return True
+
+    async def sees(self, reader: Reader, stored: Stored) -> bool:
         return True
 
     async def check_write(self, reader: Reader, before: Stored | None, after: Json | None) -> None:

@@ -123,9 +123,9 @@ class FhirRouter:
         if interaction is None or (len(rest) > 1 and rest[1] != "_history"):
             raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
         await access.allow(kind, interaction)
-        await self._must_see(access, kind, rest[0])
+        current = await self._must_see(access, kind, rest[0])
         if len(rest) == 1:
-            return _resource_response(200, await self.repository.read(kind, rest[0]))
+            return _resource_response(200, current or await self.repository.read(kind, rest[0]))
         if len(rest) == 2:
             return FhirResponse(
                 200, _bundle("history", await self.repository.history(kind, rest[0]))
@@ -134,10 +134,20 @@ class FhirRouter:
             return _resource_response(200, await self.repository.vread(kind, rest[0], int(rest[2])))
         raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
 
-    async def _must_see(self, access: Access, kind: str, resource_id: str) -> None:
-        """Another unit's resource answers exactly as a missing one."""
-        if not await access.visible(self.repository, kind, resource_id):
+    async def _must_see(self, access: Access, kind: str, resource_id: str) -> Stored | None:
+        """The current resource, when the caller may see it (None: deleted, and the caller may
+        see that). Another unit's resource answers exactly as a missing one, deleted or not."""
+        try:
+            stored = await self.repository.read(kind, resource_id)
+        except OperationOutcomeError as failure:
+            if failure.status != 410:
+                raise
+            if not await access.visible(self.repository, kind, resource_id):
+                raise not_found(kind, resource_id) from None
+            return None
+        if not await access.sees(self.repository, stored):
             raise not_found(kind, resource_id)
+        return stored
 
     async def _delete(self, kind: str, resource_id: str, access: Access) -> FhirResponse:
         await self._must_see(access, kind, resource_id)

@@ -12,6 +12,7 @@ while a consent of the patient covers that disclosure today.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,11 +35,46 @@ def forbidden(message: str) -> OperationOutcomeError:
     return OperationOutcomeError([error(IssueCode.FORBIDDEN, message, None)], status=403)
 
 
+class UnitDirectory:
+    """Who holds for each care unit (its Organizations and their PractitionerRoles), kept a
+    few seconds: every request of a unit needs it, and looking it up costs two queries.
+
+    Only found units are kept (a unit whose Organization is written next is seen at once), and
+    a write refused by a kept answer asks again (:meth:`CareUnitAccess.check_write`); a role
+    moved to another unit keeps its old unit's view for at most ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+    async def units(
+        self, reader: Reader, identifier: str, *, fresh: bool = False
+    ) -> tuple[str, ...]:
+        now = time.monotonic()
+        kept = self._known.get(identifier)
+        if kept is not None and kept[0] > now and not fresh:
+            return kept[1]
+        # An HSA-id is unique whichever of the two HSA systems carries it.
+        organizations = await reader.search(
+            "Organization", Search((("identifier", identifier),), MATCH_LIMIT)
+        )
+        refs = tuple(f"Organization/{o.id}" for o in organizations)
+        roles = await reader.search("PractitionerRole", Search((), MATCH_LIMIT, units=refs))
+        found = refs + tuple(f"PractitionerRole/{r.id}" for r in roles)
+        if found:
+            if len(self._known) > 10_000:  # bounded: one entry per unit calling
+                self._known.clear()
+            self._known[identifier] = (now + self.ttl, found)
+        return found
+
+
 class CareUnitAccess:
     """The :class:`reko_fhir.rest.access.Access` of one request's :class:`Principal`."""
 
-    def __init__(self, principal: Principal) -> None:
+    def __init__(self, principal: Principal, directory: UnitDirectory | None = None) -> None:
         self.principal = principal
+        self.directory = directory or UnitDirectory(ttl=0.0)
         self._units: tuple[str, ...] | None = None
 
     async def allow(self, resource_type: str, interaction: str) -> None:
@@ -54,15 +90,8 @@ class CareUnitAccess:
         """The caller's Organization(s) and their PractitionerRoles, as references."""
         if self._units is not None and not fresh:
             return self._units
-        who = self.principal
-        # An HSA-id is unique whichever of the two HSA systems carries it.
-        identifier = who.care_unit or who.external_actor or ""
-        organizations = await reader.search(
-            "Organization", Search((("identifier", identifier),), MATCH_LIMIT)
-        )
-        refs = tuple(f"Organization/{o.id}" for o in organizations)
-        roles = await reader.search("PractitionerRole", Search((), MATCH_LIMIT, units=refs))
-        self._units = refs + tuple(f"PractitionerRole/{r.id}" for r in roles)
+        identifier = self.principal.care_unit or self.principal.external_actor or ""
+        self._units = await self.directory.units(reader, identifier, fresh=fresh)
         return self._units
 
     async def restrict(self, reader: Reader, resource_type: str, search: Search) -> Search:
@@ -76,16 +105,25 @@ class CareUnitAccess:
         search = await self.restrict(reader, resource_type, Search((("_id", resource_id),), 1))
         return bool(await self.release(reader, await reader.search(resource_type, search)))
 
+    async def sees(self, reader: Reader, stored: Stored) -> bool:
+        kind = stored.resource["resourceType"]
+        if self.principal.all_units or kind in DIRECTORY:
+            return True
+        if kind == "Patient":  # in a unit's care through other resources: a query decides
+            return await self.visible(reader, kind, stored.id)
+        # The same holders the store indexed for the search filter (index.unit_references).
+        if not unit_references(stored.resource) & set(await self.units(reader)):
+            return False
+        return bool(await self.release(reader, [stored]))
+
     async def check_write(self, reader: Reader, before: Stored | None, after: Json | None) -> None:
         who = self.principal
         if who.external_actor:
             raise forbidden("an external actor may not write")
         if who.all_units:
             return
-        if before is not None:
-            kind = before.resource["resourceType"]
-            if not await self.visible(reader, kind, before.id):
-                raise not_found(kind, before.id)
+        if before is not None and not await self.sees(reader, before):
+            raise not_found(before.resource["resourceType"], before.id)
         if after is None or after.get("resourceType") == "Organization":
             return
         kind = str(after.get("resourceType"))

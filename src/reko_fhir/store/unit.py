@@ -337,7 +337,13 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
 
 def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
     """The resource names one of ``units`` (see :func:`index.unit_references`); a Patient also
-    when a resource of those units is about them: the care relation."""
+    when a resource of those units is about them: the care relation.
+
+    Written as ``(SELECT 1 … LIMIT 1) IS NOT NULL``, not EXISTS: PostgreSQL turns an EXISTS into
+    a semi-join and may then read every ``_unit`` row of the unit (a million, for a unit that
+    holds a million Procedures) to answer a search that matches a few hundred; a scalar
+    subquery stays a probe per candidate row through ``ix_reference_owner``.
+    """
     own = reference_index.alias("own")
     held = (
         select(literal(1))
@@ -347,7 +353,9 @@ def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
             own.c.param == index.UNIT_PARAM,
             own.c.target.in_(units),
         )
-        .exists()
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
     )
     if resource_type != "Patient":
         return held
@@ -363,7 +371,9 @@ def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
             holder.c.param == index.UNIT_PARAM,
             holder.c.target.in_(units),
         )
-        .exists()
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
     )
     return or_(held, cared_for)
 
