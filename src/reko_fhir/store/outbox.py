@@ -28,9 +28,9 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
-    exists,
     func,
     insert,
+    literal,
     select,
     update,
 )
@@ -214,11 +214,21 @@ async def claim(
     now = datetime.now(UTC)
     m = outbox_message.alias("m")
     earlier = outbox_message.alias("earlier")
-    blocked_by_earlier = exists().where(
-        earlier.c.target == m.c.target,
-        earlier.c.ordering_key == m.c.ordering_key,
-        earlier.c.status == "pending",
-        earlier.c.id < m.c.id,
+    # A probe per candidate through ix_outbox_order, written as a scalar subquery: as NOT
+    # EXISTS, PostgreSQL planned an anti-join on the statistics of a still-empty table after a
+    # burst of writes and compared every pending message with every other (29 s per claim at
+    # 10,000 pending).
+    blocked_by_earlier = (
+        select(literal(1))
+        .where(
+            earlier.c.target == m.c.target,
+            earlier.c.ordering_key == m.c.ordering_key,
+            earlier.c.status == "pending",
+            earlier.c.id < m.c.id,
+        )
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
     )
     query = (
         select(m.c.id)
