@@ -30,7 +30,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     select,
     update,
 )
@@ -38,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.schema import metadata
+from reko_fhir.store.unit import any_row
 
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
@@ -214,21 +214,12 @@ async def claim(
     now = datetime.now(UTC)
     m = outbox_message.alias("m")
     earlier = outbox_message.alias("earlier")
-    # A probe per candidate through ix_outbox_order, written as a scalar subquery: as NOT
-    # EXISTS, PostgreSQL planned an anti-join on the statistics of a still-empty table after a
-    # burst of writes and compared every pending message with every other (29 s per claim at
-    # 10,000 pending).
-    blocked_by_earlier = (
-        select(literal(1))
-        .where(
-            earlier.c.target == m.c.target,
-            earlier.c.ordering_key == m.c.ordering_key,
-            earlier.c.status == "pending",
-            earlier.c.id < m.c.id,
-        )
-        .limit(1)
-        .scalar_subquery()
-        .is_not(None)
+    # A probe per candidate through ix_outbox_order (any_row: not an anti-join).
+    blocked_by_earlier = any_row(
+        earlier.c.target == m.c.target,
+        earlier.c.ordering_key == m.c.ordering_key,
+        earlier.c.status == "pending",
+        earlier.c.id < m.c.id,
     )
     query = (
         select(m.c.id)

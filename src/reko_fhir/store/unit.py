@@ -335,45 +335,39 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
     return select(token_index.c.id).where(and_(*_token_match(resource_type, name, value)))
 
 
+def any_row(*where: Any) -> Any:
+    """``(SELECT 1 WHERE … LIMIT 1) IS NOT NULL``: a probe per outer row through an index.
+
+    Not EXISTS: PostgreSQL turns an EXISTS into a semi- or anti-join, and on misleading
+    statistics then compares every row with every other — a unit's million ``_unit`` rows read
+    for a search that matches a few hundred (1 search/s), or every pending outbox message
+    with every other (29 s per claim at 10,000 pending). A scalar subquery is not flattened.
+    """
+    return select(literal(1)).where(*where).limit(1).scalar_subquery().is_not(None)
+
+
 def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
     """The resource names one of ``units`` (see :func:`index.unit_references`); a Patient also
-    when a resource of those units is about them: the care relation.
-
-    Written as ``(SELECT 1 … LIMIT 1) IS NOT NULL``, not EXISTS: PostgreSQL turns an EXISTS into
-    a semi-join and may then read every ``_unit`` row of the unit (a million, for a unit that
-    holds a million Procedures) to answer a search that matches a few hundred; a scalar
-    subquery stays a probe per candidate row through ``ix_reference_owner``.
-    """
+    when a resource of those units is about them: the care relation. Probes through
+    ``ix_reference_owner`` and ``ix_reference_lookup`` (:func:`any_row`)."""
     own = reference_index.alias("own")
-    held = (
-        select(literal(1))
-        .where(
-            own.c.type == resource_type,
-            own.c.id == resource_current.c.id,
-            own.c.param == index.UNIT_PARAM,
-            own.c.target.in_(units),
-        )
-        .limit(1)
-        .scalar_subquery()
-        .is_not(None)
+    held = any_row(
+        own.c.type == resource_type,
+        own.c.id == resource_current.c.id,
+        own.c.param == index.UNIT_PARAM,
+        own.c.target.in_(units),
     )
     if resource_type != "Patient":
         return held
     about, holder = reference_index.alias("about"), reference_index.alias("holder")
-    cared_for = (
-        select(literal(1))
-        .where(
-            about.c.type.in_(CARE_TYPES),
-            about.c.param == "patient",
-            about.c.target == literal("Patient/") + resource_current.c.id,
-            holder.c.type == about.c.type,
-            holder.c.id == about.c.id,
-            holder.c.param == index.UNIT_PARAM,
-            holder.c.target.in_(units),
-        )
-        .limit(1)
-        .scalar_subquery()
-        .is_not(None)
+    cared_for = any_row(
+        about.c.type.in_(CARE_TYPES),
+        about.c.param == "patient",
+        about.c.target == literal("Patient/") + resource_current.c.id,
+        holder.c.type == about.c.type,
+        holder.c.id == about.c.id,
+        holder.c.param == index.UNIT_PARAM,
+        holder.c.target.in_(units),
     )
     return or_(held, cared_for)
 
