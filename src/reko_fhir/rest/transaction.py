@@ -195,9 +195,10 @@ class BundleProcessor:
         assert resource is not None  # POST and PUT carry one (checked when parsed)
         assert target is not None  # resolved above for POST and PUT
         stored: Stored
-        before = await current_or_none(unit, entry.resource_type, target)
-        if entry.method == "POST" and before is None and entry.condition is not None:
-            before = await unit.one_match(entry.resource_type, entry.condition)
+        # A plain POST's target is a new id: nothing to read. Otherwise the target is the id
+        # named, or the one the condition matched when it was resolved.
+        replaces = entry.method == "PUT" or entry.condition is not None
+        before = await current_or_none(unit, entry.resource_type, target) if replaces else None
         if before is None or entry.method == "PUT":
             await self.access.check_write(unit, before, resource)
         if entry.method == "POST" or entry.condition is not None:
