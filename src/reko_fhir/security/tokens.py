@@ -98,7 +98,7 @@ class LocalSigningKey:
     def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
         self._key = private_key
         public = jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
-        self.kid = jwt.PyJWK(public).key_id or _thumbprint(public)
+        self.kid = _thumbprint(public)  # to_jwk gives no kid: RFC 7638 names the key
         self.public_jwk = {**public, "kid": self.kid, "alg": "ES256", "use": "sig"}
 
     @classmethod
