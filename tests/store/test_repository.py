@@ -251,3 +251,27 @@ async def test_workers_starting_at_once_on_a_fresh_store_migrate_once(
         return
     async with postgres_schema() as url:
         await open_four(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+async def test_about_patient_reads_current_resources_of_the_types_asked(
+    repo: SqlRepository,
+) -> None:
+    """What the consent rules read in one query: the patient's own, current, not deleted
+    resources of the types asked, newest first; and organisations by id, unknown ones left out."""
+    anna, other = await repo.create(patient("191212121212")), await repo.create(patient())
+    consent = {"resourceType": "Consent", "status": "active", "patient": {}}
+    older = await repo.create({**consent, "patient": {"reference": f"Patient/{anna.id}"}})
+    episode = {"resourceType": "EpisodeOfCare", "status": "active"}
+    newer = await repo.create({**episode, "patient": {"reference": f"Patient/{anna.id}"}})
+    gone = await repo.create({**consent, "patient": {"reference": f"Patient/{anna.id}"}})
+    await repo.delete("Consent", gone.id)
+    await repo.create({**consent, "patient": {"reference": f"Patient/{other.id}"}})
+    await repo.create(procedure(f"Patient/{anna.id}"))  # patient too, but not a type asked
+
+    found = await repo.about_patient(f"Patient/{anna.id}", ("Consent", "EpisodeOfCare"))
+    assert [s.id for s in found] == [newer.id, older.id]
+    assert await repo.about_patient(f"Patient/{anna.id}", ("CarePlan",)) == []
+
+    org = await repo.create({"resourceType": "Organization", "name": "Försäkringskassan"})
+    read = await repo.read_current("Organization", [org.id, "no-such-organisation"])
+    assert [(s.id, s.resource["name"]) for s in read] == [(org.id, "Försäkringskassan")]

@@ -24,6 +24,10 @@ class Reader(Protocol):
 
     async def read(self, resource_type: str, resource_id: str) -> Stored: ...
 
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]: ...
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]: ...
+
 
 async def store_rule_issues(
     repository: Reader,
@@ -55,11 +59,7 @@ async def patient_context(
 ) -> BundleResolver:
     """The patient's consents and episodes, the organisations they and ``organizations`` name,
     and ``written_with`` (except ``resource``), as one resolver for the rules."""
-    by_patient = Search((("patient", patient),), 1000)
-    context = [
-        *await repository.search("Consent", by_patient),
-        *await repository.search("EpisodeOfCare", by_patient),
-    ]
+    context = await repository.about_patient(patient, ("Consent", "EpisodeOfCare"))
     organizations = set(organizations)
     for consent in context:
         for actor in (consent.resource.get("provision") or {}).get("actor", []):
@@ -72,7 +72,6 @@ async def patient_context(
         if isinstance(r, str) and r.startswith("Organization/") and "," not in r
     )
     if ids:  # one query for all; an unknown organisation then simply gives no cover
-        named = Search((("_id", ",".join(ids)),), len(ids))
-        found = await repository.search("Organization", named)
+        found = await repository.read_current("Organization", ids)
         entries += [{"resource": s.resource} for s in found]
     return BundleResolver.of({"entry": entries})

@@ -49,6 +49,14 @@ MATCH_LIMIT = 1000
 CARE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
 
+# Built once: a statement built per write pays for its cache key every time.
+_INSERT_VERSION = insert(resource_version)
+_INSERT_CURRENT = insert(resource_current)
+_INSERT_TOKENS = insert(token_index)
+_INSERT_REFERENCES = insert(reference_index)
+_INSERT_DATES = insert(date_index)
+
+
 def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
     message = f"{resource_type}/{resource_id} is not known"
     return OperationOutcomeError([error(IssueCode.NOT_FOUND, message, resource_type)])
@@ -138,6 +146,38 @@ class Unit:
             .order_by(*order, resource_current.c.id)
             .limit(search.count)
             .offset(search.offset)
+        )
+        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        """The current resources of ``types`` whose ``patient`` is ``patient`` (``Patient/…``),
+        newest first: one query through ``ix_reference_lookup`` for what the rules read."""
+        query = (
+            select(resource_current)
+            .join(
+                reference_index,
+                and_(
+                    reference_index.c.type == resource_current.c.type,
+                    reference_index.c.id == resource_current.c.id,
+                ),
+            )
+            .where(
+                reference_index.c.type.in_(types),
+                reference_index.c.param == "patient",
+                reference_index.c.target == patient,
+                resource_current.c.deleted.is_(False),
+            )
+            .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
+            .limit(MATCH_LIMIT)
+        )
+        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
+        """The current, not deleted ones of ``ids`` (unknown ids are left out)."""
+        query = select(resource_current).where(
+            resource_current.c.type == resource_type,
+            resource_current.c.id.in_(ids),
+            resource_current.c.deleted.is_(False),
         )
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
 
@@ -241,9 +281,9 @@ class Unit:
     ) -> Stored:
         now = datetime.now(UTC)
         rows = version_rows(resource_type, resource_id, resource, version, now)
-        await self.conn.execute(insert(resource_version).values(**rows.version))
+        await self.conn.execute(_INSERT_VERSION, rows.version)
         if version == 1:
-            await self.conn.execute(insert(resource_current).values(**rows.version))
+            await self.conn.execute(_INSERT_CURRENT, rows.version)
         else:
             await self.conn.execute(
                 update(resource_current)
@@ -259,11 +299,11 @@ class Unit:
             )
             await self._unindex(resource_type, resource_id)
         if rows.tokens:
-            await self.conn.execute(insert(token_index), rows.tokens)
+            await self.conn.execute(_INSERT_TOKENS, rows.tokens)
         if rows.references:
-            await self.conn.execute(insert(reference_index), rows.references)
+            await self.conn.execute(_INSERT_REFERENCES, rows.references)
         if rows.dates:
-            await self.conn.execute(insert(date_index), rows.dates)
+            await self.conn.execute(_INSERT_DATES, rows.dates)
         self.changes.append(Change(resource_type, resource_id, version, rows.content))
         return Stored(rows.content, version, now)
 
