@@ -255,12 +255,13 @@ class FhirRouter:
         found = []
         for ref in references:
             target_type, target_id = ref.split("/")
-            if not await access.visible(self.repository, target_type, target_id):
-                continue
             try:
-                found.append((await self.repository.read(target_type, target_id)).resource)
+                target = await self.repository.read(target_type, target_id)
             except OperationOutcomeError:
                 continue  # a dangling or deleted target is left out, not an error of the search
+            # Checked on what was read: no second query, except for a Patient (care relation).
+            if await access.sees(self.repository, target):
+                found.append(target.resource)
         return found
 
     async def _everything(self, patient_id: str, access: Access) -> Json:
@@ -346,8 +347,8 @@ class FhirRouter:
             await access.check_write(unit, before, resource)
             if condition is None:
                 stored = await unit.update(resource, if_match=if_match)
-            else:
-                stored = await unit.conditional_update(resource, condition)
+            else:  # the match found above, not looked up a second time
+                stored = await unit.update_match(resource, condition, before)
             await write_provenance(unit, access, stored, "CREATE" if stored.created else "UPDATE")
             return stored
 

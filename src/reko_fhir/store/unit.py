@@ -231,8 +231,15 @@ class Unit:
         return Stored(stored.resource, version, stored.last_updated, created=current is None)
 
     async def conditional_update(self, resource: Json, condition: Search) -> Stored:
+        existing = await self.one_match(str(resource["resourceType"]), condition)
+        return await self.update_match(resource, condition, existing)
+
+    async def update_match(
+        self, resource: Json, condition: Search, existing: Stored | None
+    ) -> Stored:
+        """The rest of a conditional update, once ``existing`` (the one match of ``condition``
+        in this transaction, or None) is known: update it, or create under the condition."""
         resource_type = str(resource["resourceType"])
-        existing = await self.one_match(resource_type, condition)
         if existing is None:
             without_id = {k: v for k, v in resource.items() if k != "id"}
             return await self.create(
