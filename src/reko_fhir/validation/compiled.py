@@ -15,13 +15,16 @@ from typing import Any
 from fhirpathpy import compile as fhirpath_compile
 from fhirpathpy.models import models
 
+from reko_fhir.validation.native import NativeCheck, native_check
 from reko_fhir.validation.snapshot import split_id
 
 Json = dict[str, Any]
 Evaluator = Callable[..., list[Any]]
 
-# Checked natively by the walker: they hold for every element, and evaluating them through
-# FHIRPath on every node would cost more than the rest of validation together.
+# Not evaluated through FHIRPath, whatever their expression: they stand on every element, and
+# fhirpathpy cannot evaluate them on untyped JSON nodes (children() raises on any non-empty
+# object; an extension's value[x] is not found under ``value``). The walker checks ele-1 (an
+# empty object); ext-1 is not checked. Other invariants decided in Python: native.py.
 NATIVE_CONSTRAINTS = frozenset({"ele-1", "ext-1"})
 
 
@@ -31,6 +34,27 @@ class Constraint:
     severity: str
     human: str
     expression: str
+    native: NativeCheck | None = field(default=None, compare=False, repr=False)
+
+    def holds(self, value: Any, resource: Json) -> bool:
+        """False only when the invariant is evaluated and fails (fhirpathpy's ``[False]``).
+
+        Decided in Python when :mod:`reko_fhir.validation.native` has this key and expression;
+        otherwise through FHIRPath, where an expression fhirpathpy cannot compile or evaluate
+        (a function it lacks) counts as holding.
+        """
+        if self.native is not None:
+            verdict = self.native(value)
+            if verdict is not None:
+                return verdict
+        check = compiled_fhirpath(self.expression)
+        if check is None:
+            return True
+        try:
+            result = check(value, {"resource": resource, "rootResource": resource})
+        except Exception:  # functions fhirpathpy lacks: not evaluable here
+            return True
+        return bool(result != [False])
 
 
 @dataclass(slots=True)
@@ -106,7 +130,11 @@ def compile_snapshot(elements: list[Json]) -> Rule:
             definition=element,
             constraints=[
                 Constraint(
-                    c["key"], c.get("severity", "error"), c.get("human", ""), c["expression"]
+                    c["key"],
+                    c.get("severity", "error"),
+                    c.get("human", ""),
+                    c["expression"],
+                    native_check(c["key"], c["expression"]),
                 )
                 for c in element.get("constraint", [])
                 if c.get("expression") and c["key"] not in NATIVE_CONSTRAINTS

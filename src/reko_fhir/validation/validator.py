@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
-from reko_fhir.validation.compiled import Rule, compile_snapshot, compiled_fhirpath
+from reko_fhir.validation.compiled import Rule, compile_snapshot
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
@@ -352,14 +352,7 @@ class Validator:
 
     def _invariants(self, run: _Run, rule: Rule, value: Any, where: str) -> None:
         for constraint in rule.constraints:
-            check = compiled_fhirpath(constraint.expression)
-            if check is None:
-                continue
-            try:
-                result = check(value, {"resource": run.resource, "rootResource": run.resource})
-            except Exception:  # noqa: S112 - functions fhirpathpy lacks: not evaluable here
-                continue
-            if result == [False]:
+            if not constraint.holds(value, run.resource):
                 severity = _ERROR if constraint.severity == "error" else _WARNING
                 run.add(
                     severity, IssueCode.INVARIANT, f"{constraint.key}: {constraint.human}", where
