@@ -2,7 +2,7 @@
 
 :func:`bulk_load` writes exactly the rows :meth:`Unit.create <reko_fhir.store.unit.Unit.create>`
 writes for each resource (version 1 in ``resource_version`` and ``resource_current``, the
-token, reference and date index rows — built by the same
+token, reference, date and unit index rows — built by the same
 :func:`~reko_fhir.store.unit.version_rows`), but a batch at a time: one transaction per batch
 and one multi-row insert per table (DBAPI ``executemany``; on PostgreSQL ``COPY … FROM
 STDIN``, several times faster there). Deliveries are queued for the repository's
@@ -12,7 +12,7 @@ It is not the create interaction: it does **not** validate the resources (profil
 does **not** run conditional-create logic (no ``If-None-Exist``, no ``conditional_create``
 rows), and keeps an ``id`` a resource already has (a new UUID when it has none); an id that is
 already stored makes that batch fail and roll back with an ``IntegrityError`` (the batches
-before it stay committed).
+before it stay committed). The planner's statistics are refreshed at the end.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from reko_fhir.store.schema import (
     resource_current,
     resource_version,
     token_index,
+    unit_index,
 )
 from reko_fhir.store.sql import SqlRepository
 from reko_fhir.store.unit import VersionRows, version_rows
@@ -60,6 +61,7 @@ async def bulk_load(
             chunk = []
     if chunk:
         stored += await _store(repository, chunk)
+    await repository.analyze()  # the tables have grown: plans must see it
     return stored
 
 
@@ -86,6 +88,7 @@ async def _store(repository: SqlRepository, chunk: list[Json]) -> int:
         (token_index, [token for rows in built for token in rows.tokens]),
         (reference_index, [ref for rows in built for ref in rows.references]),
         (date_index, [span for rows in built for span in rows.dates]),
+        (unit_index, [held for rows in built for held in rows.units]),
     ]
     async with repository.transaction() as conn:
         for table, values in tables:

@@ -49,19 +49,14 @@ def tokens(resource: Json) -> Iterator[tuple[str, str, str]]:
 
 
 def references(resource: Json) -> Iterator[tuple[str, str]]:
-    """(param, target) rows, targets as written (``Patient/123``); ``_unit`` rows too."""
+    """(param, target) rows, targets as written (``Patient/123``)."""
     for element, params in REFERENCE_PARAMS.items():
         value = resource.get(element)
         if isinstance(value, dict) and isinstance(value.get("reference"), str):
             for param in params:
                 yield param, value["reference"]
-    for ref in sorted(unit_references(resource)):
-        yield UNIT_PARAM, ref
 
 
-UNIT_PARAM = "_unit"
-"""Not a FHIR search parameter: the care units (and their staff) a resource belongs to, for the
-care-unit filter of :mod:`reko_fhir.security.access`; clients cannot search on it."""
 # Where each type names the organisations and staff (PractitionerRole) it belongs to.
 UNIT_ELEMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Patient": (("managingOrganization",), ("generalPractitioner",)),

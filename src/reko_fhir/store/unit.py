@@ -27,6 +27,7 @@ from reko_fhir.store.schema import (
     resource_current,
     resource_version,
     token_index,
+    unit_index,
 )
 
 SEARCHABLE = (
@@ -55,6 +56,7 @@ _INSERT_CURRENT = insert(resource_current)
 _INSERT_TOKENS = insert(token_index)
 _INSERT_REFERENCES = insert(reference_index)
 _INSERT_DATES = insert(date_index)
+_INSERT_UNITS = insert(unit_index)
 
 
 def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
@@ -311,11 +313,13 @@ class Unit:
             await self.conn.execute(_INSERT_REFERENCES, rows.references)
         if rows.dates:
             await self.conn.execute(_INSERT_DATES, rows.dates)
+        if rows.units:
+            await self.conn.execute(_INSERT_UNITS, rows.units)
         self.changes.append(Change(resource_type, resource_id, version, rows.content))
         return Stored(rows.content, version, now)
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
-        for table in (token_index, reference_index, date_index):
+        for table in (token_index, reference_index, date_index, unit_index):
             await self.conn.execute(
                 delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
             )
@@ -331,6 +335,7 @@ class VersionRows:
     tokens: list[dict[str, Any]]
     references: list[dict[str, Any]]
     dates: list[dict[str, Any]]
+    units: list[dict[str, Any]]
 
 
 def version_rows(
@@ -347,6 +352,7 @@ def version_rows(
         [{**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)],
         [{**owner, "param": p, "target": t} for p, t in index.references(content)],
         [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)],
+        [{**owner, "unit": u} for u in sorted(index.unit_references(content))],
     )
 
 
@@ -395,26 +401,23 @@ def any_row(*where: Any) -> Any:
 
 def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
     """The resource names one of ``units`` (see :func:`index.unit_references`); a Patient also
-    when a resource of those units is about them: the care relation. Probes through
-    ``ix_reference_owner`` and ``ix_reference_lookup`` (:func:`any_row`)."""
-    own = reference_index.alias("own")
+    when a resource of those units is about them: the care relation. Probes ``unit_index`` by
+    its primary key (:func:`any_row`)."""
     held = any_row(
-        own.c.type == resource_type,
-        own.c.id == resource_current.c.id,
-        own.c.param == index.UNIT_PARAM,
-        own.c.target.in_(units),
+        unit_index.c.type == resource_type,
+        unit_index.c.id == resource_current.c.id,
+        unit_index.c.unit.in_(units),
     )
     if resource_type != "Patient":
         return held
-    about, holder = reference_index.alias("about"), reference_index.alias("holder")
+    about, holder = reference_index.alias("about"), unit_index.alias("holder")
     cared_for = any_row(
         about.c.type.in_(CARE_TYPES),
         about.c.param == "patient",
         about.c.target == literal("Patient/") + resource_current.c.id,
         holder.c.type == about.c.type,
         holder.c.id == about.c.id,
-        holder.c.param == index.UNIT_PARAM,
-        holder.c.target.in_(units),
+        holder.c.unit.in_(units),
     )
     return or_(held, cared_for)
 

@@ -11,11 +11,12 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from reko_fhir.store.index import UNIT_ELEMENTS, UNIT_PARAM, unit_references
+from reko_fhir.store.index import UNIT_ELEMENTS, unit_references
 
 revision = "0006"
 down_revision = "0005"
 CHUNK = 1000
+UNIT_PARAM = "_unit"  # these rows move to their own table in 0007
 
 
 def upgrade() -> None:
