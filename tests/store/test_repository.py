@@ -275,3 +275,20 @@ async def test_about_patient_reads_current_resources_of_the_types_asked(
     org = await repo.create({"resourceType": "Organization", "name": "Försäkringskassan"})
     read = await repo.read_current("Organization", [org.id, "no-such-organisation"])
     assert [(s.id, s.resource["name"]) for s in read] == [(org.id, "Försäkringskassan")]
+
+
+async def test_a_page_carries_the_total_of_all_matches(repo: SqlRepository) -> None:
+    anna = await repo.create(patient())
+    made = [await repo.create(procedure(f"Patient/{anna.id}")) for _ in range(5)]
+    await repo.create(procedure("Patient/someone-else"))
+    by_anna = Search.parse(f"patient=Patient/{anna.id}", count=2)
+
+    first, total = await repo.page("Procedure", by_anna)
+    assert total == 5 == await repo.total("Procedure", by_anna)
+    assert [s.id for s in first] == [s.id for s in await repo.search("Procedure", by_anna)]
+    assert [s.id for s in first] == [s.id for s in made[::-1][:2]]  # newest first
+    last, total = await repo.page("Procedure", Search(by_anna.params, 2, 4))
+    assert ([s.id for s in last], total) == ([made[0].id], 5)
+    # Past the end there is no row to carry the count: it is counted apart.
+    assert await repo.page("Procedure", Search(by_anna.params, 2, 10)) == ([], 5)
+    assert await repo.page("Procedure", Search.parse("patient=Patient/nobody")) == ([], 0)

@@ -184,19 +184,19 @@ class FhirRouter:
         search = await access.restrict(
             self.repository, kind, Search(tuple(params), count, offset, sort)
         )
-        page: list[Stored] | None = None
+        page: list[Stored] = []
         if access.filters_after_search:  # every match is checked, then the page is cut
             everything = replace(search, count=MATCH_LIMIT, offset=0)
             released = await access.release(
                 self.repository, await self.repository.search(kind, everything)
             )
             total, page = len(released), released[offset : offset + count]
-        else:
+        elif request.param("_summary") == "count":
             total = await self.repository.total(kind, search)
+        else:
+            page, total = await self.repository.page(kind, search)
         if request.param("_summary") == "count":
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
-        if page is None:
-            page = await self.repository.search(kind, search)
         bundle = _bundle("searchset", page)
         bundle["total"] = total
         included = await self._includes(

@@ -125,8 +125,7 @@ class Unit:
         query = self._filtered(resource_type, search).with_only_columns(resource_current.c.id)
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
 
-    async def search(self, resource_type: str, search: Search) -> list[Stored]:
-        """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
+    def _page_query(self, resource_type: str, search: Search) -> Any:
         order = []
         # A patient's matches are few and may be the oldest rows of their type: find them
         # first, then sort just them. Ordered on the bare column, the database may instead walk
@@ -143,13 +142,27 @@ class Unit:
                 else (func.coalesce(updated, updated) if by_patient else updated)
             )
             order.append(column.desc() if key.startswith("-") else column.asc())
-        query = (
+        return (
             self._filtered(resource_type, search)
             .order_by(*order, resource_current.c.id)
             .limit(search.count)
             .offset(search.offset)
         )
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
+        query = self._page_query(resource_type, search)
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+
+    async def page(self, resource_type: str, search: Search) -> tuple[list[Stored], int]:
+        """One page and the number of all matches, in one query (``count(*) OVER ()``: the
+        database counts the matches it has found for the page anyway); a second query only
+        for a page past the end, which has no row to carry the count."""
+        query = self._page_query(resource_type, search)
+        rows = (await self.conn.execute(query.add_columns(func.count().over()))).all()
+        if not rows:
+            return [], 0 if search.offset == 0 else await self.total(resource_type, search)
+        return [stored_from_row(row) for row in rows], int(rows[0][-1])
 
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
         """The current resources of ``types`` whose ``patient`` is ``patient`` (``Patient/…``),
