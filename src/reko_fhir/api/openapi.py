@@ -222,6 +222,7 @@ def _search(kind: str, searchable: tuple[str, ...]) -> list[Json | str]:
     sort = ["_lastUpdated", "-_lastUpdated", "_id", "-_id"]
     include = [f"{kind}:patient", f"{kind}:subject"]
     summary = ["count", "true", "false", "data", "text"]
+    totals = ["none", "estimate", "accurate"]
     return [
         *found,
         "_count",
@@ -229,6 +230,7 @@ def _search(kind: str, searchable: tuple[str, ...]) -> list[Json | str]:
         _query("_sort", "the order", {"type": "string", "enum": sort}),
         _query("_include", "the patients the matches name", {"type": "string", "enum": include}),
         _query("_summary", "'count' answers the total only", {"type": "string", "enum": summary}),
+        _query("_total", "how exactly to count the matches", {"type": "string", "enum": totals}),
         "_format",
     ]
 

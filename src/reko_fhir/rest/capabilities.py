@@ -9,6 +9,7 @@ from typing import Any
 
 from reko_fhir import __version__
 from reko_fhir.mapping.codings import structure
+from reko_fhir.store.index import DATE_PARAMS
 
 WRITABLE = (
     "Patient",
@@ -31,6 +32,17 @@ SEARCH = {
     "subject": "reference",
     "patient": "reference",
 }
+
+
+def search_parameters(kind: str) -> list[tuple[str, str]]:
+    """(name, type) of the parameters a search of ``kind`` takes: the common ones, the dates
+    the store indexes for the type, and ``_lastUpdated``. Chains (``patient.identifier``) and
+    result parameters (``_count``, ``_offset``, ``_sort``, ``_include``, ``_summary=count``,
+    ``_total``) are not search parameters in this sense."""
+    dates = sorted({param for param, _ in DATE_PARAMS.get(kind, ())})
+    return [*SEARCH.items(), *((name, "date") for name in dates), ("_lastUpdated", "date")]
+
+
 INTERACTIONS = (
     "read",
     "vread",
@@ -58,7 +70,10 @@ def capability_statement() -> dict[str, Any]:
                 "conditionalCreate": kind in WRITABLE,
                 "conditionalUpdate": kind in WRITABLE,
                 "conditionalDelete": "not-supported",
-                "searchParam": [{"name": name, "type": kind_} for name, kind_ in SEARCH.items()],
+                "searchParam": [
+                    {"name": name, "type": type_} for name, type_ in search_parameters(kind)
+                ],
+                "searchInclude": [f"{kind}:patient", f"{kind}:subject"],
                 "operation": [
                     {
                         "name": "validate",

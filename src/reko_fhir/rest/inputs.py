@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from reko_fhir.domain import mask_patient_ids
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.rest.messages import FhirRequest
+from reko_fhir.rest.paging import TOTALS
 
 MAX_PARAMETERS = 100
 MAX_NAME = 64
@@ -178,6 +179,8 @@ def check_parameter(name: str, value: str) -> None:
         _expect(kind in FORMATS, "is json or xml", name)
     elif base == "_summary":
         _expect(value in SUMMARIES, "is one of true, false, text, data, count", name)
+    elif base == "_total":
+        _expect(value in TOTALS, "is one of none, estimate, accurate", name)
     elif base == "_pretty":
         _expect(value in BOOLEANS, "takes true or false", name)
     elif base == "_sort":

@@ -185,6 +185,7 @@ class FhirRouter:
             self.repository, kind, Search(tuple(params), count, offset, sort)
         )
         page: list[Stored] = []
+        total: int | None = None
         if access.filters_after_search:  # every match is checked, then the page is cut
             everything = replace(search, count=MATCH_LIMIT, offset=0)
             released = await access.release(
@@ -194,11 +195,12 @@ class FhirRouter:
         elif request.param("_summary") == "count":
             total = await self.repository.total(kind, search)
         else:
-            page, total = await self.repository.page(kind, search)
+            accurate = request.param("_total") == "accurate"
+            page, total = await self.repository.page(kind, search, accurate=accurate)
         if request.param("_summary") == "count":
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
-        bundle = _bundle("searchset", page)
-        bundle["total"] = total
+        shown_total = None if request.param("_total") == "none" else total
+        bundle = _bundle("searchset", page, shown_total)
         included = await self._includes(
             kind, page, [v for k, v in request.query if k == "_include"], access
         )
@@ -211,7 +213,7 @@ class FhirRouter:
                 }
                 for r in included
             )
-        bundle["link"] = page_links(kind, request.query, offset, count, total)
+        bundle["link"] = page_links(kind, request.query, offset, count, total, shown=len(page))
         if unknown:
             names = ", ".join(n for n, _ in unknown)
             note = outcome_json(
@@ -287,7 +289,7 @@ class FhirRouter:
                 if ref.split("/")[0] in ("Organization", "PractitionerRole") and ref not in seen
             }
         )
-        bundle = _bundle("searchset", found)
+        bundle = _bundle("searchset", found, len(found))
         extra = await self._read_all(referenced, access)
         bundle.setdefault("entry", []).extend(
             {
@@ -297,7 +299,6 @@ class FhirRouter:
             }
             for r in extra
         )
-        bundle["total"] = len(found)
         return bundle
 
     async def _create(
@@ -423,11 +424,12 @@ def _resource_response(status: int, stored: Stored) -> FhirResponse:
     return FhirResponse(status, stored.resource, headers)
 
 
-def _bundle(kind: str, found: list[Stored]) -> Json:
-    """A searchset or history Bundle (https://hl7.org/fhir/R4/bundle.html)."""
+def _bundle(kind: str, found: list[Stored], total: int | None = None) -> Json:
+    """A searchset or history Bundle (https://hl7.org/fhir/R4/bundle.html); a searchset's
+    ``total`` only when it is known."""
     bundle: Json = {"resourceType": "Bundle", "type": kind}
-    if kind == "searchset":
-        bundle["total"] = len(found)
+    if kind == "searchset" and total is not None:
+        bundle["total"] = total
     entries = []
     for stored in found:
         url = f"{stored.resource['resourceType']}/{stored.id}"

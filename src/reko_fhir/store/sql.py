@@ -191,10 +191,12 @@ class SqlRepository:
         async with self.engine.connect() as conn:
             return await Unit(conn, lock_rows=False).read_current(resource_type, ids)
 
-    async def page(self, resource_type: str, search: Search) -> tuple[list[Stored], int]:
-        """One page of the matches and how many match in all."""
+    async def page(
+        self, resource_type: str, search: Search, *, accurate: bool = False
+    ) -> tuple[list[Stored], int | None]:
+        """One page of the matches and how many match in all (see :meth:`Unit.page`)."""
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).page(resource_type, search)
+            return await Unit(conn, lock_rows=False).page(resource_type, search, accurate=accurate)
 
     async def total(self, resource_type: str, search: Search) -> int:
         async with self.engine.connect() as conn:

@@ -46,6 +46,8 @@ SEARCHABLE = (
 )
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MATCH_LIMIT = 1000
+COUNT_LIMIT = 1000
+"""Matches a search counts for its ``total`` unless asked for an accurate one (``_total``)."""
 # The resources about a patient that put them in a unit's care (their patient/subject).
 CARE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
@@ -133,7 +135,7 @@ class Unit:
         # 1,000,000 Procedures: 51 s on PostgreSQL, over 1 s on SQLite). COALESCE(x, x) sorts
         # the same but no index serves it; the cost is bounded by the matches, which
         # ``total`` counts anyway.
-        by_patient = any(name.split(".")[0] in ("subject", "patient") for name, _ in search.params)
+        by_patient = _by_patient(search)
         updated = resource_current.c.last_updated
         for key in search.sort or ("-_lastUpdated",):
             column = (
@@ -154,15 +156,32 @@ class Unit:
         query = self._page_query(resource_type, search)
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
 
-    async def page(self, resource_type: str, search: Search) -> tuple[list[Stored], int]:
-        """One page and the number of all matches, in one query (``count(*) OVER ()``: the
-        database counts the matches it has found for the page anyway); a second query only
-        for a page past the end, which has no row to carry the count."""
+    async def page(
+        self, resource_type: str, search: Search, *, accurate: bool = False
+    ) -> tuple[list[Stored], int | None]:
+        """One page and how many match in all: None when more than :data:`COUNT_LIMIT` match,
+        unless ``accurate`` (counting them all may mean probing a million rows).
+
+        A patient's matches are all found and sorted for the page anyway (see
+        :meth:`_page_query`), so they are counted in the same query (``count(*) OVER ()``).
+        Other pages come from walking an index and stop early; their matches are counted apart.
+        """
         query = self._page_query(resource_type, search)
+        if not _by_patient(search):
+            found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+            if accurate:
+                return found, await self.total(resource_type, search)
+            return found, await self._count_at_most(resource_type, search, COUNT_LIMIT)
         rows = (await self.conn.execute(query.add_columns(func.count().over()))).all()
-        if not rows:
+        if not rows:  # past the end there is no row to carry the count
             return [], 0 if search.offset == 0 else await self.total(resource_type, search)
         return [stored_from_row(row) for row in rows], int(rows[0][-1])
+
+    async def _count_at_most(self, resource_type: str, search: Search, most: int) -> int | None:
+        ids = self._filtered(resource_type, search).with_only_columns(resource_current.c.id)
+        bounded = select(func.count()).select_from(ids.limit(most + 1).subquery())
+        counted = int((await self.conn.execute(bounded)).scalar_one())
+        return counted if counted <= most else None
 
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
         """The current resources of ``types`` whose ``patient`` is ``patient`` (``Patient/…``),
@@ -399,6 +418,10 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
             reference_index.c.target.in_(targets),
         )
     return select(token_index.c.id).where(and_(*_token_match(resource_type, name, value)))
+
+
+def _by_patient(search: Search) -> bool:
+    return any(name.split(".")[0] in ("subject", "patient") for name, _ in search.params)
 
 
 def any_row(*where: Any) -> Any:
