@@ -17,6 +17,10 @@ from alembic import op
 revision = "0007"
 down_revision = "0006"
 UNIT_PARAM = "_unit"
+reference = sa.table(
+    "reference_index", sa.column("type"), sa.column("id"), sa.column("param"), sa.column("target")
+)
+held = sa.table("unit_index", sa.column("type"), sa.column("id"), sa.column("unit"))
 
 
 def upgrade() -> None:
@@ -26,14 +30,6 @@ def upgrade() -> None:
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("unit", sa.String(256), primary_key=True),
     )
-    reference = sa.table(
-        "reference_index",
-        sa.column("type"),
-        sa.column("id"),
-        sa.column("param"),
-        sa.column("target"),
-    )
-    held = sa.table("unit_index", sa.column("type"), sa.column("id"), sa.column("unit"))
     rows = (
         sa.select(reference.c.type, reference.c.id, reference.c.target)
         .where(reference.c.param == UNIT_PARAM)
@@ -44,14 +40,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    reference = sa.table(
-        "reference_index",
-        sa.column("type"),
-        sa.column("id"),
-        sa.column("param"),
-        sa.column("target"),
-    )
-    held = sa.table("unit_index", sa.column("type"), sa.column("id"), sa.column("unit"))
     rows = sa.select(held.c.type, held.c.id, sa.literal(UNIT_PARAM), held.c.unit)
     op.execute(sa.insert(reference).from_select(["type", "id", "param", "target"], rows))
     op.drop_table("unit_index")
