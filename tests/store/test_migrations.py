@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, insert, select
+from sqlalchemy import create_engine, insert, inspect, select
 from sqlalchemy.engine import Connection
 
 from reko_fhir.store.schema import reference_index, resource_current, unit_index
@@ -79,5 +79,14 @@ async def test_a_store_from_before_the_care_unit_filter_gets_its_holders_indexed
                     ("Procedure", "p1", "PractitionerRole/r1"),
                 ]
                 assert list(params) == []  # the _unit rows moved; nothing else was indexed here
+            with engine.begin() as conn:
+                command.downgrade(_config(conn), "0006")
+            with engine.connect() as conn:
+                back = conn.execute(select(reference_index.c.param, reference_index.c.target))
+                assert sorted(tuple(row) for row in back) == [
+                    ("_unit", "Organization/o1"),
+                    ("_unit", "PractitionerRole/r1"),
+                ]
+                assert not inspect(conn).has_table("unit_index")
         finally:
             engine.dispose()
