@@ -24,7 +24,7 @@ Evaluator = Callable[..., list[Any]]
 # Not evaluated through FHIRPath, whatever their expression: they stand on every element, and
 # fhirpathpy cannot evaluate them on untyped JSON nodes (children() raises on any non-empty
 # object; an extension's value[x] is not found under ``value``). The walker checks ele-1 (an
-# empty object); ext-1 is not checked. Other invariants decided in Python: native.py.
+# empty object) and ext-1 (datatypes.py). Other invariants decided in Python: native.py.
 NATIVE_CONSTRAINTS = frozenset({"ele-1", "ext-1"})
 
 
@@ -36,8 +36,11 @@ class Constraint:
     expression: str
     native: NativeCheck | None = field(default=None, compare=False, repr=False)
 
-    def holds(self, value: Any, resource: Json) -> bool:
+    def holds(self, value: Any, resource: Json, root: Json | None = None) -> bool:
         """False only when the invariant is evaluated and fails (fhirpathpy's ``[False]``).
+
+        ``resource`` is %resource, the resource ``value`` stands in; ``root`` is %rootResource,
+        its container when it is a contained resource (by default the resource itself).
 
         Decided in Python when :mod:`reko_fhir.validation.native` has this key and expression;
         otherwise through FHIRPath, where an expression fhirpathpy cannot compile or evaluate
@@ -50,8 +53,9 @@ class Constraint:
         check = compiled_fhirpath(self.expression)
         if check is None:
             return True
+        context = {"resource": resource, "rootResource": resource if root is None else root}
         try:
-            result = check(value, {"resource": resource, "rootResource": resource})
+            result = check(value, context)
         except Exception:  # functions fhirpathpy lacks: not evaluable here
             return True
         return bool(result != [False])
@@ -107,6 +111,19 @@ class Rule:
             if code[:1].upper() + code[1:] == suffix:
                 return code
         return None
+
+
+def matches_pattern(value: Any, pattern: Any) -> bool:
+    """``value`` has at least what ``pattern`` has (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.pattern_x_)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            matches_pattern(value.get(k), v) for k, v in pattern.items()
+        )
+    if isinstance(pattern, list):
+        return isinstance(value, list) and all(
+            any(matches_pattern(v, p) for v in value) for p in pattern
+        )
+    return bool(value == pattern)
 
 
 def _max(value: object) -> int | None:

@@ -7,14 +7,23 @@ another expression under the same key is evaluated through FHIRPath as before.
 
 A check returns True (the invariant holds), False (it does not: an issue) or None (not decided
 here: evaluate the FHIRPath). It decides only where it gives what fhirpathpy's evaluation gives,
-``[True]`` or ``[False]``; anything it is not sure of (say a collection fhirpathpy would reject
-with an error) is left to fhirpathpy. ``tests/validation/test_native_invariants.py`` compares
-both on every fixture and on generated instances.
+``[True]`` or ``[False]`` (or, for per-1 and ref-1, whose FHIRPath can be empty, ``[]``: that
+holds too, and True stands for it); anything it is not sure of (say a collection fhirpathpy
+would reject with an error) is left to fhirpathpy. ``tests/validation/test_native_invariants.py``
+compares both on every fixture and on generated instances.
+
+per-1 compares two dateTimes. fhirpathpy does not type the primitives of JSON it navigates, so
+``start <= end`` is a comparison of strings there (``'2024-05' <= '2024'`` is false, though the
+precisions differ); the check follows FHIRPath on dateTimes (datetimes.py), which is what
+fhirpathpy gives for ``start.toDateTime() <= end.toDateTime()``: the tests compare with that.
 
 The invariants: https://hl7.org/fhir/R4/domainresource.html#invs (dom-2 … dom-6),
 https://hl7.org/fhir/R4/bundle.html#invs (bdl-5, bdl-8), https://hl7.org/fhir/R4/careplan.html#invs
 (cpl-3), https://hl7.org/fhir/R4/consent.html#invs (ppc-1 … ppc-5),
-https://hl7.org/fhir/R4/organization.html#invs (org-1). FHIRPath semantics:
+https://hl7.org/fhir/R4/organization.html#invs (org-1); on every element of a data type
+(datatypes.py): https://hl7.org/fhir/R4/datatypes.html#Period (per-1), #Quantity (qty-3),
+#ContactPoint (cpt-2), https://hl7.org/fhir/R4/references.html#Reference (ref-1).
+FHIRPath semantics:
 https://hl7.org/fhirpath/N1/ (member navigation on JSON, ``empty()``, ``exists()``,
 ``count()``, three-valued ``and``/``or``/``implies``).
 """
@@ -25,6 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fhirpathpy.models import models
+
+from reko_fhir.validation.datetimes import compare
 
 NativeCheck = Callable[[Any], bool | None]
 _MODEL = models["r4"]
@@ -187,6 +198,60 @@ def _ppc(code: str) -> Callable[[Any], bool]:
     return check
 
 
+# -- data types: Period, Reference, Quantity, ContactPoint ------------------------------------
+
+
+def _primitive(node: Any, name: str) -> str | None:
+    """The string under ``name``, None without a value; anything else is not decided here
+    (nor is a ``_name`` that is not the object of the value's id and extensions)."""
+    if not isinstance(node, dict) or "resourceType" in node:
+        raise _UndecidedError
+    value, extras = node.get(name), node.get("_" + name)
+    if (value is None or isinstance(value, str)) and (extras is None or isinstance(extras, dict)):
+        return value
+    raise _UndecidedError
+
+
+def _per_1(node: Any) -> bool:
+    # start.hasValue().not() or end.hasValue().not() or (start <= end): holds unless both have
+    # a value and start is later. hasValue() looks at the value only: an extension beside it
+    # (_start) changes nothing (fhirpathpy counts _start as a second item: the tests leave it
+    # out there). (start <= end) is empty when the precisions leave it unknown: that holds.
+    # A value that is no real dateTime (its format is an issue of its own) is left to FHIRPath.
+    start, end = _primitive(node, "start"), _primitive(node, "end")
+    if start is None or end is None:
+        return True
+    try:
+        order = compare(start, end)
+    except ValueError:
+        raise _UndecidedError from None
+    return order is None or order <= 0
+
+
+def _ref_1(node: Any) -> bool:
+    # reference.startsWith('#').not() or (reference.substring(1).trace('url') in
+    # %rootResource.contained.id.trace('ids')): without a reference both sides are empty and so
+    # is the result (it holds: a Reference with only a display or an identifier); a reference
+    # not starting with '#' makes the left side true. A local reference ('#', '#id') needs
+    # %rootResource: left to FHIRPath, as is a reference beside its _reference (two items).
+    found = _path(node, "reference")
+    if not found:
+        return True
+    if len(found) != 1 or not isinstance(found[0], str) or found[0].startswith("#"):
+        raise _UndecidedError
+    return True
+
+
+def _qty_3(node: Any) -> bool:
+    # code.empty() or system.exists(): a unit code needs its system.
+    return not _path(node, "code") or bool(_path(node, "system"))
+
+
+def _cpt_2(node: Any) -> bool:
+    # value.empty() or system.exists(): a telecom value needs its system.
+    return not _path(node, "value") or bool(_path(node, "system"))
+
+
 _CHECKS: dict[tuple[str, str], NativeCheck] = {
     ("dom-2", "contained.contained.empty()"): _decided(_dom_2),
     (
@@ -222,6 +287,17 @@ _CHECKS: dict[tuple[str, str], NativeCheck] = {
             ("ppc-5", "treatment"),
         )
     },
+    (
+        "per-1",
+        "start.hasValue().not() or end.hasValue().not() or (start <= end)",
+    ): _decided(_per_1),
+    (
+        "ref-1",
+        "reference.startsWith('#').not() or (reference.substring(1).trace('url')"
+        " in %rootResource.contained.id.trace('ids'))",
+    ): _decided(_ref_1),
+    ("qty-3", "code.empty() or system.exists()"): _decided(_qty_3),
+    ("cpt-2", "value.empty() or system.exists()"): _decided(_cpt_2),
 }
 
 

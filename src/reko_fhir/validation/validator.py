@@ -3,16 +3,19 @@
 Walks an instance (FHIR JSON) against the rule tree of its profile and of every data type it
 meets: unknown elements, cardinality (also inside backbone elements and slices), types and
 primitive formats, fixed and pattern values, bindings, slicing, extensions, min/max values,
-reference targets and FHIRPath invariants. https://hl7.org/fhir/R4/validation.html
+reference targets and FHIRPath invariants (an element's own and its data type's: datatypes.py).
+https://hl7.org/fhir/R4/validation.html
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
-from reko_fhir.validation.compiled import Rule, compile_snapshot
+from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
+from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
@@ -22,22 +25,10 @@ Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
 
 
-def matches_pattern(value: Any, pattern: Any) -> bool:
-    """``value`` has at least what ``pattern`` has (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.pattern_x_)."""
-    if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(
-            matches_pattern(value.get(k), v) for k, v in pattern.items()
-        )
-    if isinstance(pattern, list):
-        return isinstance(value, list) and all(
-            any(matches_pattern(v, p) for v in value) for p in pattern
-        )
-    return bool(value == pattern)
-
-
 @dataclass(slots=True)
 class _Run:
-    resource: Json
+    resource: Json  # %resource: the resource being walked (a contained one too)
+    root: Json  # %rootResource: that resource, or the container of a contained one
     issues: list[Issue] = field(default_factory=list)
     # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
     # missing there decides no slice, and is not itself a finding.
@@ -55,6 +46,7 @@ class Validator:
         self.terminology = Terminology(self.definitions)
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
+        self.types = TypeInvariants(self.definitions, self.rule)
 
     def rule(self, url: str) -> Rule | None:
         if url not in self._rules:
@@ -72,7 +64,7 @@ class Validator:
         self, resource: Json, profile: str | None = None, where: str | None = None
     ) -> list[Issue]:
         """Issues of ``resource`` against its base type and ``profile`` (when given)."""
-        run = _Run(resource)
+        run = _Run(resource, resource)
         kind = resource.get("resourceType")
         expression = where or str(kind)
         base = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -104,7 +96,7 @@ class Validator:
     def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
         """A resource or extension against the root of a profile: its elements, then invariants."""
         self._node(run, node, rule, where)
-        self._invariants(run, rule, node, where)
+        self._invariants(run, rule.constraints, node, where)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
         """What may stand inside an element: its type's children, overlaid by the profile's own."""
@@ -231,7 +223,7 @@ class Validator:
         else:
             self._complex(run, rule, type_code, value, where)
         self._binding(run, rule, type_code, value, where)
-        self._invariants(run, rule, value, where)
+        self._invariants(run, rule.constraints, value, where)
 
     def _complex(self, run: _Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
         if "resourceType" in value and not rule.children:
@@ -240,8 +232,13 @@ class Validator:
             if nested is None:
                 run.add(_ERROR, IssueCode.STRUCTURE, f"unknown resource type '{kind}'", where)
                 return
+            outer = run.resource, run.root
+            # A contained resource keeps its container as %rootResource; an entry is its own.
+            run.resource = value
+            run.root = run.root if rule.path.endswith(".contained") else value
             self._root(run, value, nested, where)
             self._apply_profiles(run, rule, type_code, value, where)
+            run.resource, run.root = outer
             return
         if not (type_code == "Extension" and rule.slice_name is None):  # those go by their url
             self._apply_profiles(run, rule, type_code, value, where)
@@ -252,6 +249,8 @@ class Validator:
         if type_code == "Extension" and not rule.slice_name:
             self._extension(run, value, where)
         self._node(run, value, rule, where, type_code)
+        if rule.slice_name is None:  # an item of a slice is walked as one of its element too
+            self._invariants(run, self.types.of(type_code), value, where)
 
     def _apply_profiles(
         self, run: _Run, rule: Rule, type_code: str, value: Json, where: str
@@ -334,6 +333,8 @@ class Validator:
             )
 
     def _extension(self, run: _Run, value: Json, where: str) -> None:
+        if not ext_1_holds(value):
+            run.add(_ERROR, IssueCode.INVARIANT, EXT_1, where)
         url = value.get("url")
         # A relative url names a part of a complex extension, checked by that extension's profile.
         if not isinstance(url, str) or ":" not in url:
@@ -350,9 +351,10 @@ class Validator:
             return
         self._root(run, value, rule, where)
 
-    def _invariants(self, run: _Run, rule: Rule, value: Any, where: str) -> None:
-        for constraint in rule.constraints:
-            if not constraint.holds(value, run.resource):
+    @staticmethod
+    def _invariants(run: _Run, constraints: Iterable[Constraint], value: Any, where: str) -> None:
+        for constraint in constraints:
+            if not constraint.holds(value, run.resource, run.root):
                 severity = _ERROR if constraint.severity == "error" else _WARNING
                 run.add(
                     severity, IssueCode.INVARIANT, f"{constraint.key}: {constraint.human}", where
