@@ -15,7 +15,8 @@ _YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"
 _DATETIME = rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T{_TIME}{_ZONE})?)?)?"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
-    name: re.compile(rf"^(?:{regex})$")
+    # \Z, not $: $ also matches before a final newline, which let "2024\n" pass as a date.
+    name: re.compile(rf"^(?:{regex})\Z")
     for name, regex in {
         "boolean": r"true|false",
         "integer": r"-?([0]|([1-9][0-9]*))",
