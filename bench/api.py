@@ -8,9 +8,12 @@ with concurrent HTTP clients:
   the consent rules against the store) with p50/p99 latency;
 - reads/s (GET Procedure/{id}) with p50/p99;
 - the baseline, in the same run: GET /metadata (no store, no validation) — ratios are against it;
-- p50/p99 of a patient search (4 clients) after ``--rows`` more Procedures of other patients are
-  stored: bulk-loaded with :func:`reko_fhir.store.bulk.bulk_load`, which writes the rows a create
-  writes (not validated), a batch of 5,000 per transaction. The fill's time is printed too.
+- p50/p99 of a patient search (4 clients), for the case's patient with its few Procedures, and
+  again after the writes have given that patient hundreds more.
+
+Every figure is taken after ``--rows`` Procedures of other patients are stored, first:
+bulk-loaded with :func:`reko_fhir.store.bulk.bulk_load`, which writes the rows a create writes
+(not validated), a batch of 5,000 per transaction. The fill's time is printed too.
 
 PostgreSQL is 127.0.0.1:5432 database ``test`` (a schema of its own, dropped afterwards).
 """
@@ -154,6 +157,36 @@ async def bulk_rows(url: str, template: dict[str, Any], rows: int) -> int:
         await repository.close()
 
 
+async def fill_store(store_url: str, template: dict[str, Any], rows: int) -> str:
+    """Bulk-load ``rows`` Procedures of other patients; a line saying how long it took."""
+    started = time.perf_counter()
+    stored = await bulk_rows(store_url, template, rows)
+    filled = time.perf_counter() - started
+    if stored < rows:
+        raise SystemExit(f"only {stored} Procedures stored, not {rows}")
+    return (
+        f"  (bulk-loaded {rows:,} Procedures of other patients in {filled:.0f} s, "
+        f"{rows / filled:,.0f}/s; the store holds {stored:,} Procedures)"
+    )
+
+
+def report(
+    name: str, args: argparse.Namespace, fill: str, rows: list[tuple[str, float, list[float]]]
+) -> None:
+    base_rate = rows[0][1]
+    print(
+        f"\n{name}: 2 workers, {args.concurrency} concurrent clients (searches 4), "
+        f"{args.seconds:.0f} s each"
+    )
+    if fill:
+        print(fill)
+    print(f"{'':38} {'req/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, rate, lat in rows:
+        print(
+            f"{label:38} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
+        )
+
+
 async def measure(name: str, env: dict[str, str], store_url: str, args: argparse.Namespace) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -163,6 +196,7 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
     AUTH["authorization"] = f"Bearer {token}"
     try:
         template, patient = await seed_case(base)
+        fill = await fill_store(store_url, template, args.rows) if args.rows else ""
         created: list[str] = []
 
         async def metadata(http: httpx.AsyncClient, _: int) -> None:
@@ -188,47 +222,39 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
                 await http.get("/Procedure", params={"patient": patient, "_count": "20"})
             ).raise_for_status()
 
+        async def matches() -> int:
+            async with httpx.AsyncClient(base_url=base, timeout=60, headers=AUTH) as http:
+                answer = await http.get("/Procedure", params={"patient": patient, "_count": "1"})
+            total: int = answer.json()["total"]
+            return total
+
+        rows: list[tuple[str, float, list[float]]] = []
         base_rate, base_lat = await load(metadata, args.seconds, args.concurrency, base)
-        write_rate, write_lat = await load(write, args.seconds, args.concurrency, base)
-        read_rate, read_lat = await load(read, args.seconds, args.concurrency, base)
+        rows.append(("GET /metadata (baseline)", base_rate, base_lat))
+        # The case's own patient first, with the few Procedures a coordination case has …
+        few = await matches()
+        rows.append((f"patient search, {few} matches", *await load(search, args.seconds, 4, base)))
+        rows.append(
+            (
+                "validated write (POST Procedure)",
+                *await load(write, args.seconds, args.concurrency, base),
+            )
+        )
+        rows.append(
+            ("read (GET Procedure/id)", *await load(read, args.seconds, args.concurrency, base))
+        )
         # The same reads by a platform token: no care-unit filter, so the filter's cost shows.
         platform = key.mint("system/*.rs", subject=UNIT, all_units=True, lifetime=24 * 3600)
         open_rate, open_lat = await load(
             read, args.seconds, args.concurrency, base, {"authorization": f"Bearer {platform}"}
         )
-        print(
-            f"\n{name}: 2 workers, {args.concurrency} concurrent clients, {args.seconds:.0f} s each"
+        rows.append(("read, platform token (no unit filter)", open_rate, open_lat))
+        # … then the same patient after the writes above: every match is counted for `total`.
+        many = await matches()
+        rows.append(
+            (f"patient search, {many:,} matches", *await load(search, args.seconds, 4, base))
         )
-        print(f"{'':38} {'req/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
-        for label, rate, lat in (
-            ("GET /metadata (baseline)", base_rate, base_lat),
-            ("validated write (POST Procedure)", write_rate, write_lat),
-            ("read (GET Procedure/id)", read_rate, read_lat),
-            ("read, platform token (no unit filter)", open_rate, open_lat),
-        ):
-            print(
-                f"{label:38} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
-            )
-        if args.rows:
-            started = time.perf_counter()
-            stored = await bulk_rows(store_url, template, args.rows)
-            filled = time.perf_counter() - started
-            async with httpx.AsyncClient(base_url=base, timeout=60, headers=AUTH) as http:
-                answer = await http.get("/Procedure", params={"patient": patient, "_count": "1"})
-            matches = answer.json()["total"]
-            if stored < args.rows:
-                raise SystemExit(f"only {stored} Procedures stored, not {args.rows}")
-            search_rate, search_lat = await load(search, args.seconds, 4, base)
-            print(
-                f"  (bulk-loaded {args.rows:,} Procedures of other patients in {filled:.0f} s, "
-                f"{args.rows / filled:,.0f}/s; the store holds {stored:,} Procedures, "
-                f"{matches:,} of them the searched patient's)"
-            )
-            label = "patient search, 4 clients"
-            print(
-                f"{label:38} {search_rate:8.0f} {search_rate / base_rate:7.3f} "
-                f"{pct(search_lat, 50):8.1f} {pct(search_lat, 99):8.1f}"
-            )
+        report(name, args, fill, rows)
     finally:
         server.terminate()
         server.wait(timeout=20)
