@@ -28,8 +28,10 @@ def cases() -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize(("folder", "case"), cases())
-def test_the_verdict_matches_the_reference_validator(folder: Path, case: dict[str, Any]) -> None:
+def conformance_run(folder: Path) -> tuple[Validator, Any, str]:
+    """The validator with the case's profile and supporting definitions, the instance, the
+    profile's url."""
+    case = json.loads((folder / "case.json").read_text(encoding="utf-8"))
     definitions = Definitions.core()
     for name in [case["profile"], *case.get("supporting", [])]:
         definitions.add_all(read_conformance_file(folder / name))
@@ -41,8 +43,13 @@ def test_the_verdict_matches_the_reference_validator(folder: Path, case: dict[st
         if r["resourceType"] == "StructureDefinition"
     ]
     profile = next((s for s in structures if s["type"] == instance["resourceType"]), structures[0])
+    return Validator(definitions), instance, str(profile["url"])
 
-    issues = Validator(definitions).validate(instance, profile["url"])
+
+@pytest.mark.parametrize(("folder", "case"), cases())
+def test_the_verdict_matches_the_reference_validator(folder: Path, case: dict[str, Any]) -> None:
+    validator, instance, url = conformance_run(folder)
+    issues = validator.validate(instance, url)
 
     errors = [i for i in issues if i.is_error]
     assert (not errors) == case["valid"], [(i.diagnostics, i.expression) for i in errors]

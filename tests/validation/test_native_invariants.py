@@ -24,13 +24,12 @@ from hypothesis import strategies as st
 from reko_fhir.outcomes import Issue
 from reko_fhir.validation import compiled
 from reko_fhir.validation.compiled import Constraint
-from reko_fhir.validation.definitions import CORE_BASE, Definitions, read_conformance_file
+from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.native import native_check, native_invariants
 from reko_fhir.validation.service import ValidationService, reko_definitions
-from reko_fhir.validation.validator import Validator
-from reko_fhir.validation.xmljson import core_reader
 from tests.golden import FIXTURES, ROOT
 from tests.validation.agreement import DATATYPE_EDGE_NODES, EXTENSION, assert_agree, date_times
+from tests.validation.test_conformance import conformance_run
 
 CASES = ROOT.parent / "shared" / "conformance" / "fhir-test-cases"
 INVARIANTS = native_invariants()
@@ -98,22 +97,6 @@ def test_native_and_fhirpath_agree_on_every_fixture_node(
         if verdict is None:
             assert constraint.key in ("dom-3", "ref-1"), (constraint.key, node)
             assert node.get("contained") or node["reference"].startswith("#"), node
-
-
-def conformance_run(folder: Path) -> tuple[Validator, Any, str]:
-    case = load(folder / "case.json")
-    definitions = Definitions.core()
-    for name in [case["profile"], *case.get("supporting", [])]:
-        definitions.add_all(read_conformance_file(folder / name))
-    data = (folder / case["instance"]).read_bytes()
-    instance = core_reader().read(data) if case["instance"].endswith(".xml") else json.loads(data)
-    structures = [
-        r
-        for r in read_conformance_file(folder / case["profile"])
-        if r["resourceType"] == "StructureDefinition"
-    ]
-    profile = next((s for s in structures if s["type"] == instance["resourceType"]), structures[0])
-    return Validator(definitions), instance, str(profile["url"])
 
 
 @pytest.mark.parametrize("folder", conformance_cases())
