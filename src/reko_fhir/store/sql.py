@@ -1,10 +1,13 @@
 """The repository on SQL: SQLite (embedded default) and PostgreSQL, one implementation.
 
 Every write runs in a :class:`~reko_fhir.store.unit.Unit`, one database transaction: version
-row, current row and index rows commit together. SQLite runs in WAL mode and takes the write
-lock at ``BEGIN`` (``BEGIN IMMEDIATE``), so writers queue instead of failing half-way;
+row, current row and index rows commit together. SQLite runs in WAL mode on the event loop's
+thread (:mod:`~reko_fhir.store.sqlite_inline`); a writer first waits its turn (per process, then
+across processes on a lock file) and then takes SQLite's write lock at ``BEGIN``
+(``BEGIN IMMEDIATE``), so writers queue instead of failing half-way or blocking the loop;
 PostgreSQL locks the current row (``FOR UPDATE``). A conditional create that loses a race on
-the ``conditional_create`` key is run again once, and then finds the winner.
+the ``conditional_create`` key is run again once, and then finds the winner. No writer may
+open another writer inside its transaction: it would wait for itself.
 """
 
 from __future__ import annotations
