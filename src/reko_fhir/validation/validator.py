@@ -17,6 +17,7 @@ from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
 from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
 from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
+from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
 from reko_fhir.validation.terminology import Terminology
@@ -103,7 +104,7 @@ class Validator:
         key = (id(rule), type_code)  # ids repeat across profiles; rule objects live as long as self
         if key not in self._children:
             base: dict[str, Rule] = {}
-            if type_code and not is_primitive(type_code) and type_code != "BackboneElement":
+            if type_code and type_code != "BackboneElement":  # a primitive's: for its `_x`
                 type_rule = self.rule(CORE_BASE + type_code)
                 if type_rule is not None:
                     base = type_rule.children
@@ -122,6 +123,7 @@ class Validator:
                 where,
             )
         found: dict[str, list[tuple[str, str, Any]]] = {}
+        carried = primitive_elements(self, run, node, children, where)  # `_x`: value-less ones
         for key, value in node.items():
             if key == "resourceType" or key.startswith("_"):
                 continue
@@ -135,12 +137,15 @@ class Validator:
             items = value if isinstance(value, list) else [value]
             for index, item in enumerate(items):
                 path = f"{where}.{key}[{index}]" if isinstance(value, list) else f"{where}.{key}"
+                if item is None and path in carried.get(child.name, ()):
+                    continue
                 found.setdefault(child.name, []).append(
                     (choice or self._single_type(child), path, item)
                 )
         for name, child in children.items():
             values = found.get(name, [])
-            self._cardinality(run, child, len(values), f"{where}.{name}")
+            count = len(values) + len(carried.get(name, ()))
+            self._cardinality(run, child, count, f"{where}.{name}")
             for type_code_, path, item in values:
                 self._value(run, child, type_code_, item, path)
             if child.slices:
