@@ -67,6 +67,7 @@ async def test_within_the_limit_total_is_exact_and_none_leaves_it_out(
     none = (await client.get("/Procedure", params={"_total": "none", "_count": "9"})).json()
     assert "total" not in none
     assert len(none["entry"]) == 9
+    assert _relations(none) == {"self", "next"}  # nothing counted: a full page has a next one
 
 
 async def test_an_unknown_total_mode_is_refused(client: httpx.AsyncClient) -> None:  # noqa: F811

@@ -17,6 +17,7 @@ from typing import Any
 from reko_fhir import __version__
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, WRITABLE
 from reko_fhir.rest.negotiation import JSON_TYPE, XML_TYPE
+from reko_fhir.rest.paging import includes_of
 from reko_fhir.rest.router import READ_ONLY
 from reko_fhir.store.unit import SEARCHABLE
 
@@ -220,7 +221,7 @@ def _search(kind: str, searchable: tuple[str, ...]) -> list[Json | str]:
     if kind == AUDIT:
         return [*found, "_count"]
     sort = ["_lastUpdated", "-_lastUpdated", "_id", "-_id"]
-    include = [f"{kind}:patient", f"{kind}:subject"]
+    include = includes_of(kind)
     summary = ["count", "true", "false", "data", "text"]
     totals = ["none", "estimate", "accurate"]
     return [

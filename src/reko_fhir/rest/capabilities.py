@@ -9,6 +9,7 @@ from typing import Any
 
 from reko_fhir import __version__
 from reko_fhir.mapping.codings import structure
+from reko_fhir.rest.paging import includes_of
 from reko_fhir.store.index import DATE_PARAMS
 
 WRITABLE = (
@@ -73,7 +74,7 @@ def capability_statement() -> dict[str, Any]:
                 "searchParam": [
                     {"name": name, "type": type_} for name, type_ in search_parameters(kind)
                 ],
-                "searchInclude": [f"{kind}:patient", f"{kind}:subject"],
+                "searchInclude": includes_of(kind),
                 "operation": [
                     {
                         "name": "validate",

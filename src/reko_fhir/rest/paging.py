@@ -17,6 +17,11 @@ search counts its matches up to :data:`reko_fhir.store.unit.COUNT_LIMIT` and lea
 out beyond; ``accurate`` counts them all, however long it takes; ``none`` counts nothing."""
 
 
+def includes_of(kind: str) -> list[str]:
+    """The ``_include`` values a search of ``kind`` serves: the patient its matches name."""
+    return [f"{kind}:patient", f"{kind}:subject"]
+
+
 def number(text: str | None, default: int, most: int) -> int:
     """``_count`` or ``_offset``: a whole number, capped at ``most``."""
     if text is None:

@@ -29,7 +29,7 @@ from reko_fhir.rest.access_log import read_access_log
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
 from reko_fhir.rest.inputs import check_request
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
-from reko_fhir.rest.paging import CONTROL, number, page_links
+from reko_fhir.rest.paging import CONTROL, includes_of, number, page_links
 from reko_fhir.rest.store_rules import store_rule_issues
 from reko_fhir.rest.transaction import BundleProcessor, current_or_none, write_provenance
 from reko_fhir.store import Search, SqlRepository, Stored
@@ -184,23 +184,25 @@ class FhirRouter:
         search = await access.restrict(
             self.repository, kind, Search(tuple(params), count, offset, sort)
         )
-        page: list[Stored] = []
-        total: int | None = None
+        summary_count = request.param("_summary") == "count"
+        total_mode = request.param("_total") or "estimate"
+        page: list[Stored]
+        total: int | None
         if access.filters_after_search:  # every match is checked, then the page is cut
             everything = replace(search, count=MATCH_LIMIT, offset=0)
             released = await access.release(
                 self.repository, await self.repository.search(kind, everything)
             )
             total, page = len(released), released[offset : offset + count]
-        elif request.param("_summary") == "count":
-            total = await self.repository.total(kind, search)
+            if total_mode == "none":
+                total = None
+        elif summary_count:
+            total, page = await self.repository.total(kind, search), []
         else:
-            accurate = request.param("_total") == "accurate"
-            page, total = await self.repository.page(kind, search, accurate=accurate)
-        if request.param("_summary") == "count":
+            page, total = await self.repository.page(kind, search, total=total_mode)
+        if summary_count:
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
-        shown_total = None if request.param("_total") == "none" else total
-        bundle = _bundle("searchset", page, shown_total)
+        bundle = _bundle("searchset", page, total)
         included = await self._includes(
             kind, page, [v for k, v in request.query if k == "_include"], access
         )
@@ -232,10 +234,9 @@ class FhirRouter:
         """``_include=Procedure:patient`` (or ``:subject``): the referenced Patients, once each."""
         elements = set()
         for value in includes:
-            source, _, element = value.partition(":")
-            if source != kind or element not in ("patient", "subject"):
+            if value not in includes_of(kind):
                 message = (
-                    f"_include={value} is not supported (use {kind}:patient or {kind}:subject)"
+                    f"_include={value} is not supported (use {' or '.join(includes_of(kind))})"
                 )
                 raise OperationOutcomeError(
                     [error(IssueCode.NOT_SUPPORTED, message, "_include")], status=400

@@ -195,11 +195,11 @@ class SqlRepository:
             return await Unit(conn, lock_rows=False).read_current(resource_type, ids)
 
     async def page(
-        self, resource_type: str, search: Search, *, accurate: bool = False
+        self, resource_type: str, search: Search, *, total: str = "estimate"
     ) -> tuple[list[Stored], int | None]:
         """One page of the matches and how many match in all (see :meth:`Unit.page`)."""
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).page(resource_type, search, accurate=accurate)
+            return await Unit(conn, lock_rows=False).page(resource_type, search, total=total)
 
     async def total(self, resource_type: str, search: Search) -> int:
         async with self.engine.connect() as conn:

@@ -157,19 +157,22 @@ class Unit:
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
 
     async def page(
-        self, resource_type: str, search: Search, *, accurate: bool = False
+        self, resource_type: str, search: Search, *, total: str = "estimate"
     ) -> tuple[list[Stored], int | None]:
-        """One page and how many match in all: None when more than :data:`COUNT_LIMIT` match,
-        unless ``accurate`` (counting them all may mean probing a million rows).
+        """One page and how many match in all, as ``total`` (``_total``) asks: ``none`` counts
+        nothing; ``accurate`` counts every match (which may mean probing a million rows); else
+        the count is None when more than :data:`COUNT_LIMIT` match.
 
         A patient's matches are all found and sorted for the page anyway (see
         :meth:`_page_query`), so they are counted in the same query (``count(*) OVER ()``).
         Other pages come from walking an index and stop early; their matches are counted apart.
         """
         query = self._page_query(resource_type, search)
-        if not _by_patient(search):
+        if total == "none" or not _by_patient(search):
             found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
-            if accurate:
+            if total == "none":
+                return found, None
+            if total == "accurate":
                 return found, await self.total(resource_type, search)
             return found, await self._count_at_most(resource_type, search, COUNT_LIMIT)
         rows = (await self.conn.execute(query.add_columns(func.count().over()))).all()
