@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,28 @@ async def two(tmp_path: Path) -> AsyncIterator[tuple[SqlRepository, SqlRepositor
     await second.close()
 
 
+@asynccontextmanager
+async def _holding(
+    repo: SqlRepository, resource: dict[str, str] | None = None
+) -> AsyncIterator[None]:
+    """``repo`` holds the write lock (in a unit, having written ``resource``) for the block."""
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with repo.unit() as unit:
+            if resource is not None:
+                await unit.create(resource)
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        release.set()
+        await holder
+
+
 async def test_statements_run_on_the_loop_thread_not_a_driver_thread(tmp_path: Path) -> None:
     repo = await SqlRepository.open(f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}")
     try:
@@ -41,22 +64,12 @@ async def test_a_writer_of_another_process_waits_for_the_lock_then_writes(
     two: tuple[SqlRepository, SqlRepository],
 ) -> None:
     first, second = two
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        async with first.unit() as unit:
-            await unit.create({"resourceType": "Patient", "id": "held"})
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.sleep(0.05)
-    waiter = asyncio.create_task(second.create({"resourceType": "Patient"}))
-    await asyncio.sleep(0.3)
-    # Waiting on the lock file, not in SQLite's busy handler (which would block this loop,
-    # and with it the holder, until its 30 s ran out).
-    assert not waiter.done()
-    release.set()
-    await holder
+    async with _holding(first, {"resourceType": "Patient", "id": "held"}):
+        waiter = asyncio.create_task(second.create({"resourceType": "Patient"}))
+        await asyncio.sleep(0.3)
+        # Waiting on the lock file, not in SQLite's busy handler (which would block this loop,
+        # and with it the holder, until its 30 s ran out).
+        assert not waiter.done()
     stored = await asyncio.wait_for(waiter, 5)
     assert stored.created
     assert await first.count("Patient") == 2
@@ -66,21 +79,12 @@ async def test_a_cancelled_waiter_leaves_the_lock_free(
     two: tuple[SqlRepository, SqlRepository],
 ) -> None:
     first, second = two
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        async with first.unit():
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.sleep(0.05)
-    waiter = asyncio.create_task(second.create({"resourceType": "Patient"}))
-    await asyncio.sleep(0.1)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    release.set()
-    await holder
+    async with _holding(first):
+        waiter = asyncio.create_task(second.create({"resourceType": "Patient"}))
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
     # The cancelled waiter's thread got the lock after the holder let go, and gave it back.
     stored = await asyncio.wait_for(second.create({"resourceType": "Patient"}), 5)
     assert stored.created
