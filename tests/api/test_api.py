@@ -18,8 +18,8 @@ from fastapi import FastAPI
 
 from reko_fhir.api import create_app
 from reko_fhir.config import Settings
-from reko_fhir.rest.router import FhirRouter
 from reko_fhir.security.tokens import LocalSigningKey
+from reko_fhir.store import SqlRepository
 from tests.golden import FIXTURES
 from tests.store.conftest import postgres_schema
 
@@ -51,12 +51,16 @@ async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         # A platform token (every unit): these tests are about FHIR, not about who may see what.
         token = platform_token(settings.data_dir)
-        headers = {"authorization": f"Bearer {token}"}
+        # … writing into one care unit's partition, as a platform names it per request.
+        headers = {"authorization": f"Bearer {token}", "x-reko-care-unit": PLATFORM_UNIT}
         async with httpx.AsyncClient(
             transport=transport, base_url="http://reko.test", headers=headers
         ) as http:
             _APPS[http] = app
             yield http
+
+
+PLATFORM_UNIT = "SE2321000016-15CQ"
 
 
 def platform_token(data_dir: Path) -> str:
@@ -67,8 +71,8 @@ def platform_token(data_dir: Path) -> str:
 
 async def row_counts(client: httpx.AsyncClient) -> dict[str, int]:
     """Rows per table of the store behind ``client`` (the app's own repository)."""
-    router: FhirRouter = _APPS[client].state.router
-    counts = await router.repository.row_counts()
+    store: SqlRepository = _APPS[client].state.repository
+    counts = await store.row_counts()
     # The access log grows with every request, refused ones included: that is its job.
     return {k: v for k, v in counts.items() if not k.startswith("audit_")}
 

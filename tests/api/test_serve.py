@@ -82,7 +82,7 @@ def cli_token(data_dir: Path, *options: str) -> str:
 async def test_a_third_party_client_creates_searches_reads_and_updates(
     server: str, tmp_path: Path
 ) -> None:
-    token = cli_token(tmp_path / "data", "--scope", "system/*.cruds", "--all-units")
+    token = cli_token(tmp_path / "data", "--scope", "system/*.cruds", "--unit", "SE2321000016-15CQ")
     client = AsyncFHIRClient(
         server,
         authorization=f"Bearer {token}",

@@ -141,8 +141,10 @@ EXPECTED: dict[str, dict[str, int | str]] = {
     "wrong scope": dict.fromkeys(INTERACTIONS, 403),
     "other unit": {
         **dict.fromkeys(INTERACTIONS, "absent"),
-        "create": 403,  # it may not write into unit B's records
-        "transaction": 403,
+        # Written into its own partition, about a patient it does not hold: refused exactly as
+        # for a patient that does not exist (no consent of its own is in force).
+        "create": 422,
+        "transaction": 422,
     },
     "external": {
         **dict.fromkeys(INTERACTIONS, 403),  # only Communications addressed to it, and read only

@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, insert, inspect, select
+from sqlalchemy import column, create_engine, insert, inspect, select, table
 from sqlalchemy.engine import Connection
 
-from reko_fhir.store.schema import reference_index, resource_current, unit_index
+from reko_fhir.store.schema import conditional_create, reference_index, resource_current
 from tests.store.conftest import postgres_schema
+
+# As 0007 made it (0008 replaced it with partitions).
+unit_index = table("unit_index", column("type"), column("id"), column("unit"))
 
 
 def _config(connection: Connection) -> Config:
@@ -70,7 +73,7 @@ async def test_a_store_from_before_the_care_unit_filter_gets_its_holders_indexed
                     )
                 )
             with engine.begin() as conn:
-                command.upgrade(_config(conn), "head")
+                command.upgrade(_config(conn), "0007")
             with engine.connect() as conn:
                 held = conn.execute(select(unit_index.c.type, unit_index.c.id, unit_index.c.unit))
                 params = conn.execute(select(reference_index.c.param).distinct())
@@ -88,5 +91,127 @@ async def test_a_store_from_before_the_care_unit_filter_gets_its_holders_indexed
                     ("_unit", "PractitionerRole/r1"),
                 ]
                 assert not inspect(conn).has_table("unit_index")
+        finally:
+            engine.dispose()
+
+
+HSA = "urn:oid:1.2.752.29.4.19"
+
+
+def _row(kind: str, rid: str, content: dict[str, object]) -> dict[str, object]:
+    return {
+        "type": kind,
+        "id": rid,
+        "version": 1,
+        "last_updated": datetime.now(UTC),
+        "deleted": False,
+        "content": json.dumps({"resourceType": kind, "id": rid, **content}),
+    }
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_store_from_before_partitions_gets_each_resource_its_one_care_unit(
+    database: str, tmp_path: Path
+) -> None:
+    """0008 puts each resource in the partition of the one care unit that holds it; a Patient
+    in the unit whose resources are about them; anything held by two units, or none, in the
+    unassigned partition. Downgrading finds the holders again."""
+    rows = [
+        _row("Organization", "o1", {"identifier": [{"system": HSA, "value": "SE2321000016-VC01"}]}),
+        _row("Organization", "o2", {"identifier": [{"system": HSA, "value": "SE2321000016-PS03"}]}),
+        _row(
+            "Organization",
+            "fk",
+            {"identifier": [{"system": "urn:oid:2.5.4.97", "value": "2021005521"}]},
+        ),
+        _row("PractitionerRole", "r1", {"organization": {"reference": "Organization/o1"}}),
+        _row(
+            "Procedure",
+            "p1",
+            {
+                "subject": {"reference": "Patient/x"},
+                "performer": [{"actor": {"reference": "PractitionerRole/r1"}}],
+            },
+        ),
+        _row("Patient", "x", {}),
+        _row(
+            "CareTeam",
+            "t2",
+            {
+                "subject": {"reference": "Patient/y"},
+                "managingOrganization": [
+                    {"reference": "Organization/o1"},
+                    {"reference": "Organization/o2"},
+                ],
+            },
+        ),
+        _row("Patient", "y", {}),
+    ]
+    async with _store_url(database, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                command.upgrade(_config(conn), "0005")
+                conn.execute(insert(resource_current), [{k: v for k, v in r.items()} for r in rows])
+                conn.execute(
+                    insert(reference_index),
+                    [
+                        {
+                            "type": "Procedure",
+                            "id": "p1",
+                            "param": "patient",
+                            "target": "Patient/x",
+                        },
+                        {"type": "CareTeam", "id": "t2", "param": "patient", "target": "Patient/y"},
+                    ],
+                )
+            with engine.begin() as conn:
+                command.upgrade(_config(conn), "0007")
+                conn.execute(
+                    insert(
+                        table("conditional_create", column("type"), column("query"), column("id"))
+                    ),
+                    [{"type": "Organization", "query": "identifier=x", "id": "fk"}],
+                )
+            with engine.begin() as conn:
+                command.upgrade(_config(conn), "head")
+            with engine.connect() as conn:
+                found = dict(
+                    (f"{t}/{i}", p)
+                    for t, i, p in conn.execute(
+                        select(
+                            resource_current.c.type,
+                            resource_current.c.id,
+                            resource_current.c.partition,
+                        )
+                    )
+                )
+                assert found == {
+                    "Organization/o1": "SE2321000016-VC01",
+                    "Organization/o2": "SE2321000016-PS03",
+                    "Organization/fk": "",  # an external actor: no care unit's own
+                    "PractitionerRole/r1": "SE2321000016-VC01",
+                    "Procedure/p1": "SE2321000016-VC01",
+                    "Patient/x": "SE2321000016-VC01",
+                    "CareTeam/t2": "",  # two units name it: the platform sorts it out
+                    "Patient/y": "",
+                }
+                kept = conn.execute(select(conditional_create)).all()
+                assert [tuple(r) for r in kept] == [("", "Organization", "identifier=x", "fk")]
+                assert not inspect(conn).has_table("unit_index")
+            with engine.begin() as conn:
+                command.downgrade(_config(conn), "0007")
+            with engine.connect() as conn:
+                held = sorted(
+                    tuple(r)
+                    for r in conn.execute(
+                        select(unit_index.c.type, unit_index.c.id, unit_index.c.unit)
+                    )
+                )
+                assert ("Procedure", "p1", "PractitionerRole/r1") in held
+                assert ("CareTeam", "t2", "Organization/o2") in held
+                assert "partition" not in {
+                    c["name"] for c in inspect(conn).get_columns("resource_current")
+                }
         finally:
             engine.dispose()

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reko_fhir.api.auth import CHALLENGE, authenticate, build_verifier
 from reko_fhir.api.openapi import openapi_document
 from reko_fhir.api.operations import add_operations_routes
-from reko_fhir.api.trail import record_access
+from reko_fhir.api.trail import access_record, record_access
 from reko_fhir.config import Settings
 from reko_fhir.delivery.config import load_targets
 from reko_fhir.delivery.service import DeliveryService
@@ -29,15 +29,17 @@ from reko_fhir.domain import mask_patient_ids
 from reko_fhir.formats import FormatError
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest import FhirRequest, FhirResponse, FhirRouter
-from reko_fhir.rest.access import OPEN
 from reko_fhir.rest.negotiation import read_body, wants_xml, write_body
-from reko_fhir.security.access import CareUnitAccess, UnitDirectory
+from reko_fhir.security.access_log import UnitAccessLog
 from reko_fhir.security.audit import AuditLog
+from reko_fhir.security.guard import Caller, GuardedRepository, ScopeCheck, writes_for
 from reko_fhir.security.tokens import Principal
 from reko_fhir.store import SqlRepository
 from reko_fhir.validation.service import ValidationService, reko_definitions
 
 METHODS = ["GET", "POST", "PUT", "DELETE"]
+CARE_UNIT_HEADER = "x-reko-care-unit"
+"""The care unit a platform token's write is for (its partition)."""
 Json = dict[str, Any]
 logger = logging.getLogger("reko_fhir.api")
 access = logging.getLogger("reko_fhir.access")
@@ -66,12 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router: FhirRouter = request.app.state.router
         public = request.method == "GET" and path.strip("/") == "metadata"
         principal: Principal | None = None
+        guarded: GuardedRepository | None = None
         body: Json | None = None
         try:
             # Who is asking comes first: nothing of a stranger's body is read or parsed.
             if not public:
                 principal = await authenticate(request)
-            access = CareUnitAccess(principal, request.app.state.units) if principal else OPEN
             raw = await read_limited(request, settings.max_body_bytes)
             body = (
                 read_body(raw, request.headers.get("content-type"))
@@ -79,9 +81,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 else None
             )
             headers = {k.lower(): v for k, v in request.headers.items()}
-            answer = await router.handle(
-                FhirRequest(request.method, path, query, headers, raw), body, access
-            )
+            fhir_request = FhirRequest(request.method, path, query, headers, raw)
+            if principal is None:  # /metadata: nothing of the store is read
+                answer = await router.handle(fhir_request, body)
+            else:
+                # The store as this caller may see it: no handler holds more than this.
+                store: SqlRepository = request.app.state.repository
+                partitions = writes_for(principal, headers.get(CARE_UNIT_HEADER))
+                record = access_record(request, principal, body, 200)
+                guarded = GuardedRepository(
+                    store.scoped(partitions), Caller(principal, record, partitions)
+                )
+                scopes = ScopeCheck(principal)
+                answer = await router.handle(
+                    fhir_request,
+                    body,
+                    repository=guarded,
+                    permissions=scopes,
+                    access_log=UnitAccessLog(store, scopes.audit_unit()),
+                )
         except OperationOutcomeError as failure:
             challenge = CHALLENGE if failure.status == 401 else {}
             answer = FhirResponse(failure.status, outcome_json(failure.issues), dict(challenge))
@@ -90,7 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.exception("unexpected failure answering %s %s", request.method, where)
             message = "the server failed to answer this request; it has been logged"
             answer = FhirResponse(500, outcome_json([error(IssueCode.EXCEPTION, message, None)]))
-        if not public:
+        if not public and not (guarded and guarded.audited and answer.status < 400):
+            # A write's record was committed with it; everything else is logged here.
             answer = await record_access(request, principal, answer, body)
         return to_http(answer, xml)
 
@@ -108,7 +127,6 @@ async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     )
     app.state.verifier = build_verifier(settings)
     app.state.audit = AuditLog(repository.transaction)
-    app.state.units = UnitDirectory()
     app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
     app.state.repository = repository
     targets: dict[str, Target] = {}

@@ -2,7 +2,7 @@
 
 https://datatracker.ietf.org/doc/html/rfc6750 — a missing or bad token answers 401 with a
 ``WWW-Authenticate: Bearer`` challenge; a token that does not allow the interaction is 403 (in
-:mod:`reko_fhir.security.access`).
+:mod:`reko_fhir.security.guard`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +18,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from reko_fhir.api.auth import CHALLENGE, authenticate
+from reko_fhir.api.trail import MOST_ENTITIES, access_record, patients_in
 from reko_fhir.delivery import admin, metrics
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
-from reko_fhir.security.access import forbidden
+from reko_fhir.rest.router import FhirRouter
+from reko_fhir.security.audit import AuditWriteError
+from reko_fhir.security.guard import forbidden
 from reko_fhir.security.scopes import ADMIN_SCOPE
+from reko_fhir.security.tokens import Principal
+from reko_fhir.store import EVERY, Partitions
 from reko_fhir.store.sql import SqlRepository
+from reko_fhir.validation.store_rules import store_rule_issues
 
 Json = dict[str, Any]
 
@@ -32,13 +39,21 @@ def _json(status: int, body: Json) -> Response:
     )
 
 
-async def _answer(request: Request, work: Callable[[], Awaitable[Json]]) -> Response:
-    """Dead letters hold payloads of every care unit: only an operator token (``reko/admin``)."""
+Work = Callable[[str | None], Awaitable[Json]]
+"""An outbox operation, given the care unit whose messages it may touch (None: every unit's)."""
+
+
+async def _answer(request: Request, work: Work, interaction: str = "read") -> Response:
+    """The outbox holds patient data too: only an operator token (``reko/admin``), a unit's
+    operator its own unit's messages (a platform's: all), and every answer is in the access
+    log with the resources and patients it showed."""
     try:
         principal = await authenticate(request)
-        if not principal.scopes.admin:
-            raise forbidden(f"the outbox routes need the {ADMIN_SCOPE} scope")
-        return _json(200, await work())
+        if not principal.scopes.admin or principal.external_actor:
+            raise forbidden(f"the outbox routes need the {ADMIN_SCOPE} scope of a care unit")
+        answer = await work(None if principal.all_units else principal.care_unit)
+        await _log(request, principal, answer, interaction)
+        return _json(200, answer)
     except OperationOutcomeError as failure:
         return Response(
             json.dumps(outcome_json(failure.issues), ensure_ascii=False),
@@ -75,6 +90,43 @@ async def _edited(request: Request) -> Json | None:
     return body
 
 
+async def _log(request: Request, principal: Principal, answer: Json, interaction: str) -> None:
+    """The outbox access, in the access log (a failure to log answers 500, shows nothing)."""
+    shown = answer.get("messages", [answer] if "resource" in answer else [])
+    entities = {"/".join(str(m["resource"]).split("/")[:2]) for m in shown if "resource" in m}
+    patients = set().union(*(patients_in(m.get("payload")) for m in shown)) if shown else set()
+    record = access_record(request, principal, None, 200)
+    action = "R" if interaction in ("read", "search-type") else "U"
+    try:
+        await request.app.state.audit.record(
+            replace(
+                record,
+                action=action,
+                interaction=interaction,
+                patients=tuple(sorted(patients)),
+                entities=tuple(sorted(entities))[:MOST_ENTITIES],
+            )
+        )
+    except AuditWriteError:
+        message = "the access could not be written to the access log; nothing was disclosed"
+        raise OperationOutcomeError(
+            [error(IssueCode.EXCEPTION, message, None)], status=500
+        ) from None
+
+
+async def _validated(request: Request, partition: str | None, payload: Json) -> None:
+    """An edited payload is checked as any write is (profiles, consent rules): 422 else."""
+    router: FhirRouter = request.app.state.router
+    store: SqlRepository = request.app.state.repository
+    scope = Partitions.of_unit(partition) if partition else EVERY
+    issues = router.validation.validate(payload) + await store_rule_issues(
+        store.scoped(scope), payload
+    )
+    errors = [i for i in issues if i.is_error]
+    if errors:
+        raise OperationOutcomeError(errors, status=422)
+
+
 def add_operations_routes(app: FastAPI) -> None:
     def repository(request: Request) -> SqlRepository:
         repo: SqlRepository = request.app.state.repository
@@ -103,38 +155,57 @@ def add_operations_routes(app: FastAPI) -> None:
         params = request.query_params
         return await _answer(
             request,
-            lambda: admin.list_messages(
+            lambda unit: admin.list_messages(
                 repository(request),
                 status=params.get("status", "dead"),
                 target=params.get("target"),
                 limit=_int(params.get("_count"), "_count", 100) or 100,
+                partition=unit,
             ),
+            "search-type",
         )
 
     @app.get("/_outbox/messages/{message_id}")
     async def show(message_id: str, request: Request) -> Response:
         return await _answer(
-            request, lambda: admin.show_message(repository(request), _int(message_id, "id") or 0)
+            request,
+            lambda unit: admin.show_message(
+                repository(request), _int(message_id, "id") or 0, partition=unit
+            ),
         )
 
     @app.post("/_outbox/messages/{message_id}/$replay")
     async def replay_one(message_id: str, request: Request) -> Response:
-        async def work() -> Json:
+        async def work(unit: str | None) -> Json:
             edited = await _edited(request)
             number = _int(message_id, "id")
-            return await admin.replay(repository(request), message_id=number, payload=edited)
 
-        return await _answer(request, work)
+            async def check(payload: Json) -> None:
+                await _validated(request, unit, payload)
+
+            return await admin.replay(
+                repository(request), message_id=number, payload=edited, partition=unit, check=check
+            )
+
+        return await _answer(request, work, "update")
 
     @app.post("/_outbox/$replay")
     async def replay_many(request: Request) -> Response:
         target = request.query_params.get("target")
-        return await _answer(request, lambda: admin.replay(repository(request), target=target))
+        return await _answer(
+            request,
+            lambda unit: admin.replay(repository(request), target=target, partition=unit),
+            "update",
+        )
 
     @app.delete("/_outbox/messages/{message_id}")
     async def purge_one(message_id: str, request: Request) -> Response:
         return await _answer(
-            request, lambda: admin.purge(repository(request), message_id=_int(message_id, "id"))
+            request,
+            lambda unit: admin.purge(
+                repository(request), message_id=_int(message_id, "id"), partition=unit
+            ),
+            "delete",
         )
 
     @app.post("/_outbox/$purge")
@@ -143,9 +214,11 @@ def add_operations_routes(app: FastAPI) -> None:
         days = _int(params.get("olderThanDays"), "olderThanDays", 0) or 0
         return await _answer(
             request,
-            lambda: admin.purge(
+            lambda unit: admin.purge(
                 repository(request),
                 status=params.get("status", "dead"),
                 older_than=timedelta(days=days),
+                partition=unit,
             ),
+            "delete",
         )

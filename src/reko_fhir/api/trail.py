@@ -7,6 +7,7 @@ answered with data (500, nothing disclosed).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -23,12 +24,13 @@ Json = dict[str, Any]
 MOST_ENTITIES = 50  # a search page names its patients; the rest of its entries stay countable
 
 
-def classify(method: str, path: str) -> tuple[str, str]:
+def classify(method: str, path: str, body: Any = None) -> tuple[str, str]:
     """(AuditEvent.action, restful-interaction code) of a request."""
     parts = [p for p in path.strip("/").split("/") if p]
     if method == "POST":
         if not parts:
-            return "E", "transaction"
+            batch = isinstance(body, dict) and body.get("type") == "batch"
+            return "E", "batch" if batch else "transaction"
         return ("E", "operation") if parts[-1].startswith("$") else ("C", "create")
     if method == "PUT":
         return "U", "update"
@@ -79,6 +81,15 @@ def entities_in(resource: Any) -> list[str]:
     return [f"{kind}/{resource['id']}"]
 
 
+def _entity_of(path: str) -> set[str]:
+    """The resource an instance interaction names (``Procedure/9``), but a Patient (a patient
+    of the event, not an entity)."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if len(parts) > 1 and parts[0] not in ("Patient", "AuditEvent") and parts[0][:1].isupper():
+        return {f"{parts[0]}/{parts[1]}"}
+    return set()
+
+
 def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
     parts = [p for p in path.strip("/").split("/") if p]
     found = {f"Patient/{parts[1]}"} if len(parts) > 1 and parts[0] == "Patient" else set()
@@ -92,6 +103,26 @@ def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
     return found
 
 
+def access_record(
+    request: Request, principal: Principal | None, body: Json | None, status: int
+) -> AccessRecord:
+    """The request's access-log record, no patients or resources named yet."""
+    action, interaction = classify(request.method, request.url.path, body)
+    return AccessRecord(
+        action=action,
+        interaction=interaction,
+        outcome=status,
+        agent=principal.subject[:128] if principal else "unauthenticated",
+        unit=principal.on_behalf_of if principal else None,
+        client_id=principal.client_id if principal else None,
+        source_address=request.client.host if request.client else None,
+        patients=(),
+        entities=(),
+        query=mask_patient_ids(unquote(request.url.query)) if request.url.query else None,
+        recorded=datetime.now(UTC),
+    )
+
+
 async def record_access(
     request: Request,
     principal: Principal | None,
@@ -102,23 +133,15 @@ async def record_access(
     audit: AuditLog = request.app.state.audit
     path = request.url.path
     query = tuple(request.query_params.multi_items())
-    action, interaction = classify(request.method, path)
     patients = _from_request(path, query) | patients_in(body) | patients_in(answer.resource)
-    entities = sorted(set(entities_in(answer.resource)))[:MOST_ENTITIES]
+    entities = _entity_of(path) | set(entities_in(answer.resource))
+    record = access_record(request, principal, body, answer.status)
     try:
         await audit.record(
-            AccessRecord(
-                action=action,
-                interaction=interaction,
-                outcome=answer.status,
-                agent=principal.subject[:128] if principal else "unauthenticated",
-                unit=principal.on_behalf_of if principal else None,
-                client_id=principal.client_id if principal else None,
-                source_address=request.client.host if request.client else None,
+            replace(
+                record,
                 patients=tuple(sorted(p for p in patients if len(p) <= 128)),
-                entities=tuple(entities),
-                query=mask_patient_ids(unquote(request.url.query)) if request.url.query else None,
-                recorded=datetime.now(UTC),
+                entities=tuple(sorted(entities)[:MOST_ENTITIES]),
             )
         )
     except AuditWriteError:

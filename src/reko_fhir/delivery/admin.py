@@ -3,6 +3,7 @@ replay, purge. The API routes and ``reko-fhir outbox`` both call these; they ans
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,17 +64,25 @@ async def list_messages(
     status: str | None = "dead",
     target: str | None = None,
     limit: int = 100,
+    partition: str | None = None,
 ) -> Json:
+    """The queue's messages; ``partition``: only those of one care unit's resources."""
     async with repository.transaction(writer=False) as conn:
         found = await outbox.messages(
-            conn, status=_status(status), target=target, limit=min(max(limit, 1), 1000)
+            conn,
+            status=_status(status),
+            target=target,
+            limit=min(max(limit, 1), 1000),
+            partition=partition,
         )
     return {"messages": [message_json(m) for m in found]}
 
 
-async def show_message(repository: SqlRepository, message_id: int) -> Json:
+async def show_message(
+    repository: SqlRepository, message_id: int, *, partition: str | None = None
+) -> Json:
     async with repository.transaction(writer=False) as conn:
-        found = await outbox.message(conn, message_id)
+        found = await outbox.message(conn, message_id, partition=partition)
     if found is None:
         text = f"outbox message {message_id} is not known"
         raise OperationOutcomeError([error(IssueCode.NOT_FOUND, text, None)], status=404)
@@ -86,21 +95,28 @@ async def replay(
     message_id: int | None = None,
     target: str | None = None,
     payload: Json | None = None,
+    partition: str | None = None,
+    check: Callable[[Json], Awaitable[None]] | None = None,
 ) -> Json:
-    """Dead letters back into the queue; ``payload`` replaces one message's resource first."""
+    """Dead letters back into the queue; ``payload`` replaces one message's resource first,
+    after ``check`` (validation as for any write) let it through."""
     if payload is not None:
         if message_id is None:
             text = "an edited resource replays one message: name it"
             raise OperationOutcomeError([error(IssueCode.REQUIRED, text, None)], status=400)
-        shown = await show_message(repository, message_id)
+        shown = await show_message(repository, message_id, partition=partition)
         kind = shown["resource"].split("/", 1)[0]
         if payload.get("resourceType") != kind:
             text = f"the edited resource must be a {kind}"
             raise OperationOutcomeError(
                 [error(IssueCode.INVALID, text, "resourceType")], status=400
             )
+        if check is not None:
+            await check(payload)
     async with repository.transaction() as conn:
-        count = await outbox.replay(conn, message_id=message_id, target=target, payload=payload)
+        count = await outbox.replay(
+            conn, message_id=message_id, target=target, payload=payload, partition=partition
+        )
     if message_id is not None and count == 0:
         text = f"outbox message {message_id} is not a dead letter"
         raise OperationOutcomeError([error(IssueCode.NOT_FOUND, text, None)], status=404)
@@ -113,11 +129,14 @@ async def purge(
     status: str = "dead",
     older_than: timedelta = timedelta(0),
     message_id: int | None = None,
+    partition: str | None = None,
 ) -> Json:
     if status not in ("dead", "delivered"):
         text = "only finished messages (dead, delivered) are purged"
         raise OperationOutcomeError([error(IssueCode.VALUE, text, "status")], status=400)
     before = datetime.now(UTC) - older_than
     async with repository.transaction() as conn:
-        count = await outbox.purge(conn, status=status, older_than=before, message_id=message_id)
+        count = await outbox.purge(
+            conn, status=status, older_than=before, message_id=message_id, partition=partition
+        )
     return {"purged": count}

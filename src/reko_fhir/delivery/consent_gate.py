@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from reko_fhir.rest.store_rules import Reader, patient_context
 from reko_fhir.store import Search
 from reko_fhir.store.outbox import Message
 from reko_fhir.validation.case_rules import covers
+from reko_fhir.validation.store_rules import Reader, patient_context
 
 
 def disclosed_to(message: Message, external_recipient: str | None) -> list[str]:

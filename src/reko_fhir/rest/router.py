@@ -5,11 +5,14 @@ read, vread, update (``If-Match``), conditional update, delete, history, search 
 ``$validate``. Every write is validated first (profiles, Swedish checks, and the consent rules
 against what the store holds); a failing one is 422 and nothing is stored. Every failure is
 an OperationOutcome.
+
+The router holds no access logic: it is handed a repository per request (for an HTTP request,
+:class:`reko_fhir.security.guard.GuardedRepository`, which sees only what the caller may) and
+makes one check itself, whether the caller's scopes allow the interaction (:class:`Permissions`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -24,17 +27,17 @@ from reko_fhir.outcomes import (
     outcome_json,
     warning,
 )
-from reko_fhir.rest.access import OPEN, Access
+from reko_fhir.rest.access import ALLOW_ALL, AccessLogReader, Permissions
 from reko_fhir.rest.access_log import read_access_log
 from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
 from reko_fhir.rest.inputs import check_request
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.paging import CONTROL, includes_of, number, page_links
-from reko_fhir.rest.store_rules import store_rule_issues
-from reko_fhir.rest.transaction import BundleProcessor, current_or_none, write_provenance
-from reko_fhir.store import Search, SqlRepository, Stored
-from reko_fhir.store.unit import MATCH_LIMIT, SEARCHABLE, Unit, not_found
+from reko_fhir.rest.transaction import BundleProcessor
+from reko_fhir.store import FhirRepository, FhirSession, Search, Stored
+from reko_fhir.store.unit import MATCH_LIMIT, SEARCHABLE, not_found
 from reko_fhir.validation.service import ValidationService
+from reko_fhir.validation.store_rules import store_rule_issues
 
 Json = dict[str, Any]
 READ_ONLY = frozenset({"Provenance"})
@@ -42,34 +45,62 @@ CASE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "
 
 
 class FhirRouter:
-    def __init__(self, repository: SqlRepository, validation: ValidationService) -> None:
-        self.repository = repository
+    def __init__(self, repository: FhirRepository, validation: ValidationService) -> None:
+        self.default_repository = repository  # for callers inside the process (pull, tests)
         self.validation = validation
 
     async def handle(
-        self, request: FhirRequest, body: Json | None = None, access: Access = OPEN
+        self,
+        request: FhirRequest,
+        body: Json | None = None,
+        *,
+        repository: FhirRepository | None = None,
+        permissions: Permissions = ALLOW_ALL,
+        access_log: AccessLogReader | None = None,
     ) -> FhirResponse:
         """Answer ``request``; ``body`` is its resource when the caller has already read it.
 
-        ``access`` says what the caller may do and see (:mod:`reko_fhir.rest.access`)."""
+        ``repository`` is the store as the caller may see it, ``permissions`` what its scopes
+        allow, ``access_log`` the part of the access log it may read."""
+        handler = _Handler(
+            self.validation, repository or self.default_repository, permissions, access_log
+        )
         try:
-            answer = await self._dispatch(request, body, access)
+            answer = await handler.dispatch(request, body)
         except OperationOutcomeError as failure:
             return FhirResponse(failure.status, outcome_json(failure.issues))
         return _prefer_return(request, answer)
 
-    async def _dispatch(
-        self, request: FhirRequest, body: Json | None, access: Access
-    ) -> FhirResponse:
+
+class _Handler:
+    """One request's interactions on its caller's repository."""
+
+    def __init__(
+        self,
+        validation: ValidationService,
+        repository: FhirRepository,
+        permissions: Permissions,
+        access_log: AccessLogReader | None,
+    ) -> None:
+        self.validation = validation
+        self.repository = repository
+        self.permissions = permissions
+        self.access_log = access_log
+
+    async def dispatch(self, request: FhirRequest, body: Json | None) -> FhirResponse:
+        access = self.permissions
         check_request(request)
         parts = [p for p in request.path.strip("/").split("/") if p]
         method = request.method.upper()
         if parts == ["metadata"] and method == "GET":
             return FhirResponse(200, capability_statement())
         if not parts and method == "POST":
-            return FhirResponse(200, await self._bundle(_need(body), access))
+            return FhirResponse(200, await self._bundle(_need(body)))
         if parts and parts[0] == "AuditEvent":
-            return await read_access_log(self.repository, parts[1:], request, access)
+            access.allow("AuditEvent", "read" if parts[1:] else "search-type")
+            if self.access_log is None:
+                raise not_found("AuditEvent", "/".join(parts[1:]) or "(search)")
+            return await read_access_log(self.access_log, parts[1:], request)
         if not parts or parts[0] not in RESOURCE_TYPES:
             kind = parts[0] if parts else "(none)"
             raise OperationOutcomeError(
@@ -79,24 +110,24 @@ class FhirRouter:
         if method != "GET" and kind in READ_ONLY:
             raise _not_allowed(f"{kind} is read-only here")
         if rest and rest[-1] == "$validate" and method == "POST":
-            await access.allow(kind, "validate")
+            access.allow(kind, "validate")
             return await self._validate(kind, _need(body), request.param("profile"))
         if method == "GET":
-            return await self._get(kind, rest, request, access)
+            return await self._get(kind, rest, request)
         if method == "POST" and not rest:
-            await access.allow(kind, "create")
-            return await self._create(kind, _need(body), request.header("if-none-exist"), access)
+            access.allow(kind, "create")
+            return await self._create(kind, _need(body), request.header("if-none-exist"))
         if method == "PUT":
-            await access.allow(kind, "update")
-            return await self._update(kind, rest, _need(body), request, access)
+            access.allow(kind, "update")
+            return await self._update(kind, rest, _need(body), request)
         if method == "DELETE" and len(rest) == 1:
-            await access.allow(kind, "delete")
-            return await self._delete(kind, rest[0], access)
+            access.allow(kind, "delete")
+            return await self._delete(kind, rest[0])
         raise _not_allowed(f"{method} /{request.path.strip('/')} is not an interaction here")
 
-    async def _bundle(self, bundle: Json, access: Access) -> Json:
+    async def _bundle(self, bundle: Json) -> Json:
         kind = bundle.get("type") if bundle.get("resourceType") == "Bundle" else None
-        processor = BundleProcessor(self.repository, self.validation, access)
+        processor = BundleProcessor(self.repository, self.validation, self.permissions)
         if kind == "transaction":
             return await processor.transaction(bundle)
         if kind == "batch":
@@ -104,28 +135,25 @@ class FhirRouter:
         message = "POST / takes a Bundle of type transaction or batch"
         raise OperationOutcomeError([error(IssueCode.INVALID, message, "Bundle.type")], status=400)
 
-    async def _get(
-        self, kind: str, rest: list[str], request: FhirRequest, access: Access
-    ) -> FhirResponse:
+    async def _get(self, kind: str, rest: list[str], request: FhirRequest) -> FhirResponse:
+        access = self.permissions
         if not rest:
-            await access.allow(kind, "search-type")
-            return FhirResponse(200, await self._search(kind, request, access))
+            access.allow(kind, "search-type")
+            return FhirResponse(200, await self._search(kind, request))
         if rest == ["_history"]:
-            await access.allow(kind, "history-type")
-            history = await self.repository.history(kind)
-            visible = [s for s in history if await access.visible(self.repository, kind, s.id)]
-            return FhirResponse(200, _bundle("history", visible))
+            access.allow(kind, "history-type")
+            return FhirResponse(200, _bundle("history", await self.repository.history(kind)))
         if len(rest) == 2 and rest[1] == "$everything" and kind == "Patient":
-            await access.allow(kind, "everything")
-            await self._must_see(access, kind, rest[0])
-            return FhirResponse(200, await self._everything(rest[0], access))
+            access.allow(kind, "everything")
+            await self.repository.read(kind, rest[0])
+            return FhirResponse(200, await self._everything(rest[0]))
         interaction = {1: "read", 2: "history-instance", 3: "vread"}.get(len(rest))
         if interaction is None or (len(rest) > 1 and rest[1] != "_history"):
             raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
-        await access.allow(kind, interaction)
-        current = await self._must_see(access, kind, rest[0])
+        access.allow(kind, interaction)
         if len(rest) == 1:
-            return _resource_response(200, current or await self.repository.read(kind, rest[0]))
+            return _resource_response(200, await self.repository.read(kind, rest[0]))
+        await _current_or_deleted(self.repository, kind, rest[0])
         if len(rest) == 2:
             return FhirResponse(
                 200, _bundle("history", await self.repository.history(kind, rest[0]))
@@ -134,27 +162,20 @@ class FhirRouter:
             return _resource_response(200, await self.repository.vread(kind, rest[0], int(rest[2])))
         raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
 
-    async def _must_see(self, access: Access, kind: str, resource_id: str) -> Stored | None:
-        """The current resource, when the caller may see it (None: deleted, and the caller may
-        see that). Another unit's resource answers exactly as a missing one, deleted or not."""
-        try:
-            stored = await self.repository.read(kind, resource_id)
-        except OperationOutcomeError as failure:
-            if failure.status != 410:
+    async def _delete(self, kind: str, resource_id: str) -> FhirResponse:
+        async def delete(unit: FhirSession) -> int | None:
+            try:
+                await unit.read(kind, resource_id)
+            except OperationOutcomeError as failure:
+                if failure.status == 410:
+                    return None  # deleted already: deleting again changes nothing
                 raise
-            if not await access.visible(self.repository, kind, resource_id):
-                raise not_found(kind, resource_id) from None
-            return None
-        if not await access.sees(self.repository, stored):
-            raise not_found(kind, resource_id)
-        return stored
+            return await unit.delete(kind, resource_id)
 
-    async def _delete(self, kind: str, resource_id: str, access: Access) -> FhirResponse:
-        await self._must_see(access, kind, resource_id)
-        version = await self.repository.delete(kind, resource_id)
+        version = await self.repository.in_unit(delete)
         return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})
 
-    async def _search(self, kind: str, request: FhirRequest, access: Access) -> Json:
+    async def _search(self, kind: str, request: FhirRequest) -> Json:
         """A searchset page with self/next/previous links (https://hl7.org/fhir/R4/search.html).
 
         Unknown parameters: 400 with ``Prefer: handling=strict``; otherwise ignored and named
@@ -181,22 +202,12 @@ class FhirRouter:
                 [error(IssueCode.NOT_SUPPORTED, "_sort takes _lastUpdated or _id", "_sort")],
                 status=400,
             )
-        search = await access.restrict(
-            self.repository, kind, Search(tuple(params), count, offset, sort)
-        )
+        search = Search(tuple(params), count, offset, sort)
         summary_count = request.param("_summary") == "count"
         total_mode = request.param("_total") or "estimate"
         page: list[Stored]
         total: int | None
-        if access.filters_after_search:  # every match is checked, then the page is cut
-            everything = replace(search, count=MATCH_LIMIT, offset=0)
-            released = await access.release(
-                self.repository, await self.repository.search(kind, everything)
-            )
-            total, page = len(released), released[offset : offset + count]
-            if total_mode == "none":
-                total = None
-        elif summary_count:
+        if summary_count:
             total, page = await self.repository.total(kind, search), []
         else:
             page, total = await self.repository.page(kind, search, total=total_mode)
@@ -204,7 +215,7 @@ class FhirRouter:
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
         bundle = _bundle("searchset", page, total)
         included = await self._includes(
-            kind, page, [v for k, v in request.query if k == "_include"], access
+            kind, page, [v for k, v in request.query if k == "_include"]
         )
         if included:
             bundle.setdefault("entry", []).extend(
@@ -228,9 +239,7 @@ class FhirRouter:
             bundle.setdefault("entry", []).append({"resource": note, "search": {"mode": "outcome"}})
         return bundle
 
-    async def _includes(
-        self, kind: str, page: list[Stored], includes: list[str], access: Access
-    ) -> list[Json]:
+    async def _includes(self, kind: str, page: list[Stored], includes: list[str]) -> list[Json]:
         """``_include=Procedure:patient`` (or ``:subject``): the referenced Patients, once each."""
         elements = set()
         for value in includes:
@@ -252,22 +261,19 @@ class FhirRouter:
                 and ref.count("/") == 1
             }
         )
-        return await self._read_all(targets, access)
+        return await self._read_all(targets)
 
-    async def _read_all(self, references: list[str], access: Access) -> list[Json]:
+    async def _read_all(self, references: list[str]) -> list[Json]:
         found = []
         for ref in references:
             target_type, target_id = ref.split("/")
             try:
-                target = await self.repository.read(target_type, target_id)
+                found.append((await self.repository.read(target_type, target_id)).resource)
             except OperationOutcomeError:
-                continue  # a dangling or deleted target is left out, not an error of the search
-            # Checked on what was read: no second query, except for a Patient (care relation).
-            if await access.sees(self.repository, target):
-                found.append(target.resource)
+                continue  # a dangling, deleted or unseen target is left out, not an error
         return found
 
-    async def _everything(self, patient_id: str, access: Access) -> Json:
+    async def _everything(self, patient_id: str) -> Json:
         """The patient's coordination case: the Patient, every case resource naming them, and the
         organisations and staff those refer to (https://hl7.org/fhir/R4/patient-operation-everything.html)."""
         patient = await self.repository.read("Patient", patient_id)
@@ -275,12 +281,7 @@ class FhirRouter:
         for case_type in CASE_TYPES:
             element = "patient" if case_type in ("EpisodeOfCare", "Consent") else "subject"
             search = Search(((element, f"Patient/{patient_id}"),), MATCH_LIMIT)
-            found += await access.release(
-                self.repository,
-                await self.repository.search(
-                    case_type, await access.restrict(self.repository, case_type, search)
-                ),
-            )
+            found += await self.repository.search(case_type, search)
         seen = {f"{s.resource['resourceType']}/{s.id}" for s in found}
         referenced = sorted(
             {
@@ -291,7 +292,7 @@ class FhirRouter:
             }
         )
         bundle = _bundle("searchset", found, len(found))
-        extra = await self._read_all(referenced, access)
+        extra = await self._read_all(referenced)
         bundle.setdefault("entry", []).extend(
             {
                 "fullUrl": f"{r['resourceType']}/{r['id']}",
@@ -302,31 +303,22 @@ class FhirRouter:
         )
         return bundle
 
-    async def _create(
-        self, kind: str, resource: Json, if_none_exist: str | None, access: Access
-    ) -> FhirResponse:
+    async def _create(self, kind: str, resource: Json, if_none_exist: str | None) -> FhirResponse:
         _same_type(kind, resource)
         issues = self.validation.validate(resource)
         condition = Search.parse(if_none_exist) if if_none_exist else None
         without_id = {k: v for k, v in resource.items() if k != "id"}
 
-        async def create(unit: Unit) -> Stored:
+        async def create(unit: FhirSession) -> Stored:
             # The rules read the store on the writing transaction: what they saw still holds.
             _refuse_errors(issues + await store_rule_issues(unit, resource))
-            await access.check_write(unit, None, without_id)
-            stored = await unit.create(without_id, condition=condition)
-            if stored.created:
-                await write_provenance(unit, access, stored, "CREATE")
-            return stored
+            return await unit.create(without_id, condition=condition)
 
         stored = await self.repository.in_unit(create)
-        if not stored.created and not await access.visible(self.repository, kind, stored.id):
-            # The condition matched another unit's resource: its content is not the caller's.
-            return FhirResponse(200, None, _resource_response(200, stored).headers)
         return _resource_response(201 if stored.created else 200, stored)
 
     async def _update(
-        self, kind: str, rest: list[str], resource: Json, request: FhirRequest, access: Access
+        self, kind: str, rest: list[str], resource: Json, request: FhirRequest
     ) -> FhirResponse:
         _same_type(kind, resource)
         if rest and resource.get("id") != rest[0]:
@@ -340,19 +332,15 @@ class FhirRouter:
         if_match = _if_match(request.header("if-match")) if rest else None
         condition = None if rest else Search(tuple(request.query))  # PUT /CarePlan?identifier=…
 
-        async def update(unit: Unit) -> Stored:
+        async def update(unit: FhirSession) -> Stored:
+            if condition is None:  # a missing resource answers 404 before any rule is checked
+                await _current_or_deleted(unit, kind, rest[0])
             _refuse_errors(issues + await store_rule_issues(unit, resource))
             if condition is None:
-                before = await current_or_none(unit, kind, rest[0])
-            else:
-                before = await unit.one_match(kind, condition)
-            await access.check_write(unit, before, resource)
-            if condition is None:
-                stored = await unit.update(resource, if_match=if_match)
-            else:  # the match found above, not looked up a second time
-                stored = await unit.update_match(resource, condition, before)
-            await write_provenance(unit, access, stored, "CREATE" if stored.created else "UPDATE")
-            return stored
+                return await unit.update(resource, if_match=if_match)
+            return await unit.update_match(
+                resource, condition, await unit.one_match(kind, condition)
+            )
 
         stored = await self.repository.in_unit(update)
         return _resource_response(201 if stored.created else 200, stored)
@@ -363,6 +351,19 @@ class FhirRouter:
             self.repository, resource
         )
         return FhirResponse(200, outcome_json(issues))
+
+
+async def _current_or_deleted(
+    reader: FhirRepository | FhirSession, kind: str, resource_id: str
+) -> Stored | None:
+    """The current resource (None: deleted); 404 when the caller's repository has none
+    (another unit's resource is none)."""
+    try:
+        return await reader.read(kind, resource_id)
+    except OperationOutcomeError as failure:
+        if failure.status != 410:
+            raise
+        return None
 
 
 def _prefer_return(request: FhirRequest, answer: FhirResponse) -> FhirResponse:

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, OperationOutcomeError, error, outcome_json
-from reko_fhir.rest.access import OPEN, Access
+from reko_fhir.rest.access import ALLOW_ALL, Permissions
 from reko_fhir.rest.capabilities import WRITABLE
 from reko_fhir.rest.inputs import check_entry
-from reko_fhir.rest.store_rules import store_rule_issues
-from reko_fhir.store import Search, SqlRepository, Stored
-from reko_fhir.store.unit import Unit
+from reko_fhir.store import FhirRepository, FhirSession, Search, Stored
 from reko_fhir.validation.case_rules import BundleResolver, reference_issues
 from reko_fhir.validation.service import ValidationService
+from reko_fhir.validation.store_rules import store_rule_issues
 
 Json = dict[str, Any]
 
@@ -111,21 +110,24 @@ def _rewrite(resource: Json, ids: dict[str, str]) -> Json:
 
 class BundleProcessor:
     def __init__(
-        self, repository: SqlRepository, validation: ValidationService, access: Access = OPEN
+        self,
+        repository: FhirRepository,
+        validation: ValidationService,
+        permissions: Permissions = ALLOW_ALL,
     ) -> None:
         self.repository = repository
         self.validation = validation
-        self.access = access
+        self.permissions = permissions
 
     async def transaction(self, bundle: Json) -> Json:
         entries = _parse(bundle)
         for entry in entries:  # every entry's interaction must be allowed before anything runs
             interaction = {"POST": "create", "PUT": "update", "DELETE": "delete"}[entry.method]
-            await self.access.allow(entry.resource_type, interaction)
+            self.permissions.allow(entry.resource_type, interaction)
         results = await self.repository.in_unit(lambda unit: self._transaction(unit, entries))
         return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
-    async def _transaction(self, unit: Unit, entries: list[_Entry]) -> list[Json]:
+    async def _transaction(self, unit: FhirSession, entries: list[_Entry]) -> list[Json]:
         ids: dict[str, str] = {}
         targets: dict[int, str | None] = {}
         for entry in entries:  # resolve: which resource does each entry write?
@@ -152,7 +154,7 @@ class BundleProcessor:
         return results
 
     async def _validate(
-        self, unit: Unit, entries: list[_Entry], resources: dict[int, Json]
+        self, unit: FhirSession, entries: list[_Entry], resources: dict[int, Json]
     ) -> None:
         context = {
             "resourceType": "Bundle",
@@ -171,7 +173,7 @@ class BundleProcessor:
                 continue
             where = f"Bundle.entry[{entry.index}].resource"
             issues += self.validation.validate(resource, None, where)
-            issues += await store_rule_issues(self.repository, resource, written, where)
+            issues += await store_rule_issues(unit, resource, written, where)
             issues += [
                 i for i in reference_issues(resource, where, resolver) if "urn:" in i.diagnostics
             ]
@@ -180,36 +182,25 @@ class BundleProcessor:
             raise OperationOutcomeError(errors, status=422)
 
     async def _write(
-        self, unit: Unit, entry: _Entry, target: str | None, resource: Json | None
+        self, unit: FhirSession, entry: _Entry, target: str | None, resource: Json | None
     ) -> Json:
         if entry.method == "DELETE":
             if target is None and entry.condition is not None:
                 match = await unit.one_match(entry.resource_type, entry.condition)
                 target = match.id if match else None
-            if target is not None:
-                await self.access.check_write(
-                    unit, await current_or_none(unit, entry.resource_type, target), None
-                )
             version = await unit.delete(entry.resource_type, target) if target else None
             return {"response": {"status": "204 No Content" if version else "404 Not Found"}}
         assert resource is not None  # POST and PUT carry one (checked when parsed)
         assert target is not None  # resolved above for POST and PUT
         stored: Stored
-        # A plain POST's target is a new id: nothing to read. Otherwise the target is the id
-        # named, or the one the condition matched when it was resolved.
-        replaces = entry.method == "PUT" or entry.condition is not None
-        before = await current_or_none(unit, entry.resource_type, target) if replaces else None
-        if before is None or entry.method == "PUT":
-            await self.access.check_write(unit, before, resource)
+        # The target is a new id (POST, or a condition that matched nothing), the id named,
+        # or the one the condition matched when it was resolved.
         if entry.method == "POST" or entry.condition is not None:
             stored = await unit.create(resource, condition=entry.condition, resource_id=target)
             if not stored.created and entry.method == "PUT":
                 stored = await unit.update({**resource, "id": stored.id})
         else:
             stored = await unit.update({**resource, "id": target})
-        if stored.created or entry.method == "PUT":
-            activity = "CREATE" if stored.created else "UPDATE"
-            await write_provenance(unit, self.access, stored, activity)
         status = "201 Created" if stored.created else "200 OK"
         kind = stored.resource["resourceType"]
         return {
@@ -235,21 +226,3 @@ class BundleProcessor:
                 response = {"status": str(failure.status), "outcome": outcome_json(failure.issues)}
                 results.append({"response": response})
         return {"resourceType": "Bundle", "type": "batch-response", "entry": results}
-
-
-async def current_or_none(unit: Unit, kind: str, resource_id: str | None) -> Stored | None:
-    """The resource a write replaces; None when it creates (absent, or deleted)."""
-    if resource_id is None:
-        return None
-    try:
-        return await unit.read(kind, resource_id)
-    except OperationOutcomeError:  # absent or deleted: the write creates
-        return None
-
-
-async def write_provenance(unit: Unit, access: Access, stored: Stored, activity: str) -> None:
-    """Store the write's Provenance in the same transaction, so neither exists without the
-    other (https://hl7.org/fhir/R4/provenance.html)."""
-    provenance = access.provenance(stored, activity)
-    if provenance is not None:
-        await unit.create(provenance)

@@ -4,7 +4,16 @@ SQLite is the embedded default; PostgreSQL the choice at scale. Schema migration
 run when the store opens.
 """
 
-from reko_fhir.store.repository import Repository, Search, Stored
+from reko_fhir.store.partition import EVERY, Partitions
+from reko_fhir.store.repository import FhirRepository, FhirSession, Search, Stored
 from reko_fhir.store.sql import SqlRepository
 
-__all__ = ["Repository", "Search", "SqlRepository", "Stored"]
+__all__ = [
+    "EVERY",
+    "FhirRepository",
+    "FhirSession",
+    "Partitions",
+    "Search",
+    "SqlRepository",
+    "Stored",
+]

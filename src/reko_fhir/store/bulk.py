@@ -2,7 +2,7 @@
 
 :func:`bulk_load` writes exactly the rows :meth:`Unit.create <reko_fhir.store.unit.Unit.create>`
 writes for each resource (version 1 in ``resource_version`` and ``resource_current``, the
-token, reference, date and unit index rows — built by the same
+token, reference and date index rows — built by the same
 :func:`~reko_fhir.store.unit.version_rows`), but a batch at a time: one transaction per batch
 and one multi-row insert per table (DBAPI ``executemany``; on PostgreSQL ``COPY … FROM
 STDIN``, several times faster there). Deliveries are queued for the repository's
@@ -34,7 +34,6 @@ from reko_fhir.store.schema import (
     resource_current,
     resource_version,
     token_index,
-    unit_index,
 )
 from reko_fhir.store.sql import SqlRepository
 from reko_fhir.store.unit import VersionRows, version_rows
@@ -45,8 +44,10 @@ async def bulk_load(
     resources: Iterable[Json] | AsyncIterable[Json],
     *,
     batch: int = 5000,
+    partition: str = "",
 ) -> int:
-    """Store ``resources`` as new resources (version 1), ``batch`` per transaction.
+    """Store ``resources`` as new resources (version 1) in the care unit ``partition``,
+    ``batch`` per transaction.
 
     Returns how many were stored. The input dicts are not changed.
     """
@@ -57,10 +58,10 @@ async def bulk_load(
     async for resource in _each(resources):
         chunk.append(resource)
         if len(chunk) >= batch:
-            stored += await _store(repository, chunk)
+            stored += await _store(repository, chunk, partition)
             chunk = []
     if chunk:
-        stored += await _store(repository, chunk)
+        stored += await _store(repository, chunk, partition)
     await repository.analyze()  # the tables have grown: plans must see it
     return stored
 
@@ -74,13 +75,14 @@ async def _each(resources: Iterable[Json] | AsyncIterable[Json]) -> AsyncIterato
             yield resource
 
 
-async def _store(repository: SqlRepository, chunk: list[Json]) -> int:
+async def _store(repository: SqlRepository, chunk: list[Json], partition: str) -> int:
     built: list[VersionRows] = []
     for resource in chunk:
         resource_id = resource.get("id")
         if not isinstance(resource_id, str) or not resource_id:
             resource_id = str(uuid.uuid4())
-        rows = version_rows(str(resource["resourceType"]), resource_id, resource, 1, _now())
+        kind = str(resource["resourceType"])
+        rows = version_rows(kind, resource_id, resource, 1, _now(), partition=partition)
         built.append(rows)
     tables: list[tuple[Table, list[dict[str, Any]]]] = [
         (resource_version, [rows.version for rows in built]),
@@ -88,7 +90,6 @@ async def _store(repository: SqlRepository, chunk: list[Json]) -> int:
         (token_index, [token for rows in built for token in rows.tokens]),
         (reference_index, [ref for rows in built for ref in rows.references]),
         (date_index, [span for rows in built for span in rows.dates]),
-        (unit_index, [held for rows in built for held in rows.units]),
     ]
     async with repository.transaction() as conn:
         for table, values in tables:
@@ -96,7 +97,8 @@ async def _store(repository: SqlRepository, chunk: list[Json]) -> int:
                 await _insert(conn, table, values)
         if repository.subscriptions:
             changes = [
-                Change(str(r.version["type"]), str(r.version["id"]), 1, r.content) for r in built
+                Change(str(r.version["type"]), str(r.version["id"]), 1, r.content, partition)
+                for r in built
             ]
             await outbox.enqueue(conn, changes, repository.subscriptions)
     return len(built)

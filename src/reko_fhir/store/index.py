@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Json = dict[str, Any]
-REFERENCE_PARAMS = {"subject": ("subject", "patient"), "patient": ("patient",)}
+REFERENCE_PARAMS = {
+    "subject": ("subject", "patient"),
+    "patient": ("patient",),
+    "recipient": ("recipient",),  # Communication: whom a notice went to (an external actor)
+}
 # The R4 date parameters of the resources the store serves: (param, element).
 DATE_PARAMS = {
     "Procedure": (("date", "performedDateTime"), ("date", "performedPeriod")),
@@ -52,9 +56,10 @@ def references(resource: Json) -> Iterator[tuple[str, str]]:
     """(param, target) rows, targets as written (``Patient/123``)."""
     for element, params in REFERENCE_PARAMS.items():
         value = resource.get(element)
-        if isinstance(value, dict) and isinstance(value.get("reference"), str):
-            for param in params:
-                yield param, value["reference"]
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and isinstance(item.get("reference"), str):
+                for param in params:
+                    yield param, item["reference"]
 
 
 # Where each type names the organisations and staff (PractitionerRole) it belongs to.

@@ -30,13 +30,14 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.store.repository import Change, Json
-from reko_fhir.store.schema import metadata
+from reko_fhir.store.schema import metadata, resource_current
 from reko_fhir.store.unit import any_row
 
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
@@ -316,14 +317,32 @@ async def record_attempts(conn: AsyncConnection, outcomes: Sequence[AttemptOutco
         )
 
 
+def in_partition(partition: str | None) -> Any:
+    """Messages of one care unit's resources (None: every unit's): the outbox holds patient
+    data too, and a unit's operator sees its own unit's only."""
+    if partition is None:
+        return literal(True)
+    return any_row(
+        resource_current.c.type == outbox_message.c.resource_type,
+        resource_current.c.id == outbox_message.c.resource_id,
+        resource_current.c.partition == partition,
+    )
+
+
 async def messages(
     conn: AsyncConnection,
     *,
     status: str | None = None,
     target: str | None = None,
     limit: int = 100,
+    partition: str | None = None,
 ) -> list[Message]:
-    query = select(outbox_message).order_by(outbox_message.c.id).limit(limit)
+    query = (
+        select(outbox_message)
+        .where(in_partition(partition))
+        .order_by(outbox_message.c.id)
+        .limit(limit)
+    )
     if status:
         query = query.where(outbox_message.c.status == status)
     if target:
@@ -331,9 +350,13 @@ async def messages(
     return [_message(row) for row in await conn.execute(query)]
 
 
-async def message(conn: AsyncConnection, message_id: int) -> tuple[Message, list[Attempt]] | None:
+async def message(
+    conn: AsyncConnection, message_id: int, *, partition: str | None = None
+) -> tuple[Message, list[Attempt]] | None:
     row = (
-        await conn.execute(select(outbox_message).where(outbox_message.c.id == message_id))
+        await conn.execute(
+            select(outbox_message).where(outbox_message.c.id == message_id, in_partition(partition))
+        )
     ).first()
     if row is None:
         return None
@@ -353,6 +376,7 @@ async def replay(
     message_id: int | None = None,
     target: str | None = None,
     payload: Json | None = None,
+    partition: str | None = None,
 ) -> int:
     """Dead letters back to pending (one, a target's, or all); ``payload`` edits one first."""
     values: dict[str, Any] = {
@@ -365,7 +389,7 @@ async def replay(
     }
     if payload is not None:
         values["payload"] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    query = update(outbox_message).where(outbox_message.c.status == "dead")
+    query = update(outbox_message).where(outbox_message.c.status == "dead", in_partition(partition))
     if message_id is not None:
         query = query.where(outbox_message.c.id == message_id)
     if target is not None:
@@ -380,11 +404,13 @@ async def purge(
     status: str,
     older_than: datetime,
     message_id: int | None = None,
+    partition: str | None = None,
 ) -> int:
     """Remove finished messages (delivered or dead) finished before ``older_than``."""
     condition = and_(
         outbox_message.c.status == status,
         outbox_message.c.finished_at < older_than,
+        in_partition(partition),
     )
     if message_id is not None:
         condition = and_(condition, outbox_message.c.id == message_id)

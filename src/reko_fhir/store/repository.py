@@ -7,11 +7,18 @@ interaction defines (404 unknown, 410 deleted, 412 stale version or several matc
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from reko_fhir.store.partition import Partitions
+
+if TYPE_CHECKING:
+    from reko_fhir.store.audit import AuditEntry
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +29,10 @@ class Stored:
     version: int
     last_updated: datetime
     created: bool = False
+    partition: str = ""
+    """The care unit whose partition holds it (:mod:`reko_fhir.store.partition`)."""
+    unchanged: bool = False
+    """An update whose content equalled the current version's: nothing was written."""
 
     @property
     def id(self) -> str:
@@ -36,6 +47,9 @@ class Change:
     resource_id: str
     version: int
     resource: Json | None
+    partition: str = ""
+    before: Json | None = None
+    """For a deletion, the content it removed (the outbox deletes by its identifiers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +60,6 @@ class Search:
     count: int = 50
     offset: int = 0
     sort: tuple[str, ...] = ()  # "_lastUpdated", "-_lastUpdated", "_id", "-_id"
-    units: tuple[str, ...] | None = None
-    """Only resources held by these (``Organization/…``, ``PractitionerRole/…``); None: all."""
 
     @classmethod
     def parse(cls, query: str, count: int = 50) -> Search:
@@ -61,20 +73,54 @@ class Search:
         return "&".join(f"{k}={v}" for k, v in sorted(self.params))
 
 
-class Repository(Protocol):
-    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored: ...
+class FhirSession(Protocol):
+    """The interactions inside one unit of work (one database transaction): what a transaction
+    Bundle's entries run on (https://hl7.org/fhir/R4/http.html#transaction). Reads see the
+    session's own writes; nothing commits until the unit ends without an exception."""
+
+    changes: list[Change]
+    """Every version written in the unit, in order."""
+    audit: list[AuditEntry]
+    """Access-log records to commit with the unit's writes."""
+    partitions: Partitions
+    """What the session reads and where it writes."""
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored: ...
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]: ...
+
+    async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
+        """The one resource a condition names in the partition written to (412 for several)."""
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]: ...
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]: ...
+
+    async def create(
+        self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
+    ) -> Stored: ...
+
+    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored: ...
+
+    async def update_match(
+        self, resource: Json, condition: Search, existing: Stored | None
+    ) -> Stored: ...
+
+    async def delete(self, resource_type: str, resource_id: str) -> int | None: ...
+
+
+class FhirRepository(Protocol):
+    """The store as the FHIR interactions see it (https://hl7.org/fhir/R4/http.html): read,
+    vread, search, history, and the writes, each in a unit of work (:meth:`transaction`).
+
+    ``create``, ``update``, ``conditional_update`` and ``delete`` are one-interaction units.
+    The router and the transaction processor are typed against this; a request's instance is a
+    guarded one (:class:`reko_fhir.security.guard.GuardedRepository`), so no handler holds
+    an unchecked store."""
 
     async def read(self, resource_type: str, resource_id: str) -> Stored: ...
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> Stored: ...
-
-    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored: ...
-
-    async def conditional_update(self, resource: Json, condition: Search) -> Stored: ...
-
-    async def delete(self, resource_type: str, resource_id: str) -> int | None: ...
-
-    async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]: ...
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]: ...
 
@@ -84,6 +130,22 @@ class Repository(Protocol):
 
     async def total(self, resource_type: str, search: Search) -> int: ...
 
-    async def count(self, resource_type: str | None = None) -> int: ...
+    async def history(
+        self, resource_type: str | None = None, resource_id: str | None = None
+    ) -> list[Stored]: ...
 
-    async def close(self) -> None: ...
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]: ...
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]: ...
+
+    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored: ...
+
+    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored: ...
+
+    async def conditional_update(self, resource: Json, condition: Search) -> Stored: ...
+
+    async def delete(self, resource_type: str, resource_id: str) -> int | None: ...
+
+    async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        """Run ``work`` in one unit of work (a transaction Bundle, or a write with the reads it
+        depends on); all of it commits, or none."""

@@ -2,9 +2,10 @@
 
 Every version of every resource is kept (``resource_version``); ``resource_current`` holds the
 newest for reads and search; the index tables hold search values of the current versions
-(``unit_index``: the care units and staff holding each, for the care-unit filter); and
-``conditional_create`` makes a conditional create land once even when requests race: its
-primary key (type, query) is the constraint, not a check before the insert.
+and ``conditional_create`` makes a conditional create land once even when requests race: its
+primary key (partition, type, query) is the constraint, not a check before the insert. Every
+version row carries the care-unit ``partition`` it lives in (:mod:`reko_fhir.store.partition`),
+decided when the resource was created and never changed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ resource_version = Table(
     Column("last_updated", DateTime(timezone=True), nullable=False),
     Column("deleted", Boolean, nullable=False),
     Column("content", Text, nullable=True),
+    Column("partition", String(128), nullable=False, server_default=""),
 )
 
 resource_current = Table(
@@ -43,7 +45,10 @@ resource_current = Table(
     Column("last_updated", DateTime(timezone=True), nullable=False),
     Column("deleted", Boolean, nullable=False),
     Column("content", Text, nullable=True),
+    Column("partition", String(128), nullable=False, server_default=""),
     Index("ix_current_last_updated", "type", "last_updated"),
+    # A unit's newest first: the care-unit filter and the default sort in one walk.
+    Index("ix_current_partition", "type", "partition", "last_updated"),
 )
 
 token_index = Table(
@@ -81,21 +86,10 @@ date_index = Table(
     Index("ix_date_owner", "type", "id"),
 )
 
-unit_index = Table(
-    "unit_index",
-    metadata,
-    Column("type", String(64), primary_key=True),
-    Column("id", String(64), primary_key=True),
-    Column("unit", String(256), primary_key=True),
-    # Deliberately no index by unit: the care-unit filter only ever asks whether a known
-    # resource is held by one of a few units. With such an index (as reference rows, before
-    # 0007) PostgreSQL planned that probe, on the statistics of a new table, as a walk through
-    # every resource of the unit: 148 s for a patient search at 1M rows.
-)
-
 conditional_create = Table(
     "conditional_create",
     metadata,
+    Column("partition", String(128), primary_key=True),
     Column("type", String(64), primary_key=True),
     Column("query", String(512), primary_key=True),
     Column("id", String(64), nullable=False),

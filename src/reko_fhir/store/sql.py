@@ -13,6 +13,7 @@ open another writer inside its transaction: it would wait for itself.
 from __future__ import annotations
 
 import asyncio
+import copy
 import fcntl
 import os
 import random
@@ -31,12 +32,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
-from reko_fhir.store import audit as _audit  # noqa: F401 - declares the access log's tables
+from reko_fhir.store import audit as _audit
 from reko_fhir.store import outbox
-from reko_fhir.store.repository import Json, Search, Stored
+from reko_fhir.store.partition import EVERY, Partitions
+from reko_fhir.store.repository import FhirSession, Json, Search, Stored
 from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.sqlite_inline import inline_creator
-from reko_fhir.store.unit import Unit, gone, not_found, stored_from_row
+from reko_fhir.store.unit import Unit, gone, in_partitions, not_found, stored_from_row
 
 T = TypeVar("T")
 
@@ -50,7 +52,11 @@ def run_migrations(connection: Connection) -> None:
 
 
 class SqlRepository:
-    """The FHIR store on an async SQLAlchemy engine."""
+    """The FHIR store on an async SQLAlchemy engine, as one caller sees it: ``partitions``
+    (:meth:`scoped`) say what it reads and where it writes; the repository as opened reads
+    every partition and writes to the unassigned one, for callers inside the process."""
+
+    partitions: Partitions = EVERY
 
     def __init__(
         self, engine: AsyncEngine, subscriptions: Sequence[outbox.Subscription] = ()
@@ -93,6 +99,15 @@ class SqlRepository:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    def scoped(self, partitions: Partitions) -> SqlRepository:
+        """The same store (engine, writer queue, subscriptions) seen through ``partitions``."""
+        view = copy.copy(self)
+        view.partitions = partitions
+        return view
+
+    def _unit(self, conn: AsyncConnection, *, lock_rows: bool = False) -> Unit:
+        return Unit(conn, lock_rows=lock_rows, partitions=self.partitions)
+
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[AsyncConnection]:
         """A connection marked as a writer: on SQLite only writers take the lock at BEGIN
@@ -109,11 +124,13 @@ class SqlRepository:
     async def unit(self) -> AsyncIterator[Unit]:
         """One database transaction: commits when the block ends, rolls back on an exception."""
         async with self._writer() as conn, conn.begin():
-            unit = Unit(conn, lock_rows=not self.is_sqlite)
+            unit = self._unit(conn, lock_rows=not self.is_sqlite)
             yield unit
             # Still inside the transaction: the deliveries commit with the write.
             if self.subscriptions and unit.changes:
                 await outbox.enqueue(conn, unit.changes, self.subscriptions)
+            if unit.audit:  # the access log of the write, in the write's own transaction
+                await _audit.append(conn, unit.audit)
 
     @asynccontextmanager
     async def transaction(self, *, writer: bool = True) -> AsyncIterator[AsyncConnection]:
@@ -125,7 +142,7 @@ class SqlRepository:
         async with self._writer() as conn, conn.begin():
             yield conn
 
-    async def in_unit(self, work: Callable[[Unit], Awaitable[T]]) -> T:
+    async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
         """Run ``work`` in a unit; again once if it lost a uniqueness race, to see the winner."""
         try:
             async with self.unit() as unit:
@@ -147,20 +164,27 @@ class SqlRepository:
         return await self.in_unit(lambda unit: unit.update(resource, if_match=if_match))
 
     async def conditional_update(self, resource: Json, condition: Search) -> Stored:
-        return await self.in_unit(lambda unit: unit.conditional_update(resource, condition))
+        async def work(unit: FhirSession) -> Stored:
+            kind = str(resource["resourceType"])
+            return await unit.update_match(
+                resource, condition, await unit.one_match(kind, condition)
+            )
+
+        return await self.in_unit(work)
 
     async def delete(self, resource_type: str, resource_id: str) -> int | None:
         return await self.in_unit(lambda unit: unit.delete(resource_type, resource_id))
 
     async def read(self, resource_type: str, resource_id: str) -> Stored:
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).read(resource_type, resource_id)
+            return await self._unit(conn).read(resource_type, resource_id)
 
     async def vread(self, resource_type: str, resource_id: str, version: int) -> Stored:
         query = select(resource_version).where(
             resource_version.c.type == resource_type,
             resource_version.c.id == resource_id,
             resource_version.c.version == version,
+            in_partitions(resource_version.c.partition, self.partitions.reads(resource_type)),
         )
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
@@ -170,11 +194,21 @@ class SqlRepository:
             raise gone(resource_type, f"{resource_id}/_history/{version}")
         return stored_from_row(row)
 
-    async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]:
-        """Every version, newest first; deletions are in the history but carry no content."""
-        query = select(resource_version).where(
-            resource_version.c.type == resource_type, resource_version.c.deleted.is_(False)
-        )
+    async def history(
+        self, resource_type: str | None = None, resource_id: str | None = None
+    ) -> list[Stored]:
+        """Every version (of a type, of one resource), newest first; deletions are in the
+        history but carry no content."""
+        query = select(resource_version).where(resource_version.c.deleted.is_(False))
+        if resource_type is not None:
+            query = query.where(
+                resource_version.c.type == resource_type,
+                in_partitions(resource_version.c.partition, self.partitions.reads(resource_type)),
+            )
+        else:
+            query = query.where(
+                in_partitions(resource_version.c.partition, self.partitions.visible)
+            )
         if resource_id is not None:
             query = query.where(resource_version.c.id == resource_id)
         order = (resource_version.c.last_updated.desc(), resource_version.c.version.desc())
@@ -184,26 +218,26 @@ class SqlRepository:
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).search(resource_type, search)
+            return await self._unit(conn).search(resource_type, search)
 
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).about_patient(patient, types)
+            return await self._unit(conn).about_patient(patient, types)
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).read_current(resource_type, ids)
+            return await self._unit(conn).read_current(resource_type, ids)
 
     async def page(
         self, resource_type: str, search: Search, *, total: str = "estimate"
     ) -> tuple[list[Stored], int | None]:
         """One page of the matches and how many match in all (see :meth:`Unit.page`)."""
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).page(resource_type, search, total=total)
+            return await self._unit(conn).page(resource_type, search, total=total)
 
     async def total(self, resource_type: str, search: Search) -> int:
         async with self.engine.connect() as conn:
-            return await Unit(conn, lock_rows=False).total(resource_type, search)
+            return await self._unit(conn).total(resource_type, search)
 
     async def count(self, resource_type: str | None = None) -> int:
         """Stored versions (of a type): what a test compares to see that nothing was written."""

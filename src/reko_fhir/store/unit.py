@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from reko_fhir.store.audit import AuditEntry
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
+from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import Change, Json, Search, Stored
 from reko_fhir.store.schema import (
     conditional_create,
@@ -27,7 +31,6 @@ from reko_fhir.store.schema import (
     resource_current,
     resource_version,
     token_index,
-    unit_index,
 )
 
 SEARCHABLE = (
@@ -43,13 +46,12 @@ SEARCHABLE = (
     "patient.identifier",
     "date",
     "sent",
+    "recipient",
 )
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 MATCH_LIMIT = 1000
 COUNT_LIMIT = 1000
 """Matches a search counts for its ``total`` unless asked for an accurate one (``_total``)."""
-# The resources about a patient that put them in a unit's care (their patient/subject).
-CARE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
 
 # Built once: a statement built per write pays for its cache key every time.
@@ -58,7 +60,6 @@ _INSERT_CURRENT = insert(resource_current)
 _INSERT_TOKENS = insert(token_index)
 _INSERT_REFERENCES = insert(reference_index)
 _INSERT_DATES = insert(date_index)
-_INSERT_UNITS = insert(unit_index)
 
 
 def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
@@ -75,25 +76,45 @@ def stored_from_row(row: Any) -> Stored:
     resource: Json = json.loads(row.content)
     # SQLite gives naive UTC back; PostgreSQL an aware time in the session's zone: both → UTC.
     moment = row.last_updated if row.last_updated.tzinfo else row.last_updated.replace(tzinfo=UTC)
-    return Stored(resource, row.version, moment.astimezone(UTC))
+    return Stored(resource, row.version, moment.astimezone(UTC), partition=row.partition)
+
+
+def in_partitions(column: Any, partitions: frozenset[str] | None) -> Any:
+    """The care-unit condition of a query (None: every partition)."""
+    if partitions is None:
+        return literal(True)
+    return (
+        column.in_(sorted(partitions)) if len(partitions) != 1 else column == next(iter(partitions))
+    )
 
 
 class Unit:
-    """Interactions on one open transaction (``conn``)."""
+    """Interactions on one open transaction (``conn``), inside the caller's ``partitions``:
+    reads and searches see what those let them, conditions match in the own partition, and
+    writes go there (:mod:`reko_fhir.store.partition`)."""
 
-    def __init__(self, conn: AsyncConnection, *, lock_rows: bool) -> None:
+    def __init__(
+        self, conn: AsyncConnection, *, lock_rows: bool, partitions: Partitions = EVERY
+    ) -> None:
         self.conn = conn
         self.lock_rows = lock_rows  # SELECT … FOR UPDATE where the database has it
+        self.partitions = partitions
         # Every version written in this unit, in order: the outbox enqueues from it before
         # the commit, so a write and its deliveries land (or vanish) together.
         self.changes: list[Change] = []
+        # Access-log records of this unit's writes: committed with them, or not at all.
+        self.audit: list[AuditEntry] = []
 
     # -- reading inside the transaction ----------------------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
         row = (
             await self.conn.execute(
                 select(resource_current).where(
-                    resource_current.c.type == resource_type, resource_current.c.id == resource_id
+                    resource_current.c.type == resource_type,
+                    resource_current.c.id == resource_id,
+                    in_partitions(
+                        resource_current.c.partition, self.partitions.reads(resource_type)
+                    ),
                 )
             )
         ).first()
@@ -103,10 +124,14 @@ class Unit:
             raise gone(resource_type, resource_id)
         return stored_from_row(row)
 
-    def _filtered(self, resource_type: str, search: Search) -> Any:
-        """SELECT of the current, not deleted resources matching every parameter."""
+    def _filtered(self, resource_type: str, search: Search, *, own: bool = False) -> Any:
+        """SELECT of the current, not deleted resources matching every parameter, in the
+        partitions the caller reads (``own``: in the one it writes to, for conditions)."""
+        partitions = self._own_partitions() if own else self.partitions.reads(resource_type)
         query = select(resource_current).where(
-            resource_current.c.type == resource_type, resource_current.c.deleted.is_(False)
+            resource_current.c.type == resource_type,
+            resource_current.c.deleted.is_(False),
+            in_partitions(resource_current.c.partition, partitions),
         )
         for name, value in search.params:
             if name not in SEARCHABLE:
@@ -118,13 +143,23 @@ class Unit:
                 query = query.where(
                     resource_current.c.id.in_(_condition(resource_type, name, value))
                 )
-        if search.units is not None:
-            query = query.where(_held_by(resource_type, search.units))
         return query
 
+    def _own_partitions(self) -> frozenset[str]:
+        return frozenset({self._own()})
+
+    def _own(self) -> str:
+        if self.partitions.own is None:  # the guard refuses such writers before they get here
+            raise OperationOutcomeError(
+                [error(IssueCode.FORBIDDEN, "this caller writes to no care unit", None)], status=403
+            )
+        return self.partitions.own
+
     async def match(self, resource_type: str, search: Search) -> list[str]:
-        """Ids matching ``search`` (for conditions: a few at most are expected)."""
-        query = self._filtered(resource_type, search).with_only_columns(resource_current.c.id)
+        """Ids matching a condition in the own partition (a few at most are expected)."""
+        query = self._filtered(resource_type, search, own=True).with_only_columns(
+            resource_current.c.id
+        )
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
 
     def _page_query(self, resource_type: str, search: Search) -> Any:
@@ -203,6 +238,7 @@ class Unit:
                 reference_index.c.param == "patient",
                 reference_index.c.target == patient,
                 resource_current.c.deleted.is_(False),
+                in_partitions(resource_current.c.partition, self.partitions.visible),
             )
             .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
             .limit(MATCH_LIMIT)
@@ -215,6 +251,7 @@ class Unit:
             resource_current.c.type == resource_type,
             resource_current.c.id.in_(ids),
             resource_current.c.deleted.is_(False),
+            in_partitions(resource_current.c.partition, self.partitions.reads(resource_type)),
         )
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
 
@@ -223,12 +260,28 @@ class Unit:
         return int((await self.conn.execute(query.order_by(None))).scalar_one())
 
     async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
-        """The one resource a condition names, None for none, 412 for several."""
+        """The one resource a condition names in the own partition, None for none, 412 for
+        several."""
         ids = await self.match(resource_type, condition)
         if len(ids) > 1:
             message = f"{len(ids)} {resource_type} resources match {condition.canonical()}"
             raise OperationOutcomeError([error(IssueCode.MULTIPLE_MATCHES, message, resource_type)])
-        return await self.read(resource_type, ids[0]) if ids else None
+        return await self._read_own(resource_type, ids[0]) if ids else None
+
+    async def _read_own(self, resource_type: str, resource_id: str) -> Stored:
+        row = (
+            await self.conn.execute(
+                select(resource_current).where(
+                    resource_current.c.type == resource_type,
+                    resource_current.c.id == resource_id,
+                    resource_current.c.partition == self._own(),
+                    resource_current.c.deleted.is_(False),
+                )
+            )
+        ).first()
+        if row is None:
+            raise not_found(resource_type, resource_id)
+        return stored_from_row(row)
 
     # -- writing ---------------------------------------------------------------------------
     async def create(
@@ -237,6 +290,7 @@ class Unit:
         """Create (or, with ``condition``, return the one match). A lost race on the
         ``conditional_create`` key raises IntegrityError: the caller retries the unit."""
         resource_type = str(resource["resourceType"])
+        partition = self._own()
         if condition is not None:
             existing = await self.one_match(resource_type, condition)
             if existing is not None:
@@ -246,10 +300,13 @@ class Unit:
         if condition is not None:
             await self.conn.execute(
                 insert(conditional_create).values(
-                    type=resource_type, query=condition.canonical(), id=new_id
+                    partition=partition,
+                    type=resource_type,
+                    query=condition.canonical(),
+                    id=new_id,
                 )
             )
-        return Stored(stored.resource, 1, stored.last_updated, created=True)
+        return Stored(stored.resource, 1, stored.last_updated, created=True, partition=partition)
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
         resource_type, resource_id = str(resource["resourceType"]), resource.get("id")
@@ -257,19 +314,23 @@ class Unit:
             message = "an update names the resource's id"
             raise OperationOutcomeError([error(IssueCode.REQUIRED, message, f"{resource_type}.id")])
         current = await self._lock_current(resource_type, resource_id)
-        if if_match is not None and (current is None or current.version != if_match):
-            have = "none" if current is None else str(current.version)
+        if current is None:
+            # No update-as-create: ids are the server's. A client-chosen id could be one another
+            # care unit holds, and the answer would then tell that it exists.
+            raise not_found(resource_type, resource_id)
+        if if_match is not None and current.version != if_match:
+            have = "deleted" if current.deleted else str(current.version)
             message = f"If-Match version {if_match} is stale: the current version is {have}"
             raise OperationOutcomeError(
                 [error(IssueCode.CONFLICT, message, resource_type)], status=412
             )
-        version = 1 if current is None else current.version + 1
+        if not current.deleted and same_content(current.content, resource):
+            # A no-op (https://hapifhir.io/hapi-fhir/docs/server_jpa/configuration.html): no
+            # new version, no index rows, nothing for the outbox.
+            return replace(stored_from_row(current), unchanged=True)
+        version = current.version + 1
         stored = await self._write(resource_type, resource_id, resource, version)
-        return Stored(stored.resource, version, stored.last_updated, created=current is None)
-
-    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
-        existing = await self.one_match(str(resource["resourceType"]), condition)
-        return await self.update_match(resource, condition, existing)
+        return Stored(stored.resource, version, stored.last_updated, partition=current.partition)
 
     async def update_match(
         self, resource: Json, condition: Search, existing: Stored | None
@@ -277,11 +338,9 @@ class Unit:
         """The rest of a conditional update, once ``existing`` (the one match of ``condition``
         in this transaction, or None) is known: update it, or create under the condition."""
         resource_type = str(resource["resourceType"])
-        if existing is None:
+        if existing is None:  # created under the condition, with an id of the server's
             without_id = {k: v for k, v in resource.items() if k != "id"}
-            return await self.create(
-                without_id, condition=condition, resource_id=resource.get("id")
-            )
+            return await self.create(without_id, condition=condition)
         if resource.get("id") not in (None, existing.id):
             message = f"the resource's id {resource['id']} is not the matching {existing.id}"
             raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
@@ -296,7 +355,9 @@ class Unit:
         now = datetime.now(UTC)
         row = {"type": resource_type, "id": resource_id, "version": version}
         await self.conn.execute(
-            insert(resource_version).values(**row, last_updated=now, deleted=True, content=None)
+            insert(resource_version).values(
+                **row, last_updated=now, deleted=True, content=None, partition=current.partition
+            )
         )
         await self.conn.execute(
             update(resource_current)
@@ -309,12 +370,18 @@ class Unit:
                 conditional_create.c.type == resource_type, conditional_create.c.id == resource_id
             )
         )
-        self.changes.append(Change(resource_type, resource_id, version, None))
+        before = json.loads(current.content) if current.content else None
+        self.changes.append(
+            Change(resource_type, resource_id, version, None, current.partition, before)
+        )
         return version
 
     async def _lock_current(self, resource_type: str, resource_id: str) -> Any:
-        query = select(resource_current.c.version, resource_current.c.deleted).where(
-            resource_current.c.type == resource_type, resource_current.c.id == resource_id
+        """The current row in the own partition (another's answers as absent), locked."""
+        query = select(resource_current).where(
+            resource_current.c.type == resource_type,
+            resource_current.c.id == resource_id,
+            resource_current.c.partition == self._own(),
         )
         if self.lock_rows:
             query = query.with_for_update()
@@ -324,7 +391,9 @@ class Unit:
         self, resource_type: str, resource_id: str, resource: Json, version: int
     ) -> Stored:
         now = datetime.now(UTC)
-        rows = version_rows(resource_type, resource_id, resource, version, now)
+        rows = version_rows(
+            resource_type, resource_id, resource, version, now, partition=self._own()
+        )
         await self.conn.execute(_INSERT_VERSION, rows.version)
         if version == 1:
             await self.conn.execute(_INSERT_CURRENT, rows.version)
@@ -348,13 +417,12 @@ class Unit:
             await self.conn.execute(_INSERT_REFERENCES, rows.references)
         if rows.dates:
             await self.conn.execute(_INSERT_DATES, rows.dates)
-        if rows.units:
-            await self.conn.execute(_INSERT_UNITS, rows.units)
-        self.changes.append(Change(resource_type, resource_id, version, rows.content))
-        return Stored(rows.content, version, now)
+        partition = str(rows.version["partition"])
+        self.changes.append(Change(resource_type, resource_id, version, rows.content, partition))
+        return Stored(rows.content, version, now, partition=partition)
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
-        for table in (token_index, reference_index, date_index, unit_index):
+        for table in (token_index, reference_index, date_index):
             await self.conn.execute(
                 delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
             )
@@ -370,11 +438,33 @@ class VersionRows:
     tokens: list[dict[str, Any]]
     references: list[dict[str, Any]]
     dates: list[dict[str, Any]]
-    units: list[dict[str, Any]]
+
+
+def same_content(stored_text: str | None, resource: Json) -> bool:
+    """Whether ``resource`` says what the stored version says, ``meta.versionId`` and
+    ``meta.lastUpdated`` aside (an unchanged resend)."""
+    if stored_text is None:
+        return False
+    return _comparable(json.loads(stored_text)) == _comparable(resource)
+
+
+def _comparable(resource: Json) -> Json:
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
+    rest = {k: v for k, v in resource.items() if k != "meta"}
+    return {**rest, "meta": meta} if meta else rest
+
+
+_SERVER_META = frozenset({"versionId", "lastUpdated"})
 
 
 def version_rows(
-    resource_type: str, resource_id: str, resource: Json, version: int, now: datetime
+    resource_type: str,
+    resource_id: str,
+    resource: Json,
+    version: int,
+    now: datetime,
+    *,
+    partition: str = "",
 ) -> VersionRows:
     """The content (id, ``meta.versionId``, ``meta.lastUpdated`` set) and every row of it."""
     meta = {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": _instant(now)}
@@ -383,11 +473,17 @@ def version_rows(
     owner = {"type": resource_type, "id": resource_id}
     return VersionRows(
         content,
-        {**owner, "version": version, "last_updated": now, "deleted": False, "content": text},
+        {
+            **owner,
+            "version": version,
+            "last_updated": now,
+            "deleted": False,
+            "content": text,
+            "partition": partition,
+        },
         [{**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)],
         [{**owner, "param": p, "target": t} for p, t in index.references(content)],
         [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)],
-        [{**owner, "unit": u} for u in sorted(index.unit_references(content))],
     )
 
 
@@ -413,8 +509,9 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
             reference_index.c.param == name.split(".", maxsplit=1)[0],
             reference_index.c.target.in_(patients),
         )
-    if name in ("subject", "patient"):
-        targets = [v if "/" in v else f"Patient/{v}" for v in value.split(",")]
+    if name in ("subject", "patient", "recipient"):
+        default = "Organization/" if name == "recipient" else "Patient/"
+        targets = [v if "/" in v else f"{default}{v}" for v in value.split(",")]
         return select(reference_index.c.id).where(
             reference_index.c.type == resource_type,
             reference_index.c.param == name,
@@ -436,29 +533,6 @@ def any_row(*where: Any) -> Any:
     with every other (29 s per claim at 10,000 pending). A scalar subquery is not flattened.
     """
     return select(literal(1)).where(*where).limit(1).scalar_subquery().is_not(None)
-
-
-def _held_by(resource_type: str, units: tuple[str, ...]) -> Any:
-    """The resource names one of ``units`` (see :func:`index.unit_references`); a Patient also
-    when a resource of those units is about them: the care relation. Probes ``unit_index`` by
-    its primary key (:func:`any_row`)."""
-    held = any_row(
-        unit_index.c.type == resource_type,
-        unit_index.c.id == resource_current.c.id,
-        unit_index.c.unit.in_(units),
-    )
-    if resource_type != "Patient":
-        return held
-    about, holder = reference_index.alias("about"), unit_index.alias("holder")
-    cared_for = any_row(
-        about.c.type.in_(CARE_TYPES),
-        about.c.param == "patient",
-        about.c.target == literal("Patient/") + resource_current.c.id,
-        holder.c.type == about.c.type,
-        holder.c.id == about.c.id,
-        holder.c.unit.in_(units),
-    )
-    return or_(held, cared_for)
 
 
 def _token_match(resource_type: str, name: str, value: str) -> list[Any]:

@@ -1,0 +1,391 @@
+"""The store as one request's caller may use it: :class:`GuardedRepository`.
+
+Access control as a decorator of the repository interface (as medplum's fhir-router hands its
+handlers a repository bound to the caller, and HAPI partitions storage per tenant): the router
+and the transaction processor only ever hold a guarded repository, so no handler can forget a
+check. What it adds to the store:
+
+- **Partitions** (:mod:`reko_fhir.store.partition`): a care unit's token reads and writes its own
+  unit's partition only, inside every query; another unit's resource answers exactly as a
+  missing one, for every interaction (read, vread, history, search with totals, conditional
+  create/update/delete, transactions). A platform token reads every partition and writes to the
+  one its request names. The directory (Organization, PractitionerRole) is read across units.
+- **External actors** (Försäkringskassan and the like) read only the Communications addressed to
+  them, and only while a consent of the patient covers that disclosure today.
+- **Writes**: a PractitionerRole stays at its care unit; each change gets its Provenance
+  (https://hl7.org/fhir/R4/provenance.html), and the access-log record of the write is
+  committed **in the write's own transaction** (a write that cannot be logged is not stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from reko_fhir.domain.errors import DomainError
+from reko_fhir.domain.identifiers import HsaId
+from reko_fhir.mapping import codings as c
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
+from reko_fhir.security.audit import AccessRecord, audit_entry
+from reko_fhir.security.tokens import Principal
+from reko_fhir.store import FhirRepository, FhirSession, Partitions, Search, Stored
+from reko_fhir.store.repository import Change
+from reko_fhir.store.unit import MATCH_LIMIT, not_found
+from reko_fhir.validation.case_rules import covers
+from reko_fhir.validation.store_rules import patient_context
+
+Json = dict[str, Any]
+T = TypeVar("T")
+EXTERNAL_READS = frozenset({"read", "search-type"})
+PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+
+
+def forbidden(message: str) -> OperationOutcomeError:
+    return OperationOutcomeError([error(IssueCode.FORBIDDEN, message, None)], status=403)
+
+
+def writes_for(principal: Principal, named_unit: str | None = None) -> Partitions:
+    """What ``principal`` reads and where it writes: a care unit its own partition; a platform
+    token every partition, writing to ``named_unit`` (the HSA-id its request names); an
+    external actor reads (filtered further by :class:`GuardedRepository`) and writes nothing."""
+    if principal.care_unit:
+        return Partitions.of_unit(principal.care_unit)
+    if principal.all_units:
+        if named_unit is not None:
+            try:
+                HsaId(named_unit)
+            except DomainError:
+                message = f"X-Reko-Care-Unit '{named_unit[:40]}' is not an HSA-id"
+                raise OperationOutcomeError(
+                    [error(IssueCode.VALUE, message, None)], status=400
+                ) from None
+        return Partitions(named_unit, None)
+    return Partitions(None, None)
+
+
+class ScopeCheck:
+    """May this token do this interaction on this type (SMART scopes, external actors)?
+    The one check the router makes itself (:class:`reko_fhir.rest.router.Permissions`)."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    def allow(self, resource_type: str, interaction: str) -> None:
+        who = self.principal
+        if who.external_actor and (
+            resource_type != "Communication" or interaction not in EXTERNAL_READS
+        ):
+            raise forbidden("an external actor may only read Communications addressed to it")
+        if not who.scopes.allows_interaction(resource_type, interaction):
+            raise forbidden(f"the token's scopes do not allow {interaction} on {resource_type}")
+
+    def audit_unit(self) -> str | None:
+        """Whose access log the caller reads: a unit's (its HSA-id), or None for all."""
+        return None if self.principal.all_units else self.principal.on_behalf_of
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who writes, for the Provenance and the access log of each write."""
+
+    principal: Principal
+    record: AccessRecord | None = None
+    """The request's access-log record (patients and entities are filled per write)."""
+    partitions: Partitions | None = None
+
+
+class GuardedRepository:
+    """A :class:`~reko_fhir.store.FhirRepository` for one caller (see the module's text).
+
+    ``inner`` is the store already scoped to the caller's partitions; ``audited`` tells the API
+    that the request's writes were logged in their own transactions."""
+
+    def __init__(self, inner: FhirRepository, caller: Caller) -> None:
+        self.inner = inner
+        self.caller = caller
+        self.audited = False
+        self._external = caller.principal.external_actor
+
+    # -- reads -------------------------------------------------------------------------------
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        stored = await self.inner.read(resource_type, resource_id)
+        if self._external and not await self._released(stored):
+            raise not_found(resource_type, resource_id)
+        return stored
+
+    async def vread(self, resource_type: str, resource_id: str, version: int) -> Stored:
+        self._no_external()
+        return await self.inner.vread(resource_type, resource_id, version)
+
+    async def history(
+        self, resource_type: str | None = None, resource_id: str | None = None
+    ) -> list[Stored]:
+        self._no_external()
+        return await self.inner.history(resource_type, resource_id)
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        if not self._external:
+            return await self.inner.search(resource_type, search)
+        found, _ = await self.page(resource_type, search, total="none")
+        return found
+
+    async def page(
+        self, resource_type: str, search: Search, *, total: str = "estimate"
+    ) -> tuple[list[Stored], int | None]:
+        if not self._external:
+            return await self.inner.page(resource_type, search, total=total)
+        # Every match is checked against the consents, then the page is cut from what may go.
+        addressed = await self._addressed(resource_type, search)
+        everything = replace(addressed, count=MATCH_LIMIT, offset=0)
+        released = [
+            s for s in await self.inner.search(resource_type, everything) if await self._released(s)
+        ]
+        page = released[search.offset : search.offset + search.count]
+        return page, None if total == "none" else len(released)
+
+    async def total(self, resource_type: str, search: Search) -> int:
+        if not self._external:
+            return await self.inner.total(resource_type, search)
+        _, counted = await self.page(resource_type, search, total="accurate")
+        return counted or 0
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        self._no_external()
+        return await self.inner.about_patient(patient, types)
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
+        self._no_external()
+        return await self.inner.read_current(resource_type, ids)
+
+    # -- writes ------------------------------------------------------------------------------
+    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored:
+        return await self.in_unit(lambda unit: unit.create(resource, condition=if_none_exist))
+
+    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
+        return await self.in_unit(lambda unit: unit.update(resource, if_match=if_match))
+
+    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
+        kind = str(resource.get("resourceType"))
+
+        async def work(unit: FhirSession) -> Stored:
+            return await unit.update_match(
+                resource, condition, await unit.one_match(kind, condition)
+            )
+
+        return await self.in_unit(work)
+
+    async def delete(self, resource_type: str, resource_id: str) -> int | None:
+        return await self.in_unit(lambda unit: unit.delete(resource_type, resource_id))
+
+    async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        """``work`` on a guarded session; its writes' access-log record commits with them."""
+        principal = self.caller.principal
+        if principal.external_actor:
+            raise forbidden("an external actor may not write")
+        if principal.all_units and self.caller.partitions and self.caller.partitions.own is None:
+            message = (
+                "a platform token names the care unit it writes for: "
+                "X-Reko-Care-Unit: <the unit's HSA-id>"
+            )
+            raise OperationOutcomeError([error(IssueCode.REQUIRED, message, None)], status=400)
+
+        logged = False
+
+        async def guarded(unit: FhirSession) -> T:
+            nonlocal logged
+            result = await work(GuardedSession(unit, principal))
+            if unit.changes and self.caller.record is not None:
+                unit.audit.append(audit_entry(_write_record(self.caller.record, unit.changes)))
+                logged = True
+            return result
+
+        result = await self.inner.in_unit(guarded)
+        self.audited = self.audited or logged
+        return result
+
+    # -- external actors ---------------------------------------------------------------------
+    def _no_external(self) -> None:
+        if self._external:  # the scope check refuses these first; a second line of defence
+            raise forbidden("an external actor may only read Communications addressed to it")
+
+    async def _mine(self) -> list[str]:
+        """The Organizations (in any unit's directory) that are this external actor."""
+        found = await self.inner.search(
+            "Organization", Search((("identifier", self._external or ""),), MATCH_LIMIT)
+        )
+        return [f"Organization/{o.id}" for o in found]
+
+    async def _addressed(self, resource_type: str, search: Search) -> Search:
+        mine = await self._mine()
+        if resource_type != "Communication" or not mine:
+            return replace(search, params=(*search.params, ("_id", "-")))  # matches nothing
+        return replace(search, params=(*search.params, ("recipient", ",".join(mine))))
+
+    async def _released(self, stored: Stored) -> bool:
+        """An external actor's Communication: addressed to it, and a consent covers it today."""
+        resource = stored.resource
+        if resource.get("resourceType") != "Communication":
+            return False
+        mine = set(await self._mine())
+        recipients = {
+            r.get("reference") for r in resource.get("recipient") or [] if isinstance(r, dict)
+        }
+        patient = (resource.get("subject") or {}).get("reference")
+        if not recipients & mine or not isinstance(patient, str):
+            return False
+        today = datetime.now(UTC).date()
+        resolver = await patient_context(self.inner, patient, set(mine))
+        return any(
+            covers(consent, today, org, resolver)
+            for consent in resolver.consents_for(patient)
+            for org in mine
+        )
+
+
+class GuardedSession:
+    """One unit of work of a guarded caller: the inner session's interactions, plus the write
+    rules and a Provenance for every change."""
+
+    def __init__(self, inner: FhirSession, principal: Principal) -> None:
+        self.inner = inner
+        self.principal = principal
+        self.changes = inner.changes
+        self.audit = inner.audit
+        self.partitions = inner.partitions
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        return await self.inner.read(resource_type, resource_id)
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        return await self.inner.search(resource_type, search)
+
+    async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
+        return await self.inner.one_match(resource_type, condition)
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        return await self.inner.about_patient(patient, types)
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
+        return await self.inner.read_current(resource_type, ids)
+
+    async def create(
+        self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
+    ) -> Stored:
+        self._check(resource)
+        stored = await self.inner.create(resource, condition=condition, resource_id=resource_id)
+        if stored.created:
+            await self._provenance(stored, "CREATE")
+        return stored
+
+    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
+        self._check(resource)
+        await self._stays_at_unit(resource, None)
+        stored = await self.inner.update(resource, if_match=if_match)
+        if not stored.unchanged:
+            await self._provenance(stored, "UPDATE")
+        return stored
+
+    async def update_match(
+        self, resource: Json, condition: Search, existing: Stored | None
+    ) -> Stored:
+        self._check(resource)
+        await self._stays_at_unit(resource, existing)
+        stored = await self.inner.update_match(resource, condition, existing)
+        if stored.created or not stored.unchanged:
+            await self._provenance(stored, "CREATE" if stored.created else "UPDATE")
+        return stored
+
+    async def delete(self, resource_type: str, resource_id: str) -> int | None:
+        self._check({"resourceType": resource_type})
+        return await self.inner.delete(resource_type, resource_id)
+
+    def _check(self, resource: Json) -> None:
+        if resource.get("resourceType") == "Provenance":
+            raise forbidden("Provenance is written by the server, with each change")
+
+    async def _stays_at_unit(self, resource: Json, before: Stored | None) -> None:
+        """A PractitionerRole is one person at one care unit (profile contract 2): no write
+        moves it to another organisation."""
+        if resource.get("resourceType") != "PractitionerRole":
+            return
+        if before is None and isinstance(resource.get("id"), str):
+            try:
+                before = await self.inner.read("PractitionerRole", resource["id"])
+            except OperationOutcomeError:
+                return  # the update answers for a missing one
+        if before is None or before.partition != self.inner.partitions.own:
+            return  # another unit's: the write answers as for a missing one
+        was = (before.resource.get("organization") or {}).get("reference")
+        now = (resource.get("organization") or {}).get("reference")
+        if was and now != was:
+            message = (
+                f"a PractitionerRole stays at its care unit: organization is {was}; "
+                "the same person at another unit is another PractitionerRole"
+            )
+            raise OperationOutcomeError(
+                [error(IssueCode.BUSINESS_RULE, message, "PractitionerRole.organization")],
+                status=422,
+            )
+
+    async def _provenance(self, stored: Stored, activity: str) -> None:
+        provenance = provenance_of(self.principal, stored, activity)
+        if provenance is not None:
+            await self.inner.create(provenance)
+
+
+def provenance_of(principal: Principal, stored: Stored, activity: str) -> Json | None:
+    """Who wrote it, for which unit, from which system (https://hl7.org/fhir/R4/provenance.html)."""
+    kind = stored.resource["resourceType"]
+    if kind == "Provenance":
+        return None
+    author: Json = {
+        "type": _coding(PARTICIPANT, "author"),
+        "who": {"identifier": {"system": c.HSA, "value": principal.subject}},
+    }
+    unit = principal.care_unit or (stored.partition or None)
+    if unit:
+        author["onBehalfOf"] = {"identifier": {"system": c.HSA, "value": unit}}
+    agents = [author]
+    if principal.client_id:
+        agents.append(
+            {"type": _coding(PARTICIPANT, "assembler"), "who": {"display": principal.client_id}}
+        )
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": f"{kind}/{stored.id}/_history/{stored.version}"}],
+        "recorded": stored.last_updated.isoformat(),
+        "activity": _coding(DATA_OPERATION, activity),
+        "agent": agents,
+    }
+
+
+def _write_record(template: AccessRecord, changes: list[Change]) -> AccessRecord:
+    """The request's record with the patients and resources its writes touched."""
+    patients: set[str] = set()
+    entities: list[str] = []
+    for change in changes:
+        if change.resource_type == "Provenance":
+            continue
+        content = change.resource if change.resource is not None else change.before
+        ref = f"{change.resource_type}/{change.resource_id}"
+        if change.resource_type == "Patient":
+            patients.add(ref)
+        else:
+            entities.append(ref)
+        for element in ("subject", "patient"):
+            target = ((content or {}).get(element) or {}).get("reference")
+            if isinstance(target, str) and target.startswith("Patient/") and target.count("/") == 1:
+                patients.add(target)
+    return replace(
+        template,
+        patients=tuple(sorted(p for p in patients if len(p) <= 128)),
+        entities=tuple(sorted(set(entities))),
+        recorded=datetime.now(UTC),
+    )
+
+
+def _coding(system: str, code: str) -> Json:
+    return {"coding": [{"system": system, "code": code}]}
