@@ -19,7 +19,7 @@ from reko_fhir.rest.capabilities import RESOURCE_TYPES, WRITABLE
 from reko_fhir.rest.negotiation import JSON_TYPE, XML_TYPE
 from reko_fhir.rest.paging import includes_of
 from reko_fhir.rest.router import READ_ONLY
-from reko_fhir.store.unit import SEARCHABLE
+from reko_fhir.store import SEARCHABLE
 
 Json = dict[str, Any]
 

@@ -11,7 +11,7 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.rest.access import AccessLogReader
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.paging import CONTROL, number, page_links
-from reko_fhir.store.unit import not_found
+from reko_fhir.store import not_found
 
 Json = dict[str, Any]
 AUDIT_PARAMS = frozenset({"patient", "date"})

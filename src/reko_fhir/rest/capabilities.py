@@ -10,7 +10,7 @@ from typing import Any
 from reko_fhir import __version__
 from reko_fhir.mapping.codings import structure
 from reko_fhir.rest.paging import includes_of
-from reko_fhir.store.index import DATE_PARAMS
+from reko_fhir.store import DATE_PARAMS
 
 WRITABLE = (
     "Patient",

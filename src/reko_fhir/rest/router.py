@@ -34,8 +34,15 @@ from reko_fhir.rest.inputs import check_request
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.paging import CONTROL, includes_of, number, page_links
 from reko_fhir.rest.transaction import BundleProcessor
-from reko_fhir.store import FhirRepository, FhirSession, Search, Stored
-from reko_fhir.store.unit import MATCH_LIMIT, SEARCHABLE, not_found
+from reko_fhir.store import (
+    MATCH_LIMIT,
+    SEARCHABLE,
+    FhirRepository,
+    FhirSession,
+    Search,
+    Stored,
+    not_found,
+)
 from reko_fhir.validation.service import ValidationService
 from reko_fhir.validation.store_rules import store_rule_issues
 

@@ -30,9 +30,16 @@ from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.security.audit import AccessRecord, audit_entry
 from reko_fhir.security.tokens import Principal
-from reko_fhir.store import FhirRepository, FhirSession, Partitions, Search, Stored
+from reko_fhir.store import (
+    MATCH_LIMIT,
+    FhirRepository,
+    FhirSession,
+    Partitions,
+    Search,
+    Stored,
+    not_found,
+)
 from reko_fhir.store.repository import Change
-from reko_fhir.store.unit import MATCH_LIMIT, not_found
 from reko_fhir.validation.case_rules import covers
 from reko_fhir.validation.store_rules import patient_context
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store.partition import Partitions
 
 if TYPE_CHECKING:
@@ -19,6 +20,39 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 T = TypeVar("T")
+
+SEARCHABLE = (
+    "_id",
+    "_lastUpdated",
+    "identifier",
+    "status",
+    "code",
+    "category",
+    "subject",
+    "patient",
+    "subject.identifier",
+    "patient.identifier",
+    "date",
+    "sent",
+    "recipient",
+)
+"""The search parameters every implementation serves (https://hl7.org/fhir/R4/search.html)."""
+MATCH_LIMIT = 1000
+"""Matches a condition or a patient's compartment reads at most."""
+COUNT_LIMIT = 1000
+"""Matches a search counts for its ``total`` unless asked for an accurate one (``_total``)."""
+
+
+def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
+    """404: unknown, or (the same answer) held in a partition the caller does not see."""
+    message = f"{resource_type}/{resource_id} is not known"
+    return OperationOutcomeError([error(IssueCode.NOT_FOUND, message, resource_type)])
+
+
+def gone(resource_type: str, resource_id: str) -> OperationOutcomeError:
+    """410: deleted (https://hl7.org/fhir/R4/http.html#read)."""
+    message = f"{resource_type}/{resource_id} has been deleted"
+    return OperationOutcomeError([error(IssueCode.DELETED, message, resource_type)])
 
 
 @dataclass(frozen=True, slots=True)

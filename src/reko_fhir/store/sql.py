@@ -35,10 +35,10 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import audit as _audit
 from reko_fhir.store import outbox
 from reko_fhir.store.partition import EVERY, Partitions
-from reko_fhir.store.repository import FhirSession, Json, Search, Stored
+from reko_fhir.store.repository import FhirSession, Json, Search, Stored, gone, not_found
 from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.sqlite_inline import inline_creator
-from reko_fhir.store.unit import Unit, gone, in_partitions, not_found, stored_from_row
+from reko_fhir.store.unit import Unit, in_partitions, stored_from_row
 
 T = TypeVar("T")
 
