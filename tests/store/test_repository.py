@@ -180,12 +180,14 @@ async def test_fifty_identical_conditional_updates_in_parallel_create_one(
         *(store.conditional_update(procedure("Patient/1"), condition) for _ in range(50)),
         return_exceptions=True,
     )
-    stored = await store.search("Procedure", condition)
-    assert len(stored) == 1
-    created = [r for r in results if not isinstance(r, BaseException) and r.created]
-    assert len(created) == 1
     failures = [r for r in results if isinstance(r, BaseException)]
-    assert all(isinstance(f, OperationOutcomeError) and f.status == 409 for f in failures)
+    stored = await store.search("Procedure", condition)
+    assert len(stored) == 1, failures
+    created = [r for r in results if not isinstance(r, BaseException) and r.created]
+    assert len(created) == 1, failures
+    assert all(isinstance(f, OperationOutcomeError) and f.status == 409 for f in failures), [
+        repr(f) for f in failures
+    ]
 
 
 async def test_a_unit_is_atomic(repo: SqlRepository) -> None:

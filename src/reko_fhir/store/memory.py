@@ -28,9 +28,11 @@ from reko_fhir.store.repository import (
     FhirSession,
     Json,
     Search,
+    SingleInteractions,
     Stored,
     gone,
     not_found,
+    update_match,
 )
 from reko_fhir.store.unit import comparable, date_condition, span_condition, version_rows
 
@@ -259,14 +261,7 @@ class MemorySession:
     async def update_match(
         self, resource: Json, condition: Search, existing: Stored | None
     ) -> Stored:
-        resource_type = str(resource["resourceType"])
-        if existing is None:
-            without_id = {k: v for k, v in resource.items() if k != "id"}
-            return await self.create(without_id, condition=condition)
-        if resource.get("id") not in (None, existing.id):
-            message = f"the resource's id {resource['id']} is not the matching {existing.id}"
-            raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
-        return await self.update({**resource, "id": existing.id})
+        return await update_match(self, resource, condition, existing)
 
     async def delete(self, resource_type: str, resource_id: str) -> int | None:
         current = self._own_row(resource_type, resource_id)
@@ -315,7 +310,7 @@ def _same(stored: Json | None, resource: Json) -> bool:
     return stored is not None and comparable(stored) == comparable(resource)
 
 
-class MemoryRepository:
+class MemoryRepository(SingleInteractions):
     """:class:`reko_fhir.store.repository.FhirRepository` in memory (tests, tools)."""
 
     def __init__(self, partitions: Partitions = EVERY, data: _Data | None = None) -> None:
@@ -388,21 +383,3 @@ class MemoryRepository:
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         return await self._reader().read_current(resource_type, ids)
-
-    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored:
-        return await self.in_unit(lambda unit: unit.create(resource, condition=if_none_exist))
-
-    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
-        return await self.in_unit(lambda unit: unit.update(resource, if_match=if_match))
-
-    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
-        async def work(unit: FhirSession) -> Stored:
-            kind = str(resource["resourceType"])
-            return await unit.update_match(
-                resource, condition, await unit.one_match(kind, condition)
-            )
-
-        return await self.in_unit(work)
-
-    async def delete(self, resource_type: str, resource_id: str) -> int | None:
-        return await self.in_unit(lambda unit: unit.delete(resource_type, resource_id))

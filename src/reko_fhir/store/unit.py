@@ -33,6 +33,7 @@ from reko_fhir.store.repository import (
     Stored,
     gone,
     not_found,
+    update_match,
 )
 from reko_fhir.store.schema import (
     conditional_create,
@@ -317,16 +318,7 @@ class Unit:
     async def update_match(
         self, resource: Json, condition: Search, existing: Stored | None
     ) -> Stored:
-        """The rest of a conditional update, once ``existing`` (the one match of ``condition``
-        in this transaction, or None) is known: update it, or create under the condition."""
-        resource_type = str(resource["resourceType"])
-        if existing is None:  # created under the condition, with an id of the server's
-            without_id = {k: v for k, v in resource.items() if k != "id"}
-            return await self.create(without_id, condition=condition)
-        if resource.get("id") not in (None, existing.id):
-            message = f"the resource's id {resource['id']} is not the matching {existing.id}"
-            raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
-        return await self.update({**resource, "id": existing.id})
+        return await update_match(self, resource, condition, existing)
 
     async def delete(self, resource_type: str, resource_id: str) -> int | None:
         """A versioned tombstone; None when there was nothing to delete."""
