@@ -1,9 +1,9 @@
 """Optional run-time XSD validation of RIVTA bodies against the published service contracts.
 
-The XSDs are not shipped with the project (``shared/rivta/README.md``): give
-:class:`RivtaSchemas` the folder that holds the ``sklintyg/schemas`` layout and it loads each
-interaction's ``*Responder_*.xsd`` (which imports its core components) the first time a body of
-that namespace is checked. Messages are masked of patient numbers, since libxml2 quotes the
+The XSDs ship inside the package (``xsd/``, the ``sklintyg/schemas`` layout, LGPL-3.0 licence
+beside them; ``xsd/README.md``): :class:`RivtaSchemas` loads each interaction's
+``*Responder_*.xsd`` (which imports its core components) the first time a body of that namespace
+is checked. Messages are masked of patient numbers, since libxml2 quotes the
 offending value.
 """
 
@@ -35,12 +35,14 @@ RESPONDER_XSDS = {
     "StoreLogInteraction/StoreLogResponder_2.0.xsd",
 }
 _MAX_MESSAGES = 5
+SCHEMA_ROOT = Path(__file__).resolve().parent / "xsd"
+"""The vendored contracts, package data: found from any working directory and after install."""
 
 
 class RivtaSchemas:
-    """The responder schemas under ``root`` (e.g. ``.../shared/rivta``), loaded lazily."""
+    """The responder schemas under ``root`` (default: the vendored ones), loaded lazily."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path = SCHEMA_ROOT) -> None:
         if not root.is_dir():
             raise FileNotFoundError(f"no RIVTA schema folder at {root}")
         self.root = root
