@@ -17,6 +17,7 @@ from typing import cast
 from lxml import etree
 
 from reko_fhir.domain import mask_patient_ids
+from reko_fhir.package_data import RIVTA_XSD_DIR
 from reko_fhir.xmlsafe import safe_parser
 
 LIST_ACTIVE_NS = (
@@ -35,8 +36,7 @@ RESPONDER_XSDS = {
     "StoreLogInteraction/StoreLogResponder_2.0.xsd",
 }
 _MAX_MESSAGES = 5
-SCHEMA_ROOT = Path(__file__).resolve().parent / "xsd"
-"""The vendored contracts, package data: found from any working directory and after install."""
+SCHEMA_ROOT = RIVTA_XSD_DIR
 
 
 class RivtaSchemas:
