@@ -17,7 +17,10 @@ import typer
 from typer.testing import CliRunner
 
 from reko_fhir import cli_preflight
+from reko_fhir.api import create_app
 from reko_fhir.cli import app
+from reko_fhir.config import Settings
+from reko_fhir.validation import service
 from reko_fhir.validation.service import ProfilesNotFoundError, reko_definitions
 from tests.golden import FIXTURES
 
@@ -144,6 +147,17 @@ def test_without_profiles_the_service_refuses_to_build_its_validator(tmp_path: P
         reko_definitions(profiles_dir=tmp_path / "missing")
     with pytest.raises(ProfilesNotFoundError, match="holds no RekoPatient profile"):
         reko_definitions(profiles_dir=tmp_path)  # a folder, but empty
+
+
+async def test_without_profiles_the_app_does_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "PROFILES_DIR", tmp_path)
+    app = create_app(Settings(data_dir=tmp_path / "data"))
+    with pytest.raises(ProfilesNotFoundError, match="no reko profiles"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert not (tmp_path / "data").exists(), "refused before the store opened"
 
 
 @pytest.mark.parametrize("command", ["serve", "validate", "worker", "pull"])
