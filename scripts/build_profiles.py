@@ -2,7 +2,7 @@
 
 Run ``python scripts/build_profiles.py`` after changing a definition below; commit the JSON it
 writes (that JSON is what other teams' validators load). The contract these follow is
-``shared/spec/profiles.md``; own additions are documented in ``profiles/README.md``.
+``profiles/contract.md``; own additions are documented in ``profiles/README.md``.
 """
 
 from __future__ import annotations

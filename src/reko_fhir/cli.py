@@ -22,6 +22,7 @@ from reko_fhir.mapping.journal import (
     load_mapping,
     map_file,
     resolve_mapping_path,
+    shipped_mappings,
 )
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
 
@@ -49,19 +50,32 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 @app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
         typer.echo(__version__)
         raise typer.Exit(0)
+    if ctx.invoked_subcommand is None or "--help" in sys.argv[1:]:
+        return
+    # Every command fails the same way on a bad configuration: one line, exit 2, before it starts.
+    from reko_fhir.cli_preflight import ConfigurationError, check_configuration  # noqa: PLC0415
+
+    try:
+        check_configuration()
+    except ConfigurationError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
 
 
 @app.command("map")
 def map_command(
-    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="The journal export.")],
+    input_file: Annotated[
+        Path | None, typer.Argument(metavar="INPUT", help="The journal export.")
+    ] = None,
     mapping: Annotated[
-        str, typer.Option("--mapping", "-m", help="Mapping file, or a name in mappings/.")
-    ],
+        str | None,
+        typer.Option("--mapping", "-m", help="Mapping file, or the name of a shipped mapping."),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="FHIR JSON or XML.")
     ] = OutputFormat.JSON,
@@ -69,8 +83,16 @@ def map_command(
         Path | None,
         typer.Option("--out-dir", help="Write one file per case here (needed for several)."),
     ] = None,
+    list_mappings: Annotated[
+        bool, typer.Option("--list", help="List the shipped mappings and stop.")
+    ] = False,
 ) -> None:
     """Map a journal export to one FHIR transaction Bundle per coordination case."""
+    if list_mappings:
+        _print_mappings()
+        return
+    if mapping is None or input_file is None:
+        raise _fail("give --mapping NAME and INPUT (--list shows the mappings)", EXIT_USAGE)
     try:
         spec = load_mapping(resolve_mapping_path(mapping))
     except MappingSpecError as exc:
@@ -98,6 +120,24 @@ def map_command(
     out_dir.mkdir(parents=True, exist_ok=True)
     for record_id, document in documents:
         (out_dir / f"{record_id}.{output_format.value}").write_bytes(document)
+
+
+def _print_mappings() -> None:
+    """One line per shipped mapping: its name, reader and description."""
+    for path in shipped_mappings():
+        try:
+            spec = load_mapping(path)
+        except MappingSpecError as exc:  # a broken shipped file is named, not hidden
+            typer.echo(f"{path.stem}\t(unreadable: {exc})")
+            continue
+        typer.echo(f"{path.stem}\t{spec.reader}\t{_description(path)}")
+
+
+def _description(path: Path) -> str:
+    import yaml  # noqa: PLC0415
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return str(raw.get("description", "")) if isinstance(raw, dict) else ""
 
 
 @app.command("serve")

@@ -16,7 +16,7 @@ from fhirpathpy.models import models
 from tests.golden import FIXTURES, ROOT
 
 PROFILES = ROOT / "profiles"
-CONTRACT = ROOT.parent / "shared" / "spec" / "profiles.md"
+CONTRACT = PROFILES / "contract.md"
 BASE = "http://reko-fhir.se/fhir"
 
 

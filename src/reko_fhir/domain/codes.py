@@ -1,6 +1,6 @@
 """The closed vocabularies of the coordination world.
 
-Code values equal the codes fixed in the profile contract (``shared/spec/profiles.md``), so the
+Code values equal the codes fixed in the profile contract (``profiles/contract.md``), so the
 mapping layer turns a member into a FHIR Coding without a lookup table.
 """
 

@@ -1,6 +1,6 @@
 """Every system, profile and extension URL of the profile contract, and Coding builders.
 
-The one place these strings are spelled; ``shared/spec/profiles.md`` fixes them.
+The one place these strings are spelled; ``profiles/contract.md`` fixes them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The contract's own checks: Swedish identifiers, and the rules across resources.
 
-Rules across resources (``shared/spec/profiles.md``): consent before disclosure, coordination
+Rules across resources (``profiles/contract.md``): consent before disclosure, coordination
 needs consent, reference integrity, and the 90-day focus. They run wherever the context is: a
 Bundle (:class:`BundleResolver`) or, later, the store, through the :class:`Resolver` protocol.
 """
