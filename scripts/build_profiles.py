@@ -16,7 +16,7 @@ from reko_fhir.validation.snapshot import generate_snapshot
 
 OUT = Path(__file__).resolve().parent.parent / "profiles"
 BASE = "http://reko-fhir.se/fhir"
-VERSION = "0.1.0"
+VERSION = "0.2.0"  # contract 2; see profiles/CHANGELOG.md
 KVA = "urn:oid:1.2.752.116.1.3.2.1.4"
 HSA = ("urn:oid:1.2.752.29.4.19", "urn:oid:1.2.752.129.2.1.4.1")
 PNR = "http://electronichealth.se/identifier/personnummer"
@@ -59,6 +59,7 @@ CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "reko-status": (
         "REKO-status (Rehabstöd)",
         [
+            ("ingen", "Ingen"),
             ("kontaktad", "Kontaktad"),
             ("aktiv", "Aktiv"),
             ("uppfoljning", "Uppföljning"),
@@ -74,7 +75,10 @@ CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     ),
     "reko-careplan-category": (
         "Vårdplanskategori",
-        [("atergang-i-arbete", "Plan för återgång i arbete")],
+        [
+            ("atergang-i-arbete", "Plan för återgång i arbete"),
+            ("intrade-i-arbetslivet", "Plan för inträde i arbetslivet"),
+        ],
     ),
     "reko-policy": (
         "Regelverk",
@@ -84,6 +88,31 @@ CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "Meddelandekategori",
         [("rehabiliteringsbehov", "Information om behov av rehabiliteringsåtgärder")],
     ),
+    "reko-task": ("Arbetslistans uppgifter", [("tidig-identifiering", "Tidig identifiering")]),
+    "reko-measure-group": (
+        "Grupper i KVÅ-statistiken",
+        [
+            ("gc001", "Koordineringstillfällen (GC001)"),
+            ("dv077", "Upprättade planer (DV077)"),
+            ("aw026", "Uppföljningar av plan (AW026)"),
+            ("patienter", "Patienter med minst ett tillfälle"),
+            ("nya-insatser", "Påbörjade koordineringsärenden"),
+            ("inom-90-dagar", "Varav första GC001 inom 90 dagar från sjukfallets start"),
+            ("meddelanden-fk", "Meddelanden till Försäkringskassan"),
+        ],
+    ),
+    "reko-exclusion": (
+        "Skäl att inte erbjuda koordinering",
+        [
+            (
+                "aktivitetsersattning-forlangd-skolgang",
+                "Aktivitetsersättning vid förlängd skolgång",
+            ),
+            ("hel-sjukersattning", "Hel sjukersättning"),
+            ("sysselsattning-ej-arbete", "Sysselsättning som inte är arbete"),
+            ("annan", "Annat skäl"),
+        ],
+    ),
     # Own (not in the contract): the actions of the consent-history extension.
     "reko-consent-change": (
         "Ändringar av samtycke",
@@ -92,6 +121,24 @@ CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("actors-changed", "Mottagare ändrade"),
             ("revoked", "Återkallat"),
         ],
+    ),
+    # Own: what a worklist Task's input carries (the contract fixes the content, not the codes).
+    "reko-task-input": (
+        "Uppgifter om sjukfallet i arbetslistan",
+        [
+            ("sjukfall-start", "Sjukfallets startdatum"),
+            ("sjukskrivningsgrad", "Aktuell sjukskrivningsgrad (%)"),
+            ("sjukfall-dagar", "Sjukfallets längd i dagar"),
+        ],
+    ),
+}
+
+# Contract 2: every reko-status concept carries Rehabstöd's id, REKO_1 (ingen) to REKO_8.
+CONCEPT_PROPERTIES: dict[str, tuple[str, str, list[str]]] = {
+    "reko-status": (
+        "rehabstod-id",
+        "Rehabstöd's id of the status (RekoStatusType)",
+        [f"REKO_{n}" for n in range(1, 9)],
     ),
 }
 
@@ -109,7 +156,8 @@ def sd_url(name: str) -> str:
 
 
 def code_system(cs_id: str, title: str, codes: list[tuple[str, str]]) -> Json:
-    return {
+    concepts: list[Json] = [{"code": code, "display": display} for code, display in codes]
+    out: Json = {
         "resourceType": "CodeSystem",
         "id": cs_id,
         "url": cs_url(cs_id),
@@ -120,8 +168,14 @@ def code_system(cs_id: str, title: str, codes: list[tuple[str, str]]) -> Json:
         "caseSensitive": True,
         "content": "complete",
         "count": len(codes),
-        "concept": [{"code": code, "display": display} for code, display in codes],
     }
+    if cs_id in CONCEPT_PROPERTIES:
+        prop, description, values = CONCEPT_PROPERTIES[cs_id]
+        out["property"] = [{"code": prop, "description": description, "type": "string"}]
+        for concept, value in zip(concepts, values, strict=True):
+            concept["property"] = [{"code": prop, "valueString": value}]
+    out["concept"] = concepts
+    return out
 
 
 def value_set(vs_id: str, title: str, include: list[Json]) -> Json:
@@ -337,6 +391,17 @@ EXTENSIONS = [
 ]
 
 KVA_CODE = "code.coding.where(system = '" + KVA + "')"
+
+
+def _codes_of(cs_id: str) -> str:
+    """``code = 'a' or code = 'b' …`` over every code of a local code system."""
+    return " or ".join(f"code = '{code}'" for code, _ in CODE_SYSTEMS[cs_id][1])
+
+
+def no_diagnosis(element_id: str) -> Json:
+    return el(element_id, max="0", short="Ingen diagnos: koordinering dokumenteras utan diagnos")
+
+
 HSA_IDENT = " or ".join(f"system = '{s}'" for s in HSA)
 
 PROFILES = [
@@ -390,18 +455,23 @@ PROFILES = [
                     invariant(
                         "reko-pr-1",
                         "An HSA-id identifies the role holder",
-                        f"identifier.where(({HSA_IDENT}) and value.matches('^SE[0-9]{{10}}-[A-Za-z0-9]{{1,31}}$')).exists()",
+                        f"identifier.where(({HSA_IDENT}) and value.matches('^SE(16)?[0-9]{{10}}-[A-Za-z0-9]{{1,31}}$')).exists()",
                     ),
                     invariant(
                         "reko-pr-2",
                         "A role from reko-role",
                         f"code.coding.where(system = '{cs_url('reko-role')}').exists()",
                     ),
+                    invariant(
+                        "reko-pr-3",
+                        "Every reko-role coding is a code of reko-role",
+                        f"code.coding.where(system = '{cs_url('reko-role')}').all({_codes_of('reko-role')})",
+                    ),
                 ],
             ),
             el("PractitionerRole.identifier", min=1),
-            el("PractitionerRole.organization", min=1),
-            el("PractitionerRole.code", min=1),
+            el("PractitionerRole.organization", min=1, max="1"),
+            el("PractitionerRole.code", min=1, binding=required("reko-role")),
         ],
     ),
     structure(
@@ -479,6 +549,7 @@ PROFILES = [
                 max="1",
                 patternCodeableConcept=coding(KVA, "GC001"),
             ),
+            no_diagnosis("EpisodeOfCare.diagnosis"),
             el("EpisodeOfCare.managingOrganization", min=1),
             el("EpisodeOfCare.period", min=1),
             el("EpisodeOfCare.period.start", min=1),
@@ -487,27 +558,31 @@ PROFILES = [
     structure(
         "RekoCarePlan",
         "CarePlan",
-        "Sjukskrivnings- och rehabiliteringsplan för återgång i arbete (DV077)",
+        "Sjukskrivnings- och rehabiliteringsplan för återgång i eller inträde i arbetslivet",
         [
-            el("CarePlan.intent", fixedCode="plan"),
-            el("CarePlan.category", min=1, slicing=slicing("$this", "pattern")),
             el(
-                "CarePlan.category:atergangIArbete",
-                min=1,
-                max="1",
-                patternCodeableConcept=coding(
-                    cs_url("reko-careplan-category"), "atergang-i-arbete"
-                ),
+                "CarePlan",
+                constraint=[
+                    invariant(
+                        "reko-cp-2",
+                        "The category has a code of reko-careplan-category (atergang-i-arbete or intrade-i-arbetslivet)",
+                        f"category.coding.where(system = '{cs_url('reko-careplan-category')}' and "
+                        f"({_codes_of('reko-careplan-category')})).exists()",
+                    ),
+                    invariant(
+                        "reko-cp-3",
+                        "No contained Goal addresses a condition (no diagnosis)",
+                        "contained.where(resourceType = 'Goal').addresses.empty()",
+                    ),
+                ],
             ),
+            el("CarePlan.intent", fixedCode="plan"),
+            el("CarePlan.category", min=1),
             el("CarePlan.subject", min=1),
             el("CarePlan.period", min=1),
             el("CarePlan.period.start", min=1),
             el("CarePlan.author", min=1),
-            el(
-                "CarePlan.addresses",
-                max="0",
-                short="Ingen diagnos: koordinering dokumenteras utan diagnos",
-            ),
+            no_diagnosis("CarePlan.addresses"),
             el(
                 "CarePlan.activity.detail",
                 constraint=[
@@ -526,6 +601,8 @@ PROFILES = [
             *ext_slice(
                 "CarePlan.activity.detail.extension", "coordinationPart", "coordination-part"
             ),
+            no_diagnosis("CarePlan.activity.detail.reasonCode"),
+            no_diagnosis("CarePlan.activity.detail.reasonReference"),
         ],
     ),
     structure(
@@ -564,22 +641,26 @@ PROFILES = [
             el("Procedure.code", min=1),
             el("Procedure.performed[x]", min=1),
             el("Procedure.performer", min=1),
-            el("Procedure.reasonCode", max="0", short="Ingen diagnos"),
-            el("Procedure.reasonReference", max="0", short="Ingen diagnos"),
+            no_diagnosis("Procedure.reasonCode"),
+            no_diagnosis("Procedure.reasonReference"),
+            no_diagnosis("Procedure.complication"),
+            no_diagnosis("Procedure.complicationDetail"),
         ],
     ),
     structure(
         "RekoCareTeam",
         "CareTeam",
-        "Teamet kring patienten, med rehabiliteringskoordinator",
+        "Teamet kring patienten, oftast med rehabiliteringskoordinator",
         [
             el(
                 "CareTeam",
                 constraint=[
+                    # Contract 2: a warning; doctors, nurses and others may coordinate too.
                     invariant(
                         "reko-ct-1",
-                        "At least one participant is the rehabiliteringskoordinator",
+                        "No participant is a rehabiliteringskoordinator (allowed, but check who coordinates)",
                         f"participant.role.coding.where(system = '{cs_url('reko-role')}' and code = 'rehabiliteringskoordinator').exists()",
+                        severity="warning",
                     )
                 ],
             ),
@@ -631,6 +712,125 @@ PROFILES = [
 ]
 
 
+TASK_INPUT = cs_url("reko-task-input")
+
+
+def _has_input(code: str) -> str:
+    return f"input.where(type.coding.where(system = '{TASK_INPUT}' and code = '{code}').exists()).exists()"
+
+
+PROFILES.append(
+    structure(
+        "RekoWorklistTask",
+        "Task",
+        "Arbetslistan för tidig identifiering: en patient och ett sjukfall vid en vårdenhet",
+        [
+            el(
+                "Task",
+                constraint=[
+                    invariant(
+                        "reko-task-1",
+                        "A rejected candidate gives a reason (a reko-exclusion coding, or that the patient declined)",
+                        "status = 'rejected' implies statusReason.exists()",
+                    ),
+                    invariant(
+                        "reko-task-2",
+                        "The input carries the sick leave's start, current degree and length in days",
+                        " and ".join(
+                            _has_input(code) for code, _ in CODE_SYSTEMS["reko-task-input"][1]
+                        ),
+                    ),
+                ],
+            ),
+            el("Task.status", binding=required("reko-worklist-status")),
+            el(
+                "Task.statusReason",
+                binding={"strength": "extensible", "valueSet": vs_url("reko-exclusion")},
+            ),
+            el(
+                "Task.code",
+                min=1,
+                patternCodeableConcept=coding(cs_url("reko-task"), "tidig-identifiering"),
+            ),
+            el(
+                "Task.for",
+                min=1,
+                type=[
+                    {
+                        "code": "Reference",
+                        "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Patient"],
+                    }
+                ],
+            ),
+            el(
+                "Task.owner",
+                min=1,
+                type=[
+                    {
+                        "code": "Reference",
+                        "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"],
+                    }
+                ],
+            ),
+            el("Task.input", min=3),
+        ],
+    )
+)
+
+# The KVÅ statistics: each group counts what a search of the same period finds; the criteria
+# are those searches (application/x-fhir-query), with the period and unit filled in by
+# $evaluate-measure (https://hl7.org/fhir/R4/measure-operation-evaluate-measure.html).
+_MEASURE_GROUPS = {
+    "gc001": f"Procedure?code={KVA}|GC001&status=completed",
+    "dv077": f"Procedure?code={KVA}|DV077&status=completed",
+    "aw026": f"Procedure?code={KVA}|AW026&status=completed",
+    "patienter": f"Procedure?code={KVA}|GC001&status=completed (distinct subject)",
+    "nya-insatser": f"EpisodeOfCare?type={KVA}|GC001 (period.start in the period)",
+    "inom-90-dagar": f"EpisodeOfCare?type={KVA}|GC001 (first GC001 within 90 days of the sick leave's start)",
+    "meddelanden-fk": f"Communication?category={cs_url('reko-communication-category')}|rehabiliteringsbehov",
+}
+
+
+def measure() -> Json:
+    groups: list[Json] = []
+    for code, query in _MEASURE_GROUPS.items():
+        group: Json = {
+            "code": coding(cs_url("reko-measure-group"), code),
+            "population": [
+                {
+                    "code": coding(
+                        "http://terminology.hl7.org/CodeSystem/measure-population",
+                        "measure-population",
+                    ),
+                    "criteria": {"language": "application/x-fhir-query", "expression": query},
+                }
+            ],
+        }
+        if code == "gc001":
+            group["stratifier"] = [
+                {
+                    "code": {"text": "reko-coordination-part"},
+                    "criteria": {
+                        "language": "text/fhirpath",
+                        "expression": f"Procedure.category.coding.where(system = '{cs_url('reko-coordination-part')}').code",
+                    },
+                }
+            ]
+        groups.append(group)
+    return {
+        "resourceType": "Measure",
+        "id": "kva-statistik",
+        "url": f"{BASE}/Measure/kva-statistik",
+        "version": VERSION,
+        "name": "KvaStatistik",
+        "title": "KVÅ-statistik för koordineringsinsatser per vårdenhet",
+        "status": "active",
+        "subjectCodeableConcept": coding("http://hl7.org/fhir/resource-types", "Organization"),
+        "scoring": coding("http://terminology.hl7.org/CodeSystem/measure-scoring", "cohort"),
+        "group": groups,
+    }
+
+
 def value_sets() -> list[Json]:
     out = [
         value_set(cs_id, title, [{"system": cs_url(cs_id)}])
@@ -652,6 +852,21 @@ def value_sets() -> list[Json]:
                             "completed",
                             "entered-in-error",
                         )
+                    ],
+                }
+            ],
+        )
+    )
+    out.append(
+        value_set(
+            "reko-worklist-status",
+            "Status för arbetslistans uppgifter",
+            [
+                {
+                    "system": "http://hl7.org/fhir/task-status",
+                    "concept": [
+                        {"code": c}
+                        for c in ("requested", "accepted", "rejected", "completed", "cancelled")
                     ],
                 }
             ],
@@ -681,6 +896,7 @@ def build() -> dict[str, Json]:
         sd["snapshot"] = {"element": generate_snapshot(sd, definitions)}
         definitions.add(sd)
         resources.append(sd)
+    resources.append(measure())
     files = {f"{r['resourceType']}-{r['id']}.json": r for r in resources}
     files["package.json"] = {
         "name": "reko.fhir",

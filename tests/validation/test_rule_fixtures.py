@@ -26,7 +26,9 @@ def load(path: Path) -> Any:
 def cases(kind: str) -> list[Any]:
     expected = load(FIXTURES / f"{kind}.expected.json")
     found = sorted((FIXTURES / kind).glob("*.json"))
-    assert sorted(expected) == [p.stem for p in found], f"{kind}: fixtures and expectations differ"
+    assert sorted(expected) == sorted(p.stem for p in found), (
+        f"{kind}: fixtures and expectations differ"
+    )
     return [pytest.param(p, expected[p.stem], id=p.stem) for p in found]
 
 
