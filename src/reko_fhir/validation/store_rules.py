@@ -72,17 +72,14 @@ async def patient_context(
             organizations.add((actor.get("reference") or {}).get("reference"))
     entries = [{"resource": s.resource} for s in context]
     entries += [{"resource": r} for r in written_with or [] if r is not resource]
-    ids = sorted(
-        r.split("/", 1)[1]
-        for r in organizations
-        if isinstance(r, str) and r.startswith("Organization/") and "," not in r
-    )
+    role_ids = sorted(_ids_of("PractitionerRole", roles or set()))
+    if role_ids:  # the performers' care units, for the unit rule and its message
+        found = await repository.read_current("PractitionerRole", role_ids)
+        entries += [{"resource": s.resource} for s in found]
+        organizations |= {(s.resource.get("organization") or {}).get("reference") for s in found}
+    ids = sorted(_ids_of("Organization", organizations))
     if ids:  # one query for all; an unknown organisation then simply gives no cover
         found = await repository.read_current("Organization", ids)
-        entries += [{"resource": s.resource} for s in found]
-    role_ids = sorted(_ids_of("PractitionerRole", roles or set()))
-    if role_ids:
-        found = await repository.read_current("PractitionerRole", role_ids)
         entries += [{"resource": s.resource} for s in found]
     return BundleResolver.of({"entry": entries})
 
