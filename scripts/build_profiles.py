@@ -2,331 +2,54 @@
 
 Run ``python scripts/build_profiles.py`` after changing a definition below; commit the JSON it
 writes (that JSON is what other teams' validators load). The contract these follow is
-``shared/spec/profiles.md``; own additions are documented in ``profiles/README.md``.
+``profiles/contract.md``; own additions are documented in ``profiles/README.md``. The building
+blocks are in ``profile_parts.py``, the worklist Task and the statistics Measure (contract 2) in
+``profiles_worklist.py``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Any
 
 from reko_fhir.validation.definitions import Definitions
 from reko_fhir.validation.snapshot import generate_snapshot
 
+# The parts live next to this script; it runs as a script and is loaded by path in the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from profile_parts import (
+    BASE,
+    CODE_SYSTEMS,
+    HSA_IDENT,
+    KVA,
+    KVA_CODE,
+    PNR,
+    SNR,
+    VERSION,
+    Json,
+    code_system,
+    codes_of,
+    coding,
+    coding_value,
+    complex_extension,
+    cs_url,
+    el,
+    ext_slice,
+    invariant,
+    no_diagnosis,
+    required,
+    sd_url,
+    simple_extension,
+    slicing,
+    structure,
+    value_sets,
+    vs_url,
+)
+from profiles_worklist import WORKLIST_TASK, measure
+
 OUT = Path(__file__).resolve().parent.parent / "profiles"
-BASE = "http://reko-fhir.se/fhir"
-VERSION = "0.2.0"  # contract 2; see profiles/CHANGELOG.md
-KVA = "urn:oid:1.2.752.116.1.3.2.1.4"
-HSA = ("urn:oid:1.2.752.29.4.19", "urn:oid:1.2.752.129.2.1.4.1")
-PNR = "http://electronichealth.se/identifier/personnummer"
-SNR = "http://electronichealth.se/identifier/samordningsnummer"
-Json = dict[str, Any]
-
-CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "reko-coordination-part": (
-        "Koordineringsinsatsernas delar (Lag 2019:1297)",
-        [
-            ("personligt-stod", "Personligt stöd"),
-            ("intern-samordning", "Intern samordning"),
-            ("extern-samverkan", "Samverkan med andra aktörer"),
-        ],
-    ),
-    "reko-role": (
-        "Roller i koordineringsinsatser",
-        [
-            ("rehabiliteringskoordinator", "Rehabiliteringskoordinator"),
-            ("lakare", "Läkare"),
-            ("sjukskoterska", "Sjuksköterska"),
-            ("arbetsterapeut", "Arbetsterapeut"),
-            ("fysioterapeut", "Fysioterapeut"),
-            ("psykolog", "Psykolog"),
-            ("kurator", "Kurator"),
-            ("annan", "Annan"),
-        ],
-    ),
-    "reko-actor-type": (
-        "Externa aktörer",
-        [
-            ("forsakringskassan", "Försäkringskassan"),
-            ("arbetsformedlingen", "Arbetsförmedlingen"),
-            ("arbetsgivare", "Arbetsgivare"),
-            ("kommun", "Kommun / socialtjänst"),
-            ("foretagshalsovard", "Företagshälsovård"),
-            ("annan", "Annan aktör"),
-        ],
-    ),
-    "reko-status": (
-        "REKO-status (Rehabstöd)",
-        [
-            ("ingen", "Ingen"),
-            ("kontaktad", "Kontaktad"),
-            ("aktiv", "Aktiv"),
-            ("uppfoljning", "Uppföljning"),
-            ("avslutad", "Avslutad"),
-            ("avbojt", "Avböjt"),
-            ("lamnas-utan-atgard", "Lämnas utan åtgärd"),
-            ("medicinsk-rehab", "Medicinsk rehab"),
-        ],
-    ),
-    "reko-consent-form": (
-        "Samtyckets form",
-        [("muntligt", "Muntligt"), ("skriftligt", "Skriftligt")],
-    ),
-    "reko-careplan-category": (
-        "Vårdplanskategori",
-        [
-            ("atergang-i-arbete", "Plan för återgång i arbete"),
-            ("intrade-i-arbetslivet", "Plan för inträde i arbetslivet"),
-        ],
-    ),
-    "reko-policy": (
-        "Regelverk",
-        [("sfs-2019-1297", "Lag (2019:1297) om koordineringsinsatser för sjukskrivna patienter")],
-    ),
-    "reko-communication-category": (
-        "Meddelandekategori",
-        [("rehabiliteringsbehov", "Information om behov av rehabiliteringsåtgärder")],
-    ),
-    "reko-task": ("Arbetslistans uppgifter", [("tidig-identifiering", "Tidig identifiering")]),
-    "reko-measure-group": (
-        "Grupper i KVÅ-statistiken",
-        [
-            ("gc001", "Koordineringstillfällen (GC001)"),
-            ("dv077", "Upprättade planer (DV077)"),
-            ("aw026", "Uppföljningar av plan (AW026)"),
-            ("patienter", "Patienter med minst ett tillfälle"),
-            ("nya-insatser", "Påbörjade koordineringsärenden"),
-            ("inom-90-dagar", "Varav första GC001 inom 90 dagar från sjukfallets start"),
-            ("meddelanden-fk", "Meddelanden till Försäkringskassan"),
-        ],
-    ),
-    "reko-exclusion": (
-        "Skäl att inte erbjuda koordinering",
-        [
-            (
-                "aktivitetsersattning-forlangd-skolgang",
-                "Aktivitetsersättning vid förlängd skolgång",
-            ),
-            ("hel-sjukersattning", "Hel sjukersättning"),
-            ("sysselsattning-ej-arbete", "Sysselsättning som inte är arbete"),
-            ("annan", "Annat skäl"),
-        ],
-    ),
-    # Own (not in the contract): the actions of the consent-history extension.
-    "reko-consent-change": (
-        "Ändringar av samtycke",
-        [
-            ("given", "Lämnat"),
-            ("actors-changed", "Mottagare ändrade"),
-            ("revoked", "Återkallat"),
-        ],
-    ),
-    # Own: what a worklist Task's input carries (the contract fixes the content, not the codes).
-    "reko-task-input": (
-        "Uppgifter om sjukfallet i arbetslistan",
-        [
-            ("sjukfall-start", "Sjukfallets startdatum"),
-            ("sjukskrivningsgrad", "Aktuell sjukskrivningsgrad (%)"),
-            ("sjukfall-dagar", "Sjukfallets längd i dagar"),
-        ],
-    ),
-}
-
-# Contract 2: every reko-status concept carries Rehabstöd's id, REKO_1 (ingen) to REKO_8.
-CONCEPT_PROPERTIES: dict[str, tuple[str, str, list[str]]] = {
-    "reko-status": (
-        "rehabstod-id",
-        "Rehabstöd's id of the status (RekoStatusType)",
-        [f"REKO_{n}" for n in range(1, 9)],
-    ),
-}
-
-
-def cs_url(cs_id: str) -> str:
-    return f"{BASE}/CodeSystem/{cs_id}"
-
-
-def vs_url(vs_id: str) -> str:
-    return f"{BASE}/ValueSet/{vs_id}"
-
-
-def sd_url(name: str) -> str:
-    return f"{BASE}/StructureDefinition/{name}"
-
-
-def code_system(cs_id: str, title: str, codes: list[tuple[str, str]]) -> Json:
-    concepts: list[Json] = [{"code": code, "display": display} for code, display in codes]
-    out: Json = {
-        "resourceType": "CodeSystem",
-        "id": cs_id,
-        "url": cs_url(cs_id),
-        "version": VERSION,
-        "name": "".join(p.capitalize() for p in cs_id.split("-")),
-        "title": title,
-        "status": "active",
-        "caseSensitive": True,
-        "content": "complete",
-        "count": len(codes),
-    }
-    if cs_id in CONCEPT_PROPERTIES:
-        prop, description, values = CONCEPT_PROPERTIES[cs_id]
-        out["property"] = [{"code": prop, "description": description, "type": "string"}]
-        for concept, value in zip(concepts, values, strict=True):
-            concept["property"] = [{"code": prop, "valueString": value}]
-    out["concept"] = concepts
-    return out
-
-
-def value_set(vs_id: str, title: str, include: list[Json]) -> Json:
-    return {
-        "resourceType": "ValueSet",
-        "id": vs_id,
-        "url": vs_url(vs_id),
-        "version": VERSION,
-        "name": "".join(p.capitalize() for p in vs_id.split("-")),
-        "title": title,
-        "status": "active",
-        "compose": {"include": include},
-    }
-
-
-def el(element_id: str, **props: Any) -> Json:
-    path = ".".join(part.split(":")[0] for part in element_id.split("."))
-    out: Json = {"id": element_id, "path": path}
-    if ":" in element_id.rsplit(".", maxsplit=1)[-1]:
-        out["sliceName"] = element_id.rsplit(".", maxsplit=1)[-1].split(":")[1]
-    out.update(props)
-    return out
-
-
-def invariant(key: str, human: str, expression: str, severity: str = "error") -> Json:
-    return {
-        "key": key,
-        "severity": severity,
-        "human": human,
-        "expression": expression,
-        "source": None,
-    }
-
-
-def coding(system: str, code: str) -> Json:
-    return {"coding": [{"system": system, "code": code}]}
-
-
-def required(vs_id: str) -> Json:
-    return {"strength": "required", "valueSet": vs_url(vs_id)}
-
-
-def slicing(path: str, kind: str = "value") -> Json:
-    return {"discriminator": [{"type": kind, "path": path}], "rules": "open"}
-
-
-def ext_slice(parent: str, name: str, ext_id: str, lo: int = 0, hi: str = "1") -> list[Json]:
-    # The fixed url makes the slice self-describing for validators that do not follow the
-    # extension's profile to find its discriminator (Medplum among them).
-    return [
-        el(
-            f"{parent}:{name}",
-            min=lo,
-            max=hi,
-            type=[{"code": "Extension", "profile": [sd_url(ext_id)]}],
-        ),
-        el(f"{parent}:{name}.url", fixedUri=sd_url(ext_id)),
-    ]
-
-
-def structure(
-    name: str,
-    kind_type: str,
-    description: str,
-    elements: list[Json],
-    *,
-    base: str | None = None,
-    context: list[str] | None = None,
-) -> Json:
-    is_extension = context is not None
-    out: Json = {
-        "resourceType": "StructureDefinition",
-        "id": name,
-        "url": sd_url(name),
-        "version": VERSION,
-        "name": name if not is_extension else "".join(p.capitalize() for p in name.split("-")),
-        "status": "active",
-        "fhirVersion": "4.0.1",
-        "description": description,
-        "kind": "complex-type" if is_extension else "resource",
-        "abstract": False,
-    }
-    if is_extension:
-        out["context"] = [{"type": "element", "expression": c} for c in context or []]
-    out.update(
-        {
-            "type": kind_type,
-            "baseDefinition": base or f"http://hl7.org/fhir/StructureDefinition/{kind_type}",
-            "derivation": "constraint",
-            "differential": {"element": [_clean(e) for e in elements]},
-        }
-    )
-    return out
-
-
-def _clean(element: Json) -> Json:
-    if "constraint" in element:
-        element["constraint"] = [
-            {k: v for k, v in c.items() if v is not None} for c in element["constraint"]
-        ]
-    return element
-
-
-def simple_extension(ext_id: str, context: list[str], description: str, value: Json) -> Json:
-    return structure(
-        ext_id,
-        "Extension",
-        description,
-        [
-            el("Extension", short=description),
-            el("Extension.extension", max="0"),
-            el("Extension.url", fixedUri=sd_url(ext_id)),
-            el("Extension.value[x]", min=1, **value),
-        ],
-        base="http://hl7.org/fhir/StructureDefinition/Extension",
-        context=context,
-    )
-
-
-def complex_extension(
-    ext_id: str,
-    context: list[str],
-    description: str,
-    parts: list[tuple[str, int, str, str, Json]],
-    constraints: list[Json] | None = None,
-) -> Json:
-    elements = [
-        el("Extension", short=description, **({"constraint": constraints} if constraints else {})),
-        el("Extension.extension", slicing=slicing("url")),
-    ]
-    for name, lo, hi, value_type, extra in parts:
-        elements += [
-            el(f"Extension.extension:{name}", min=lo, max=hi),
-            el(f"Extension.extension:{name}.extension", max="0"),
-            el(f"Extension.extension:{name}.url", fixedUri=name),
-            el(f"Extension.extension:{name}.value[x]", min=1, type=[{"code": value_type}], **extra),
-        ]
-    elements += [el("Extension.url", fixedUri=sd_url(ext_id)), el("Extension.value[x]", max="0")]
-    return structure(
-        ext_id,
-        "Extension",
-        description,
-        elements,
-        base="http://hl7.org/fhir/StructureDefinition/Extension",
-        context=context,
-    )
-
-
-def coding_value(vs_id: str) -> Json:
-    return {"type": [{"code": "Coding"}], "binding": required(vs_id)}
-
 
 EXTENSIONS = [
     simple_extension(
@@ -390,19 +113,6 @@ EXTENSIONS = [
     ),
 ]
 
-KVA_CODE = "code.coding.where(system = '" + KVA + "')"
-
-
-def _codes_of(cs_id: str) -> str:
-    """``code = 'a' or code = 'b' …`` over every code of a local code system."""
-    return " or ".join(f"code = '{code}'" for code, _ in CODE_SYSTEMS[cs_id][1])
-
-
-def no_diagnosis(element_id: str) -> Json:
-    return el(element_id, max="0", short="Ingen diagnos: koordinering dokumenteras utan diagnos")
-
-
-HSA_IDENT = " or ".join(f"system = '{s}'" for s in HSA)
 
 PROFILES = [
     structure(
@@ -465,7 +175,7 @@ PROFILES = [
                     invariant(
                         "reko-pr-3",
                         "Every reko-role coding is a code of reko-role",
-                        f"code.coding.where(system = '{cs_url('reko-role')}').all({_codes_of('reko-role')})",
+                        f"code.coding.where(system = '{cs_url('reko-role')}').all({codes_of('reko-role')})",
                     ),
                 ],
             ),
@@ -567,7 +277,7 @@ PROFILES = [
                         "reko-cp-2",
                         "The category has a code of reko-careplan-category (atergang-i-arbete or intrade-i-arbetslivet)",
                         f"category.coding.where(system = '{cs_url('reko-careplan-category')}' and "
-                        f"({_codes_of('reko-careplan-category')})).exists()",
+                        f"({codes_of('reko-careplan-category')})).exists()",
                     ),
                     invariant(
                         "reko-cp-3",
@@ -712,179 +422,7 @@ PROFILES = [
 ]
 
 
-TASK_INPUT = cs_url("reko-task-input")
-
-
-def _has_input(code: str) -> str:
-    return f"input.where(type.coding.where(system = '{TASK_INPUT}' and code = '{code}').exists()).exists()"
-
-
-PROFILES.append(
-    structure(
-        "RekoWorklistTask",
-        "Task",
-        "Arbetslistan för tidig identifiering: en patient och ett sjukfall vid en vårdenhet",
-        [
-            el(
-                "Task",
-                constraint=[
-                    invariant(
-                        "reko-task-1",
-                        "A rejected candidate gives a reason (a reko-exclusion coding, or that the patient declined)",
-                        "status = 'rejected' implies statusReason.exists()",
-                    ),
-                    invariant(
-                        "reko-task-2",
-                        "The input carries the sick leave's start, current degree and length in days",
-                        " and ".join(
-                            _has_input(code) for code, _ in CODE_SYSTEMS["reko-task-input"][1]
-                        ),
-                    ),
-                ],
-            ),
-            el("Task.status", binding=required("reko-worklist-status")),
-            el(
-                "Task.statusReason",
-                binding={"strength": "extensible", "valueSet": vs_url("reko-exclusion")},
-            ),
-            el(
-                "Task.code",
-                min=1,
-                patternCodeableConcept=coding(cs_url("reko-task"), "tidig-identifiering"),
-            ),
-            el(
-                "Task.for",
-                min=1,
-                type=[
-                    {
-                        "code": "Reference",
-                        "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Patient"],
-                    }
-                ],
-            ),
-            el(
-                "Task.owner",
-                min=1,
-                type=[
-                    {
-                        "code": "Reference",
-                        "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Organization"],
-                    }
-                ],
-            ),
-            el("Task.input", min=3),
-        ],
-    )
-)
-
-# The KVÅ statistics: each group counts what a search of the same period finds; the criteria
-# are those searches (application/x-fhir-query), with the period and unit filled in by
-# $evaluate-measure (https://hl7.org/fhir/R4/measure-operation-evaluate-measure.html).
-_MEASURE_GROUPS = {
-    "gc001": f"Procedure?code={KVA}|GC001&status=completed",
-    "dv077": f"Procedure?code={KVA}|DV077&status=completed",
-    "aw026": f"Procedure?code={KVA}|AW026&status=completed",
-    "patienter": f"Procedure?code={KVA}|GC001&status=completed (distinct subject)",
-    "nya-insatser": f"EpisodeOfCare?type={KVA}|GC001 (period.start in the period)",
-    "inom-90-dagar": f"EpisodeOfCare?type={KVA}|GC001 (first GC001 within 90 days of the sick leave's start)",
-    "meddelanden-fk": f"Communication?category={cs_url('reko-communication-category')}|rehabiliteringsbehov",
-}
-
-
-def measure() -> Json:
-    groups: list[Json] = []
-    for code, query in _MEASURE_GROUPS.items():
-        group: Json = {
-            "code": coding(cs_url("reko-measure-group"), code),
-            "population": [
-                {
-                    "code": coding(
-                        "http://terminology.hl7.org/CodeSystem/measure-population",
-                        "measure-population",
-                    ),
-                    "criteria": {"language": "application/x-fhir-query", "expression": query},
-                }
-            ],
-        }
-        if code == "gc001":
-            group["stratifier"] = [
-                {
-                    "code": {"text": "reko-coordination-part"},
-                    "criteria": {
-                        "language": "text/fhirpath",
-                        "expression": f"Procedure.category.coding.where(system = '{cs_url('reko-coordination-part')}').code",
-                    },
-                }
-            ]
-        groups.append(group)
-    return {
-        "resourceType": "Measure",
-        "id": "kva-statistik",
-        "url": f"{BASE}/Measure/kva-statistik",
-        "version": VERSION,
-        "name": "KvaStatistik",
-        "title": "KVÅ-statistik för koordineringsinsatser per vårdenhet",
-        "status": "active",
-        "subjectCodeableConcept": coding("http://hl7.org/fhir/resource-types", "Organization"),
-        "scoring": coding("http://terminology.hl7.org/CodeSystem/measure-scoring", "cohort"),
-        "group": groups,
-    }
-
-
-def value_sets() -> list[Json]:
-    out = [
-        value_set(cs_id, title, [{"system": cs_url(cs_id)}])
-        for cs_id, (title, _) in CODE_SYSTEMS.items()
-    ]
-    out.append(
-        value_set(
-            "reko-procedure-status",
-            "Procedure-status i koordinering",
-            [
-                {
-                    "system": "http://hl7.org/fhir/event-status",
-                    "concept": [
-                        {"code": c}
-                        for c in (
-                            "preparation",
-                            "in-progress",
-                            "not-done",
-                            "completed",
-                            "entered-in-error",
-                        )
-                    ],
-                }
-            ],
-        )
-    )
-    out.append(
-        value_set(
-            "reko-worklist-status",
-            "Status för arbetslistans uppgifter",
-            [
-                {
-                    "system": "http://hl7.org/fhir/task-status",
-                    "concept": [
-                        {"code": c}
-                        for c in ("requested", "accepted", "rejected", "completed", "cancelled")
-                    ],
-                }
-            ],
-        )
-    )
-    out.append(
-        value_set(
-            "reko-kva",
-            "KVÅ-koder för koordinering",
-            [
-                {
-                    "system": KVA,
-                    "concept": [{"code": c} for c in ("GC001", "DV077", "AW026")],
-                }
-            ],
-        )
-    )
-    return out
+PROFILES.append(WORKLIST_TASK)
 
 
 def build() -> dict[str, Json]:
