@@ -73,4 +73,10 @@ def test_every_rule_across_resources_has_fixtures() -> None:
         "rule-coordination-needs-consent",
         "rule-reference-integrity",
         "rule-90-day-focus",
+        # contract 2
+        "rule-consent-named-organisation-only",
+        "rule-consent-of-the-performing-unit",
+        "rule-plan-needs-consent",
+        "rule-90-day-own-episode",
+        "rule-no-diagnosis-anywhere",
     } <= names

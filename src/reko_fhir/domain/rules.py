@@ -26,14 +26,11 @@ class RuleViolation:
     severity: str = "error"
 
 
-def consent_covers(
-    consent: Consent, actor: ExternalActor, day: date, case: CoordinationCase
-) -> bool:
+def consent_covers(consent: Consent, actor: ExternalActor, day: date) -> bool:
     """True when ``consent`` is in force on ``day`` and names ``actor`` itself.
 
     Contract 2: a consent names *which* employer; another actor of the same type is not covered.
     """
-    del case  # kept for callers; the actor's type no longer matters
     return consent.is_in_force_on(day) and actor.org_number in consent.actors
 
 
@@ -55,7 +52,7 @@ def consent_violations(case: CoordinationCase) -> list[RuleViolation]:
             )
         for org in activity.external_actors:
             actor = case.actor(org)
-            if not any(consent_covers(c, actor, day, case) for c in case.consents):
+            if not any(consent_covers(c, actor, day) for c in case.consents):
                 found.append(
                     RuleViolation(
                         f"activities[{i}].external_actors",
@@ -66,7 +63,7 @@ def consent_violations(case: CoordinationCase) -> list[RuleViolation]:
     for i, notice in enumerate(case.notices):
         day = notice.sent.date()
         actor = case.actor(notice.recipient)
-        if not any(consent_covers(c, actor, day, case) for c in case.consents):
+        if not any(consent_covers(c, actor, day) for c in case.consents):
             found.append(
                 RuleViolation(
                     f"notices[{i}].recipient",
