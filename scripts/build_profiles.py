@@ -292,7 +292,9 @@ PROFILES = [
             el("CarePlan.period", min=1),
             el("CarePlan.period.start", min=1),
             el("CarePlan.author", min=1),
-            no_diagnosis("CarePlan.addresses"),
+            no_diagnosis(
+                "CarePlan.addresses", "Ingen diagnos: koordinering dokumenteras utan diagnos"
+            ),
             el(
                 "CarePlan.activity.detail",
                 constraint=[

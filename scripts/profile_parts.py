@@ -330,8 +330,8 @@ def codes_of(cs_id: str) -> str:
     return " or ".join(f"code = '{code}'" for code, _ in CODE_SYSTEMS[cs_id][1])
 
 
-def no_diagnosis(element_id: str) -> Json:
-    return el(element_id, max="0", short="Ingen diagnos: koordinering dokumenteras utan diagnos")
+def no_diagnosis(element_id: str, short: str = "Ingen diagnos") -> Json:
+    return el(element_id, max="0", short=short)
 
 
 HSA_IDENT = " or ".join(f"system = '{s}'" for s in HSA)
