@@ -99,3 +99,17 @@ def test_a_plan_before_any_consent_is_an_error_in_the_store_too() -> None:
     assert issues(resources, procedure) == [
         ("coordination (DV077) on 2025-03-11 has no consent in force", "Procedure.code")
     ]
+
+
+def test_a_consent_naming_its_unit_by_identifier_only_covers_that_units_work() -> None:
+    resources, procedure = stored_case()
+    unit = resources[0]["identifier"][0]
+    for consent in (r for r in resources if r["resourceType"] == "Consent"):
+        consent["organization"] = [{"identifier": dict(unit)}]  # a logical reference
+    assert issues(resources, procedure) == []
+    for consent in (r for r in resources if r["resourceType"] == "Consent"):
+        consent["organization"][0]["identifier"]["value"] = "SE165565594230-1000"
+    assert [d for d, _ in issues(resources, procedure)] == [
+        "coordination (GC001) on 2025-03-18 by Psykiatrimottagning Söder: the consent in force "
+        "was given to another care unit"
+    ]

@@ -136,24 +136,33 @@ def _day(value: object) -> date | None:
         return None
 
 
-def _same_organization(a: str | None, b: str | None, resolver: Resolver) -> bool:
-    """Two references name one organisation: the same reference, the same resource, or two
-    Organizations sharing an identifier (system and value)."""
-    if not a or not b:
-        return False
-    if a == b:
-        return True
-    first, second = resolver.resolve(a), resolver.resolve(b)
-    if first is None or second is None:
-        return False
-    if first is second:
-        return True
+def _identity(ref: str | Json | None, resolver: Resolver) -> tuple[Json | None, set[Any]]:
+    """What a reference (a ``reference`` string or a Reference) names: the resource it resolves
+    to, and the identifiers (system, value) of that resource and of a logical reference."""
+    if isinstance(ref, str):
+        ref = {"reference": ref}
+    if not isinstance(ref, dict):
+        return None, set()
+    target = resolver.resolve(ref["reference"]) if isinstance(ref.get("reference"), str) else None
+    idents = [*(target or {}).get("identifier", []), ref.get("identifier")]
     keys = {
         (i.get("system"), i.get("value"))
-        for i in first.get("identifier", [])
+        for i in idents
         if isinstance(i, dict) and i.get("system") and i.get("value")
     }
-    return any((i.get("system"), i.get("value")) in keys for i in second.get("identifier", []))
+    if isinstance(ref.get("reference"), str):
+        keys.add(("reference", ref["reference"]))
+    return target, keys
+
+
+def _same_organization(a: str | Json | None, b: str | Json | None, resolver: Resolver) -> bool:
+    """Two references name one organisation: the same reference, the same resource, or the same
+    identifier (system and value; a logical reference's ``identifier`` counts too)."""
+    first, first_keys = _identity(a, resolver)
+    second, second_keys = _identity(b, resolver)
+    if first is not None and first is second:
+        return True
+    return bool(first_keys & second_keys)
 
 
 def in_force(consent: Json, day: date) -> bool:
@@ -177,7 +186,7 @@ def covers(consent: Json, day: date, org_ref: str | None, resolver: Resolver) ->
     if org_ref is None:
         return True
     return any(
-        _same_organization((actor.get("reference") or {}).get("reference"), org_ref, resolver)
+        _same_organization(actor.get("reference"), org_ref, resolver)
         for actor in (consent.get("provision") or {}).get("actor", [])
     )
 
@@ -189,19 +198,19 @@ def _kva_code(procedure: Json) -> str | None:
     return None
 
 
-def performer_unit(procedure: Json, resolver: Resolver) -> str | None:
-    """The care unit of the Procedure's performer: its PractitionerRole's ``organization``,
-    else ``performer.onBehalfOf``; None when the context does not say."""
+def performer_unit(procedure: Json, resolver: Resolver) -> Json | None:
+    """The care unit of the Procedure's performer (a Reference): its PractitionerRole's
+    ``organization``, else ``performer.onBehalfOf``; None when the context does not say."""
     for performer in procedure.get("performer", []):
         actor = (performer.get("actor") or {}).get("reference")
-        role = resolver.resolve(actor) if actor else None
+        role = resolver.resolve(actor) if isinstance(actor, str) else None
         if role is not None and role.get("resourceType") == "PractitionerRole":
-            unit = (role.get("organization") or {}).get("reference")
-            if unit:
-                return str(unit)
-        behalf = (performer.get("onBehalfOf") or {}).get("reference")
-        if behalf:
-            return str(behalf)
+            unit = role.get("organization")
+            if isinstance(unit, dict) and unit:
+                return unit
+        behalf = performer.get("onBehalfOf")
+        if isinstance(behalf, dict) and behalf:
+            return behalf
     return None
 
 
@@ -225,13 +234,14 @@ def _consent_issues(
     if unit is None:
         return []
     if any(
-        _same_organization(org.get("reference"), unit, resolver)
+        _same_organization(org, unit, resolver)
         for x in current
         for org in x.get("organization") or []
         if isinstance(org, dict)
     ):
         return []
-    name = (resolver.resolve(unit) or {}).get("name", unit)
+    target, _ = _identity(unit, resolver)
+    name = (target or {}).get("name") or unit.get("display") or unit.get("reference", "")
     return [
         error(
             IssueCode.BUSINESS_RULE,
@@ -242,12 +252,12 @@ def _consent_issues(
     ]
 
 
-def _own_episode(patient: str, day: date, unit: str | None, resolver: Resolver) -> Json | None:
+def _own_episode(patient: str, day: date, unit: Json | None, resolver: Resolver) -> Json | None:
     """Rule 4: the patient's episode at the performer's unit whose period covers ``day``
     (the latest start when several do)."""
     found: list[tuple[date, Json]] = []
     for episode in resolver.episodes_for(patient):
-        managing = (episode.get("managingOrganization") or {}).get("reference")
+        managing = episode.get("managingOrganization")
         if unit is not None and not _same_organization(managing, unit, resolver):
             continue
         period = episode.get("period") or {}
