@@ -50,7 +50,14 @@ def test_the_json_report_lists_issues_per_resource() -> None:
             "code": "structure",
             "diagnostics": "Procedure.reasonCode: max allowed = 0, but found 1",
             "expression": "Procedure.reasonCode",
-        }
+        },
+        {  # contract 2, rule 5: the ICD-10 coding itself, wherever it stands
+            "severity": "error",
+            "code": "business-rule",
+            "diagnostics": "a diagnosis code (http://hl7.org/fhir/sid/icd-10) is not allowed here: "
+            "coordination is documented without diagnosis (profile contract 2, rule 5)",
+            "expression": "Procedure.reasonCode[0].coding[0]",
+        },
     ]
 
 

@@ -22,6 +22,7 @@ from reko_fhir.validation.case_rules import (
     rule_issues,
 )
 from reko_fhir.validation.definitions import Definitions
+from reko_fhir.validation.diagnosis import diagnosis_issues
 from reko_fhir.validation.validator import Validator
 
 Json = dict[str, Any]
@@ -91,6 +92,7 @@ class ValidationService:
         for url in profiles:
             issues += self.validator.validate(resource, url, path)
         issues += identifier_issues(resource, path)
+        issues += diagnosis_issues(resource, path)
         if resource.get("resourceType") == "Bundle":
             context = BundleResolver.of(resource)
             for i, entry in enumerate(resource.get("entry") or []):

@@ -20,6 +20,7 @@ from lxml import etree
 from reko_fhir.domain import (
     ActivityStatus,
     ActorType,
+    CarePlanCategory,
     ConsentChangeKind,
     ConsentForm,
     CoordinationPart,
@@ -45,6 +46,7 @@ _TABLE_CODES: dict[str, type[StrEnum]] = {
     "consent_form": ConsentForm,
     "consent_change": ConsentChangeKind,
     "activity_status": ActivityStatus,
+    "careplan_category": CarePlanCategory,
 }
 MAPPING_SUFFIXES = (".yaml", ".yml")
 
