@@ -9,7 +9,7 @@ https://hl7.org/fhir/R4/validation.html
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
 from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
 from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
+from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
@@ -31,6 +32,8 @@ class _Run:
     resource: Json  # %resource: the resource being walked (a contained one too)
     root: Json  # %rootResource: that resource, or the container of a contained one
     issues: list[Issue] = field(default_factory=list)
+    # Finds a Bundle entry by reference (fullUrl or Type/id), for FHIRPath's resolve().
+    entry: Callable[[str], Json | None] | None = None
     # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
     # missing there decides no slice, and is not itself a finding.
     discriminating: set[str] = field(default_factory=set)
@@ -62,10 +65,17 @@ class Validator:
         return self._rules[url]
 
     def validate(
-        self, resource: Json, profile: str | None = None, where: str | None = None
+        self,
+        resource: Json,
+        profile: str | None = None,
+        where: str | None = None,
+        entry: Callable[[str], Json | None] | None = None,
     ) -> list[Issue]:
-        """Issues of ``resource`` against its base type and ``profile`` (when given)."""
-        run = _Run(resource, resource)
+        """Issues of ``resource`` against its base type and ``profile`` (when given).
+
+        ``entry`` finds the other entries of the Bundle ``resource`` came in, by reference.
+        """
+        run = _Run(resource, resource, entry=entry)
         kind = resource.get("resourceType")
         expression = where or str(kind)
         base = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -97,7 +107,7 @@ class Validator:
     def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
         """A resource or extension against the root of a profile: its elements, then invariants."""
         self._node(run, node, rule, where)
-        self._invariants(run, rule.constraints, node, where)
+        self._invariants(run, rule.constraints, node, where, rule.path)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
         """What may stand inside an element: its type's children, overlaid by the profile's own."""
@@ -228,7 +238,8 @@ class Validator:
         else:
             self._complex(run, rule, type_code, value, where)
         self._binding(run, rule, type_code, value, where)
-        self._invariants(run, rule.constraints, value, where)
+        base = rule.path if type_code in ("BackboneElement", "Element") else type_code
+        self._invariants(run, rule.constraints, value, where, base)
 
     def _complex(self, run: _Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
         if "resourceType" in value and not rule.children:
@@ -255,7 +266,7 @@ class Validator:
             self._extension(run, value, where)
         self._node(run, value, rule, where, type_code)
         if rule.slice_name is None:  # an item of a slice is walked as one of its element too
-            self._invariants(run, self.types.of(type_code), value, where)
+            self._invariants(run, self.types.of(type_code), value, where, type_code)
 
     def _apply_profiles(
         self, run: _Run, rule: Rule, type_code: str, value: Json, where: str
@@ -357,13 +368,28 @@ class Validator:
         self._root(run, value, rule, where)
 
     @staticmethod
-    def _invariants(run: _Run, constraints: Iterable[Constraint], value: Any, where: str) -> None:
+    def _invariants(
+        run: _Run, constraints: Iterable[Constraint], value: Any, where: str, base: str
+    ) -> None:
+        """Each invariant on ``value``, navigated in FHIRPath as ``base`` (its type or path)."""
+        typed = base if base.replace(".", "").isalnum() else None  # not System.String's url
         for constraint in constraints:
-            if not constraint.holds(value, run.resource, run.root):
+            verdict = constraint.verdict(value, run.resource, run.root, typed, run.entry)
+            if verdict is True:
+                continue
+            if verdict is False:
                 severity = _ERROR if constraint.severity == "error" else _WARNING
                 run.add(
                     severity, IssueCode.INVARIANT, f"{constraint.key}: {constraint.human}", where
                 )
+                continue
+            run.add(
+                IssueSeverity.INFORMATION,
+                IssueCode.NOT_SUPPORTED,
+                f"{constraint.key}: {UNDECIDED_MARK}: {verdict.reason};"
+                f" expression: {constraint.expression}",
+                where,
+            )
 
     # -- slicing -------------------------------------------------------------------------------
     def _slices(
