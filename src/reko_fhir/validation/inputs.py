@@ -1,8 +1,13 @@
 """Reading what ``reko-fhir validate`` is given: files, folders (recursive), Bundles, NDJSON;
-JSON or XML told apart by content, never by file name."""
+JSON or XML told apart by content, never by file name.
+
+In a folder, files that are JSON or XML but not FHIR (``package.json``, a Maven ``pom.xml``)
+are skipped with a note (:class:`NotFhirError`); ``--include``/``--exclude`` globs choose files.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,14 +17,19 @@ from typing import Any
 from lxml import etree
 
 from reko_fhir.formats import MAX_JSON_DEPTH, json_depth
+from reko_fhir.validation.definitions import FHIR_NS
 from reko_fhir.validation.xmljson import core_reader
-from reko_fhir.xmlsafe import UnsafeXmlError
+from reko_fhir.xmlsafe import UnsafeXmlError, parse_xml_safely
 
 SUFFIXES = (".json", ".xml", ".ndjson")
 
 
 class InputError(ValueError):
     """A file that cannot be read as FHIR at all (exit code 2)."""
+
+
+class NotFhirError(InputError):
+    """Well-formed JSON or XML that is no FHIR resource: skipped in a folder, with a note."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +40,31 @@ class Input:
     resource: dict[str, Any]
 
 
-def files_in(paths: list[Path]) -> Iterator[Path]:
+def files_in(
+    paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None
+) -> Iterator[tuple[Path, bool]]:
+    """Each file to read, and whether it was found in a folder (rather than named).
+
+    A glob is matched against the path below the folder and against the file name
+    (``--include '*.ndjson'``, ``--exclude 'examples/*'``); named files are always read.
+    """
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            for found in sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES):
+                relative = found.relative_to(path).as_posix()
+                if found.is_file() and _chosen(relative, found.name, include, exclude):
+                    yield found, True
         elif path.is_file():
-            yield path
+            yield path, False
         else:
             raise InputError(f"{path}: no such file or folder")
+
+
+def _chosen(relative: str, name: str, include: list[str] | None, exclude: list[str] | None) -> bool:
+    def hit(globs: list[str]) -> bool:
+        return any(fnmatch.fnmatch(relative, g) or fnmatch.fnmatch(name, g) for g in globs)
+
+    return (not include or hit(include)) and not (exclude and hit(exclude))
 
 
 def read_inputs(path: Path) -> list[Input]:
@@ -49,6 +76,9 @@ def read_inputs(path: Path) -> list[Input]:
     head = data.lstrip()[:1]
     try:
         if head == b"<":
+            root = parse_xml_safely(data)
+            if etree.QName(root).namespace != FHIR_NS:
+                raise NotFhirError(f"{path}: XML, but not in the FHIR namespace; skipped")
             return [Input(str(path), core_reader().read(data))]
         text = data.decode("utf-8-sig")
         try:
@@ -68,7 +98,7 @@ def read_inputs(path: Path) -> list[Input]:
 
 def _object(value: Any, source: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-        raise InputError(f"{source}: not a FHIR resource (a JSON object with a resourceType)")
+        raise NotFhirError(f"{source}: JSON, but not a FHIR resource (no resourceType); skipped")
     # The validator walks recursively: deep documents are refused before it sees them.
     if json_depth(value) > MAX_JSON_DEPTH:
         raise InputError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels")
