@@ -28,7 +28,11 @@ def test_a_valid_resource_exits_0_and_an_invalid_one_1() -> None:
     assert out.endswith("1 resource(s): 0 error(s), 1 warning(s), 0 check(s) not decided\n")
     code, out, _ = run(str(INVALID))
     assert code == 1
-    assert "Procedure.reasonCode: error: Procedure.reasonCode: max allowed = 0, but found 1" in out
+    assert (
+        "Procedure.reasonCode: error: max allowed = 0, but found 1: a diagnosis"
+        " (http://hl7.org/fhir/sid/icd-10#F32.1); diagnoses are not to be sent here"
+        " (the profile says: Ingen diagnos)\n"
+    ) in out
 
 
 def test_the_json_report_lists_issues_per_resource() -> None:
@@ -48,7 +52,9 @@ def test_the_json_report_lists_issues_per_resource() -> None:
         {
             "severity": "error",
             "code": "structure",
-            "diagnostics": "Procedure.reasonCode: max allowed = 0, but found 1",
+            "diagnostics": "max allowed = 0, but found 1: a diagnosis"
+            " (http://hl7.org/fhir/sid/icd-10#F32.1); diagnoses are not to be sent here"
+            " (the profile says: Ingen diagnos)",
             "expression": "Procedure.reasonCode",
         }
     ]

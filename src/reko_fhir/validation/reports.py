@@ -222,18 +222,21 @@ def junit(results: list[Result], best_practice: str = "group") -> str:
             failure = etree.SubElement(
                 case, "failure", message=result.errors[0].diagnostics, type="validation"
             )
-            failure.text = "\n".join(f"{i.expression}: {i.diagnostics}" for i in result.errors)
+            failure.text = "\n".join(_located(i) for i in result.errors)
         others = [i for i in result.issues if not i.is_error]
         if others:
             out = etree.SubElement(case, "system-out")
-            out.text = "\n".join(
-                f"{i.severity.value}: {i.expression}: {i.diagnostics}" for i in others
-            )
+            out.text = "\n".join(f"{i.severity.value}: {_located(i)}" for i in others)
     suites = etree.Element("testsuites")
     suites.append(suite)
     return etree.tostring(
         suites, pretty_print=True, xml_declaration=True, encoding="UTF-8"
     ).decode()
+
+
+def _located(issue: Issue) -> str:
+    """``expression: diagnostics``, or the diagnostics alone (never ``None:``)."""
+    return f"{issue.expression}: {issue.diagnostics}" if issue.expression else issue.diagnostics
 
 
 _SARIF_LEVEL = {"fatal": "error", "error": "error", "warning": "warning", "information": "note"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
+from reko_fhir.validation import messages
 from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
 from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
@@ -97,11 +98,25 @@ class Validator:
                     f"profile '{profile}' is not loaded",
                     expression,
                 )
+            elif not self._fits(profile, str(kind)):
+                structure = self.definitions.structure(profile) or {}
+                run.add(
+                    _ERROR,
+                    IssueCode.STRUCTURE,
+                    f"wrong type for this profile: {profile} is for {structure.get('type')}"
+                    f" resources, this is a {kind}; not checked against it",
+                    expression,
+                )
             else:
                 rules.append(constrained)
         for rule in rules:
             self._root(run, resource, rule, expression)
         return distinct(run.issues)  # base and profile find the same structural problems
+
+    def _fits(self, profile: str, kind: str) -> bool:
+        """A profile applies to its own type's resources (or any, for Resource/DomainResource)."""
+        structure = self.definitions.structure(profile) or {}
+        return structure.get("type") in (kind, "Resource", "DomainResource", None)
 
     # -- walking -------------------------------------------------------------------------------
     def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
@@ -155,7 +170,7 @@ class Validator:
         for name, child in children.items():
             values = found.get(name, [])
             count = len(values) + len(carried.get(name, ()))
-            self._cardinality(run, child, count, f"{where}.{name}")
+            self._cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
             for type_code_, path, item in values:
                 self._value(run, child, type_code_, item, path)
             if child.slices:
@@ -199,20 +214,24 @@ class Validator:
         return codes[0] if codes else "BackboneElement"
 
     @staticmethod
-    def _cardinality(run: _Run, rule: Rule, count: int, where: str) -> None:
+    def _cardinality(
+        run: _Run, rule: Rule, count: int, where: str, items: list[Any] | None = None
+    ) -> None:
+        # The element's path is the issue's expression: the message does not repeat it.
         if count < rule.min:
             run.add(
                 _ERROR,
                 IssueCode.REQUIRED,
-                f"{rule.path}: minimum required = {rule.min}, but only found {count}",
+                f"minimum required = {rule.min}, but only found {count}",
                 where,
             )
-        if rule.max is not None and count > rule.max:
+        if rule.max == 0 and count:
+            short = rule.definition.get("short")
+            message = messages.prohibited(count, short, items or [])
+            run.add(_ERROR, IssueCode.STRUCTURE, message, where)
+        elif rule.max is not None and count > rule.max:
             run.add(
-                _ERROR,
-                IssueCode.STRUCTURE,
-                f"{rule.path}: max allowed = {rule.max}, but found {count}",
-                where,
+                _ERROR, IssueCode.STRUCTURE, f"max allowed = {rule.max}, but found {count}", where
             )
 
     def _value(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
@@ -221,12 +240,10 @@ class Validator:
             kind, expected = constrained
             ok = value == expected if kind == "fixed" else matches_pattern(value, expected)
             if not ok:
-                run.add(
-                    _ERROR,
-                    IssueCode.VALUE,
-                    f"value does not match the {kind} value {_short(expected)}",
-                    where,
-                )
+                found = messages.json_text(value, plain=False)
+                wanted = messages.json_text(expected, plain=False)
+                wrong = f"value {found} does not match the {kind} value {wanted}"
+                run.add(_ERROR, IssueCode.VALUE, wrong, where)
         if is_primitive(type_code):
             message = check_primitive(type_code, value)
             if message:
@@ -379,9 +396,13 @@ class Validator:
                 continue
             if verdict is False:
                 severity = _ERROR if constraint.severity == "error" else _WARNING
-                run.add(
-                    severity, IssueCode.INVARIANT, f"{constraint.key}: {constraint.human}", where
-                )
+                message, at = f"{constraint.key}: {constraint.human}", where
+                child = messages.focus(constraint.expression)
+                found = value.get(child) if child and isinstance(value, dict) else None
+                if found is not None and not isinstance(found, list):  # one element: name it
+                    message = f"{message} (found: {messages.json_text(found)})"
+                    at = f"{where}.{child}" if isinstance(found, dict) else where
+                run.add(severity, IssueCode.INVARIANT, message, at)
                 continue
             run.add(
                 IssueSeverity.INFORMATION,
@@ -519,8 +540,3 @@ def _walk(item: Any, path: str) -> Any:
             return None
         current = current.get(name)
     return current
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
