@@ -1,7 +1,8 @@
 """Kinds of validation issues the reports count or group: undecided checks, best practice.
 
 An undecided check is an invariant the engine could not evaluate: severity information, code
-not-supported, diagnostics ``<key>: not checked: <why>; expression: <FHIRPath>``
+not-supported, diagnostics ``<key>: not checked: <why>; expression: <FHIRPath>``; or a binding
+that could not be checked: ``<value set> (<strength> binding): not checked: <why>``
 (https://hl7.org/fhir/R4/valueset-issue-type.html#not-supported). Best-practice warnings are
 the FHIR core's warning-severity invariants (dom-6 "should have narrative" and the like).
 """
@@ -39,9 +40,7 @@ def is_best_practice(issue: Issue) -> bool:
 
 
 def is_undecided(issue: Issue) -> bool:
-    """An issue that says a check could not be made (an invariant the engine cannot decide)."""
-    return (
-        issue.severity is IssueSeverity.INFORMATION
-        and issue.code is IssueCode.NOT_SUPPORTED
-        and f": {UNDECIDED_MARK}: " in issue.diagnostics
-    )
+    """An issue that says a check could not be made: an invariant the engine cannot decide
+    (information), a binding whose value set or code system is not loaded here (information;
+    a warning for a code system not known at all)."""
+    return issue.code is IssueCode.NOT_SUPPORTED and f": {UNDECIDED_MARK}: " in issue.diagnostics

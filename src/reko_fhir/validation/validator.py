@@ -9,16 +9,21 @@ https://hl7.org/fhir/R4/validation.html
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
 from reko_fhir.validation import messages
-from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
+from reko_fhir.validation.compiled import Rule, compile_snapshot, matches_pattern
 from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
-from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
+from reko_fhir.validation.element_checks import (
+    Run,
+    cardinality,
+    invariants,
+    limits,
+    quantity_limits,
+)
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
@@ -26,21 +31,6 @@ from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
-
-
-@dataclass(slots=True)
-class _Run:
-    resource: Json  # %resource: the resource being walked (a contained one too)
-    root: Json  # %rootResource: that resource, or the container of a contained one
-    issues: list[Issue] = field(default_factory=list)
-    # Finds a Bundle entry by reference (fullUrl or Type/id), for FHIRPath's resolve().
-    entry: Callable[[str], Json | None] | None = None
-    # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
-    # missing there decides no slice, and is not itself a finding.
-    discriminating: set[str] = field(default_factory=set)
-
-    def add(self, severity: IssueSeverity, code: IssueCode, message: str, where: str) -> None:
-        self.issues.append(Issue(severity, code, message, where))
 
 
 class Validator:
@@ -76,7 +66,7 @@ class Validator:
 
         ``entry`` finds the other entries of the Bundle ``resource`` came in, by reference.
         """
-        run = _Run(resource, resource, entry=entry)
+        run = Run(resource, resource, entry=entry)
         kind = resource.get("resourceType")
         expression = where or str(kind)
         base = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -119,10 +109,10 @@ class Validator:
         return structure.get("type") in (kind, "Resource", "DomainResource", None)
 
     # -- walking -------------------------------------------------------------------------------
-    def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
+    def _root(self, run: Run, node: Json, rule: Rule, where: str) -> None:
         """A resource or extension against the root of a profile: its elements, then invariants."""
         self._node(run, node, rule, where)
-        self._invariants(run, rule.constraints, node, where, rule.path)
+        invariants(run, rule.constraints, node, where, rule.path)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
         """What may stand inside an element: its type's children, overlaid by the profile's own."""
@@ -137,7 +127,7 @@ class Validator:
         return self._children[key]
 
     def _node(
-        self, run: _Run, node: Json, rule: Rule, where: str, type_code: str | None = None
+        self, run: Run, node: Json, rule: Rule, where: str, type_code: str | None = None
     ) -> None:
         children = self._children_of(rule, type_code)
         if not node:
@@ -170,7 +160,7 @@ class Validator:
         for name, child in children.items():
             values = found.get(name, [])
             count = len(values) + len(carried.get(name, ()))
-            self._cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
+            cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
             for type_code_, path, item in values:
                 self._value(run, child, type_code_, item, path)
             if child.slices:
@@ -179,7 +169,7 @@ class Validator:
                 for _, path, item in values:
                     self._context(run, rule, item, path)
 
-    def _context(self, run: _Run, host: Rule, extension: Any, where: str) -> None:
+    def _context(self, run: Run, host: Rule, extension: Any, where: str) -> None:
         """An extension stands only where its definition's ``context`` allows it."""
         url = extension.get("url") if isinstance(extension, dict) else None
         structure = self.definitions.structure(url) if isinstance(url, str) else None
@@ -213,28 +203,7 @@ class Validator:
         codes = rule.type_codes
         return codes[0] if codes else "BackboneElement"
 
-    @staticmethod
-    def _cardinality(
-        run: _Run, rule: Rule, count: int, where: str, items: list[Any] | None = None
-    ) -> None:
-        # The element's path is the issue's expression: the message does not repeat it.
-        if count < rule.min:
-            run.add(
-                _ERROR,
-                IssueCode.REQUIRED,
-                f"minimum required = {rule.min}, but only found {count}",
-                where,
-            )
-        if rule.max == 0 and count:
-            short = rule.definition.get("short")
-            message = messages.prohibited(count, short, items or [])
-            run.add(_ERROR, IssueCode.STRUCTURE, message, where)
-        elif rule.max is not None and count > rule.max:
-            run.add(
-                _ERROR, IssueCode.STRUCTURE, f"max allowed = {rule.max}, but found {count}", where
-            )
-
-    def _value(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+    def _value(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
         constrained = rule.fixed_or_pattern()
         if constrained is not None:
             kind, expected = constrained
@@ -248,7 +217,7 @@ class Validator:
             message = check_primitive(type_code, value)
             if message:
                 run.add(_ERROR, IssueCode.VALUE, message, where)
-            self._limits(run, rule, type_code, value, where)
+            limits(run, rule, value, where)
         elif not isinstance(value, dict):
             run.add(_ERROR, IssueCode.STRUCTURE, f"a {type_code} is a JSON object", where)
             return
@@ -256,9 +225,9 @@ class Validator:
             self._complex(run, rule, type_code, value, where)
         self._binding(run, rule, type_code, value, where)
         base = rule.path if type_code in ("BackboneElement", "Element") else type_code
-        self._invariants(run, rule.constraints, value, where, base)
+        invariants(run, rule.constraints, value, where, base)
 
-    def _complex(self, run: _Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
+    def _complex(self, run: Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
         if "resourceType" in value and not rule.children:
             kind = value.get("resourceType")
             nested = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -276,17 +245,17 @@ class Validator:
         if not (type_code == "Extension" and rule.slice_name is None):  # those go by their url
             self._apply_profiles(run, rule, type_code, value, where)
         if type_code == "Quantity":
-            self._quantity_limits(run, rule, value, where)
+            quantity_limits(run, rule, value, where)
         if type_code == "Reference":
             self._reference_target(run, rule, value, where)
         if type_code == "Extension" and not rule.slice_name:
             self._extension(run, value, where)
         self._node(run, value, rule, where, type_code)
         if rule.slice_name is None:  # an item of a slice is walked as one of its element too
-            self._invariants(run, self.types.of(type_code), value, where, type_code)
+            invariants(run, self.types.of(type_code), value, where, type_code)
 
     def _apply_profiles(
-        self, run: _Run, rule: Rule, type_code: str, value: Json, where: str
+        self, run: Run, rule: Rule, type_code: str, value: Json, where: str
     ) -> None:
         """The profiles an element's type names (ElementDefinition.type.profile) apply to it."""
         for url in self._profiles_for(rule, type_code):
@@ -297,54 +266,17 @@ class Validator:
                 message = f"profile '{url}' is not known: the element is not checked against it"
                 run.add(_ERROR, IssueCode.NOT_SUPPORTED, message, where)
 
-    def _limits(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
-        for key, bound in rule.definition.items():
-            if (
-                key.startswith("minValue")
-                and isinstance(value, int | float | str)
-                and value < bound
-            ):
-                run.add(_ERROR, IssueCode.VALUE, f"{value} is less than the minimum {bound}", where)
-            if (
-                key.startswith("maxValue")
-                and isinstance(value, int | float | str)
-                and value > bound
-            ):
-                run.add(_ERROR, IssueCode.VALUE, f"{value} is more than the maximum {bound}", where)
-        limit = rule.definition.get("maxLength")
-        if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
-            run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
-        del type_code
-
-    @staticmethod
-    def _quantity_limits(run: _Run, rule: Rule, value: Json, where: str) -> None:
-        amount = value.get("value")
-        if not isinstance(amount, int | float):
-            return
-        low, high = rule.definition.get("minValueQuantity"), rule.definition.get("maxValueQuantity")
-        for bound, below in ((low, True), (high, False)):
-            if not isinstance(bound, dict) or not isinstance(bound.get("value"), int | float):
-                continue
-            if bound.get("code") and value.get("code") and bound["code"] != value["code"]:
-                run.add(
-                    _ERROR,
-                    IssueCode.VALUE,
-                    f"the unit {value['code']} cannot be compared with {bound['code']}",
-                    where,
-                )
-            elif (amount < bound["value"]) if below else (amount > bound["value"]):
-                word = "less than the minimum" if below else "more than the maximum"
-                run.add(_ERROR, IssueCode.VALUE, f"{amount} is {word} {bound['value']}", where)
-
-    def _binding(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+    def _binding(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
         binding = rule.definition.get("binding") or {}
         strength, value_set = binding.get("strength"), binding.get("valueSet")
         if strength not in ("required", "extensible") or not isinstance(value_set, str):
             return
-        for severity, message in self.terminology.check(value_set, type_code, value, strength):
-            run.add(severity, IssueCode.CODE_INVALID, message, where)
+        for severity, code, message in self.terminology.check(
+            value_set, type_code, value, strength
+        ):
+            run.add(severity, code, message, where)
 
-    def _reference_target(self, run: _Run, rule: Rule, value: Json, where: str) -> None:
+    def _reference_target(self, run: Run, rule: Rule, value: Json, where: str) -> None:
         reference = value.get("reference")
         targets = [p for t in rule.types for p in t.get("targetProfile", [])]
         if not isinstance(reference, str) or not targets or reference.startswith(("#", "urn:")):
@@ -365,7 +297,7 @@ class Validator:
                 where,
             )
 
-    def _extension(self, run: _Run, value: Json, where: str) -> None:
+    def _extension(self, run: Run, value: Json, where: str) -> None:
         if not ext_1_holds(value):
             run.add(_ERROR, IssueCode.INVARIANT, EXT_1, where)
         url = value.get("url")
@@ -384,38 +316,8 @@ class Validator:
             return
         self._root(run, value, rule, where)
 
-    @staticmethod
-    def _invariants(
-        run: _Run, constraints: Iterable[Constraint], value: Any, where: str, base: str
-    ) -> None:
-        """Each invariant on ``value``, navigated in FHIRPath as ``base`` (its type or path)."""
-        typed = base if base.replace(".", "").isalnum() else None  # not System.String's url
-        for constraint in constraints:
-            verdict = constraint.verdict(value, run.resource, run.root, typed, run.entry)
-            if verdict is True:
-                continue
-            if verdict is False:
-                severity = _ERROR if constraint.severity == "error" else _WARNING
-                message, at = f"{constraint.key}: {constraint.human}", where
-                child = messages.focus(constraint.expression)
-                found = value.get(child) if child and isinstance(value, dict) else None
-                if found is not None and not isinstance(found, list):  # one element: name it
-                    message = f"{message} (found: {messages.json_text(found)})"
-                    at = f"{where}.{child}" if isinstance(found, dict) else where
-                run.add(severity, IssueCode.INVARIANT, message, at)
-                continue
-            run.add(
-                IssueSeverity.INFORMATION,
-                IssueCode.NOT_SUPPORTED,
-                f"{constraint.key}: {UNDECIDED_MARK}: {verdict.reason};"
-                f" expression: {constraint.expression}",
-                where,
-            )
-
     # -- slicing -------------------------------------------------------------------------------
-    def _slices(
-        self, run: _Run, rule: Rule, values: list[tuple[str, str, Any]], where: str
-    ) -> None:
+    def _slices(self, run: Run, rule: Rule, values: list[tuple[str, str, Any]], where: str) -> None:
         slicing = rule.slicing or {}
         counts = dict.fromkeys((s.id for s in rule.slices), 0)
         for discriminator in slicing.get("discriminator") or []:
@@ -442,7 +344,7 @@ class Validator:
             self._value(run, matched, type_code, item, path)
         for slice_rule in rule.slices:
             name = slice_rule.slice_name or slice_rule.id
-            self._cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
+            cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
 
     @staticmethod
     def _profiles_for(rule: Rule, type_code: str) -> list[str]:

@@ -1,0 +1,113 @@
+"""The walk's state and the checks of one element: cardinality, min/max values and length,
+Quantity limits, FHIRPath invariants (three-way: an undecided one is reported, never passed).
+
+https://hl7.org/fhir/R4/elementdefinition.html (min, max, minValue[x], maxValue[x], maxLength,
+constraint), https://hl7.org/fhir/R4/validation.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
+from reko_fhir.validation import messages
+from reko_fhir.validation.compiled import Constraint, Rule
+from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
+
+Json = dict[str, Any]
+_ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
+
+
+@dataclass(slots=True)
+class Run:
+    resource: Json  # %resource: the resource being walked (a contained one too)
+    root: Json  # %rootResource: that resource, or the container of a contained one
+    issues: list[Issue] = field(default_factory=list)
+    # Finds a Bundle entry by reference (fullUrl or Type/id), for FHIRPath's resolve().
+    entry: Callable[[str], Json | None] | None = None
+    # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
+    # missing there decides no slice, and is not itself a finding.
+    discriminating: set[str] = field(default_factory=set)
+
+    def add(self, severity: IssueSeverity, code: IssueCode, message: str, where: str) -> None:
+        self.issues.append(Issue(severity, code, message, where))
+
+
+def cardinality(
+    run: Run, rule: Rule, count: int, where: str, items: list[Any] | None = None
+) -> None:
+    # The element's path is the issue's expression: the message does not repeat it.
+    if count < rule.min:
+        run.add(
+            _ERROR,
+            IssueCode.REQUIRED,
+            f"minimum required = {rule.min}, but only found {count}",
+            where,
+        )
+    if rule.max == 0 and count:
+        short = rule.definition.get("short")
+        message = messages.prohibited(count, short, items or [])
+        run.add(_ERROR, IssueCode.STRUCTURE, message, where)
+    elif rule.max is not None and count > rule.max:
+        run.add(_ERROR, IssueCode.STRUCTURE, f"max allowed = {rule.max}, but found {count}", where)
+
+
+def limits(run: Run, rule: Rule, value: Any, where: str) -> None:
+    for key, bound in rule.definition.items():
+        if key.startswith("minValue") and isinstance(value, int | float | str) and value < bound:
+            run.add(_ERROR, IssueCode.VALUE, f"{value} is less than the minimum {bound}", where)
+        if key.startswith("maxValue") and isinstance(value, int | float | str) and value > bound:
+            run.add(_ERROR, IssueCode.VALUE, f"{value} is more than the maximum {bound}", where)
+    limit = rule.definition.get("maxLength")
+    if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
+        run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
+
+
+def quantity_limits(run: Run, rule: Rule, value: Json, where: str) -> None:
+    amount = value.get("value")
+    if not isinstance(amount, int | float):
+        return
+    low, high = rule.definition.get("minValueQuantity"), rule.definition.get("maxValueQuantity")
+    for bound, below in ((low, True), (high, False)):
+        if not isinstance(bound, dict) or not isinstance(bound.get("value"), int | float):
+            continue
+        if bound.get("code") and value.get("code") and bound["code"] != value["code"]:
+            run.add(
+                _ERROR,
+                IssueCode.VALUE,
+                f"the unit {value['code']} cannot be compared with {bound['code']}",
+                where,
+            )
+        elif (amount < bound["value"]) if below else (amount > bound["value"]):
+            word = "less than the minimum" if below else "more than the maximum"
+            run.add(_ERROR, IssueCode.VALUE, f"{amount} is {word} {bound['value']}", where)
+
+
+def invariants(
+    run: Run, constraints: Iterable[Constraint], value: Any, where: str, base: str
+) -> None:
+    """Each invariant on ``value``, navigated in FHIRPath as ``base`` (its type or path)."""
+    typed = base if base.replace(".", "").isalnum() else None  # not System.String's url
+    for constraint in constraints:
+        verdict = constraint.verdict(value, run.resource, run.root, typed, run.entry)
+        if verdict is True:
+            continue
+        if verdict is False:
+            severity = _ERROR if constraint.severity == "error" else _WARNING
+            message, at = f"{constraint.key}: {constraint.human}", where
+            child = messages.focus(constraint.expression)
+            found = value.get(child) if child and isinstance(value, dict) else None
+            if found is not None and not isinstance(found, list):  # one element: name it
+                message = f"{message} (found: {messages.json_text(found)})"
+                at = f"{where}.{child}" if isinstance(found, dict) else where
+            run.add(severity, IssueCode.INVARIANT, message, at)
+            continue
+        run.add(
+            IssueSeverity.INFORMATION,
+            IssueCode.NOT_SUPPORTED,
+            f"{constraint.key}: {UNDECIDED_MARK}: {verdict.reason};"
+            f" expression: {constraint.expression}",
+            where,
+        )
