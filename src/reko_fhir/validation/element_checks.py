@@ -111,3 +111,21 @@ def invariants(
             f" expression: {constraint.expression}",
             where,
         )
+
+
+def target_type(run: Run, reference: str) -> str | None:
+    """The type of the resource a reference names: from its text (``Patient/1``, a URL), or
+    from what it resolves to (a contained resource, a Bundle entry); None when unknown."""
+    if reference.startswith("#"):
+        if reference == "#":
+            return None  # the container itself: how the HL7 validator types it is open
+        contained = run.root.get("contained")
+        for item in contained if isinstance(contained, list) else []:
+            if isinstance(item, dict) and item.get("id") == reference[1:]:
+                return str(item.get("resourceType"))
+        return None
+    if reference.startswith("urn:"):
+        target = run.entry(reference) if run.entry is not None else None
+        return str(target.get("resourceType")) if isinstance(target, dict) else None
+    parts = reference.split("/_history/", maxsplit=1)[0].split("/")
+    return parts[-2] if len(parts) >= 2 else ""

@@ -23,7 +23,9 @@ from reko_fhir.validation.element_checks import (
     invariants,
     limits,
     quantity_limits,
+    target_type,
 )
+from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
@@ -257,14 +259,35 @@ class Validator:
     def _apply_profiles(
         self, run: Run, rule: Rule, type_code: str, value: Json, where: str
     ) -> None:
-        """The profiles an element's type names (ElementDefinition.type.profile) apply to it."""
-        for url in self._profiles_for(rule, type_code):
-            constrained = self.rule(url)
-            if constrained is not None:
-                self._root(run, value, constrained, where)
-            elif rule.id not in run.discriminating:  # one that only picks a slice decides nothing
+        """The profiles an element's type names (ElementDefinition.type.profile): with several,
+        the element conforms to any one of them
+        (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.type.profile).
+        """
+        urls = self._profiles_for(rule, type_code)
+        loaded = [(url, self.rule(url)) for url in urls]
+        for url, constrained in loaded:
+            if constrained is None and rule.id not in run.discriminating:
+                # one that only picks a slice decides nothing
                 message = f"profile '{url}' is not known: the element is not checked against it"
                 run.add(_ERROR, IssueCode.NOT_SUPPORTED, message, where)
+        checked = [(url, r) for url, r in loaded if r is not None]
+        if len(checked) == 1:
+            self._root(run, value, checked[0][1], where)
+            return
+        tried: list[tuple[str, list[Issue]]] = []
+        for url, constrained in checked:
+            trial = Run(run.resource, run.root, entry=run.entry)
+            trial.discriminating = run.discriminating
+            self._root(trial, value, constrained, where)
+            if not [i for i in trial.issues if i.is_error]:
+                run.issues += trial.issues  # one matches: its warnings stand, the others' not
+                return
+            tried.append((url, trial.issues))
+        if tried:
+            firsts = "; ".join(
+                f"{url}: {next(i.diagnostics for i in found if i.is_error)}" for url, found in tried
+            )
+            run.add(_ERROR, IssueCode.STRUCTURE, f"matches none of its profiles ({firsts})", where)
 
     def _binding(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
         binding = rule.definition.get("binding") or {}
@@ -277,25 +300,58 @@ class Validator:
             run.add(severity, code, message, where)
 
     def _reference_target(self, run: Run, rule: Rule, value: Json, where: str) -> None:
+        """The target's type is that of one of the target profiles (any one may match).
+
+        The type is read from the reference (``Patient/1``, an absolute URL), or from the
+        resource it resolves to: a contained one (``#id``), a Bundle entry (``urn:uuid:…``).
+        A target profile not loaded here could allow any type: if no loaded one matches, the
+        check is undecided (and said so), not passed.
+        """
         reference = value.get("reference")
         targets = [p for t in rule.types for p in t.get("targetProfile", [])]
-        if not isinstance(reference, str) or not targets or reference.startswith(("#", "urn:")):
+        if not isinstance(reference, str) or not targets:
             return
-        parts = reference.split("/")
-        kind = parts[-2] if len(parts) >= 2 else ""
-        allowed = set()
+        kind = target_type(run, reference)
+        if kind is None:
+            return  # a reference not resolvable here: ref-1 and the rules across resources
+        allowed, unknown = set(), []
         for url in targets:
             structure = self.definitions.structure(url)
             if structure is None:
-                return  # a target profile not loaded here: its type is unknown
-            allowed.add(structure["type"])
-        if "Resource" not in allowed and kind not in allowed:
+                unknown.append(url)
+            else:
+                allowed.add(structure["type"])
+        if "Resource" in allowed or any(self._is_a(kind, t) for t in allowed):
+            return
+        if unknown:
+            why = f"{', '.join(unknown)} is not loaded here; the target is a {kind}"
             run.add(
-                _ERROR,
-                IssueCode.STRUCTURE,
-                f"a reference to {kind or reference}, not to {' or '.join(sorted(allowed))}",
+                IssueSeverity.INFORMATION,
+                IssueCode.NOT_SUPPORTED,
+                f"target profile: {UNDECIDED_MARK}: {why}",
                 where,
             )
+            return
+        run.add(
+            _ERROR,
+            IssueCode.STRUCTURE,
+            f"a reference to {kind}, not to {' or '.join(sorted(allowed))}",
+            where,
+        )
+
+    def _is_a(self, kind: str, base: str) -> bool:
+        """``kind`` is ``base`` or derives from it (Patient from DomainResource, Age from
+        Quantity), following baseDefinition through the core."""
+        seen = 0
+        url: str | None = CORE_BASE + kind
+        while url and seen < 10:
+            structure = self.definitions.structure(url)
+            if structure is None:
+                return False
+            if structure.get("type") == base:
+                return True
+            url, seen = structure.get("baseDefinition"), seen + 1
+        return False
 
     def _extension(self, run: Run, value: Json, where: str) -> None:
         if not ext_1_holds(value):
@@ -375,7 +431,7 @@ class Validator:
                 else type_code
             )
             codes = slice_rule.type_codes if path == "$this" else self._codes_at(slice_rule, path)
-            return name in codes
+            return isinstance(name, str) and any(self._is_a(name, code) for code in codes)
         if kind == "profile":
             target = item if path == "$this" else _walk(item, path)
             profile_urls = [
