@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
 from reko_fhir.cli import app
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
 from reko_fhir.validation import reports
+from reko_fhir.validation.inputs import InputError, iter_inputs
 from tests.golden import FIXTURES
 
 runner = CliRunner()
@@ -110,3 +112,19 @@ def test_best_practice_warnings_are_grouped_or_left_out() -> None:
     assert not [i for r in doc["results"] for i in r["issues"] if "dom-6" in i["diagnostics"]]
     code, out = run(str(GOLDEN_B), "--best-practice", "show")
     assert len([line for line in out.splitlines() if "dom-6" in line]) > 1
+
+
+def test_ndjson_is_read_one_record_at_a_time(tmp_path: Path) -> None:
+    line = json.dumps(json.loads(INVALID.read_text(encoding="utf-8")))
+    path = tmp_path / "big.ndjson"
+    path.write_text(f"{line}\n\n{line}\n{{broken\n", encoding="utf-8")
+    records = iter_inputs(path)
+    assert next(records).source == f"{path}:1"
+    assert next(records).source == f"{path}:3"  # blank lines are skipped, numbers kept
+    with pytest.raises(InputError, match=r"big\.ndjson:4: not readable"):
+        next(records)
+    code, out = run(str(path), "--report", "json")
+    assert code == 2
+    results = json.loads(out)["results"]
+    assert [r["source"] for r in results] == [f"{path}:1", f"{path}:3", str(path)]
+    assert results[2]["issues"][0]["severity"] == "fatal"

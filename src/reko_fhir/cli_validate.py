@@ -39,25 +39,27 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 class _Progress:
-    """``[#####.....] 120/500`` on stderr, redrawn in place; silent unless stderr is a terminal."""
+    """``[#####.....]  42% 1200 resource(s)`` on stderr, redrawn in place, by bytes read;
+    silent unless stderr is a terminal."""
 
     def __init__(self, total: int) -> None:
-        self.total = total
-        self.shown = sys.stderr.isatty() and total > 1
+        self.total = max(total, 1)
+        self.shown = sys.stderr.isatty()
         self._last = -1
 
-    def step(self, done: int) -> None:
+    def step(self, done: int, count: int) -> None:
         if not self.shown:
             return
-        filled = done * 30 // self.total
-        if filled == self._last and done != self.total:
+        percent = min(done * 100 // self.total, 100)
+        if percent == self._last:
             return
-        self._last = filled
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}")
+        self._last = percent
+        bar = "#" * (percent * 30 // 100)
+        sys.stderr.write(f"\r[{bar:.<30}] {percent:3d}% {count} resource(s)")
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.shown:
+        if self.shown and self._last >= 0:
             sys.stderr.write("\n")
 
 
@@ -93,9 +95,9 @@ def validate_command(  # noqa: PLR0917 - typer maps parameters to options
 
     Exit 0 when no resource has an error, 1 when any has, 2 on usage errors or unreadable input.
     """
-    from reko_fhir.validation import reports  # noqa: PLC0415 - keeps `map` start-up light
     from reko_fhir.validation.definitions import DefinitionError, read_conformance_file  # noqa: PLC0415
     from reko_fhir.validation.inputs import InputError, files_in  # noqa: PLC0415
+    from reko_fhir.validation.report_writers import WRITERS  # noqa: PLC0415 - light `map`
     from reko_fhir.validation.service import ValidationService, reko_definitions  # noqa: PLC0415
 
     for folder in igs or []:
@@ -120,47 +122,52 @@ def validate_command(  # noqa: PLR0917 - typer maps parameters to options
         files = list(files_in(paths, include, exclude))
     except (InputError, DefinitionError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
-    results, inputs, unreadable = _read(files)
     service = ValidationService(definitions)
-    progress = _Progress(len(inputs))
-    for number, item in enumerate(inputs, 1):
-        issues = service.validate(item.resource, profile)
-        kind = str(item.resource.get("resourceType"))
-        result = reports.Result(item.source, kind, item.resource.get("id"), issues)
-        results += reports.by_entry(result, _entries(item.resource))
-        progress.step(number)
-    progress.close()
-    rendered = reports.RENDERERS[report.value](results, best_practice.value)
+    stream = output.open("w", encoding="utf-8") if output is not None else sys.stdout
+    writer = WRITERS[report.value](stream, best_practice.value)
+    try:
+        unreadable = _validate_all(files, service, profile, writer)
+        totals = writer.finish()
+    finally:
+        if output is not None:
+            stream.close()
     if output is not None:
-        output.write_text(rendered, encoding="utf-8")
-        typer.echo(f"{reports.Totals.of(results).line()} (report: {output})")
-    else:
-        sys.stdout.write(rendered)
+        typer.echo(f"{totals.line()} (report: {output})")
     if unreadable:
         raise typer.Exit(EXIT_USAGE)
-    if any(r.errors for r in results):
+    if writer.failed:
         raise typer.Exit(EXIT_PROBLEMS)
 
 
-def _read(files: list[tuple[Path, bool]]) -> tuple[list[Any], list[Any], bool]:
-    """Results for the files not validated (skipped, unreadable), the inputs, any unreadable."""
+def _validate_all(
+    files: list[tuple[Path, bool]], service: Any, profile: str | None, writer: Any
+) -> bool:
+    """Each resource of each file, validated and written as it comes (flat memory on any size);
+    whether a file could not be read."""
     from reko_fhir.validation import reports  # noqa: PLC0415
-    from reko_fhir.validation.inputs import InputError, NotFhirError, read_inputs  # noqa: PLC0415
+    from reko_fhir.validation.inputs import InputError, NotFhirError, iter_inputs  # noqa: PLC0415
 
-    results: list[reports.Result] = []
-    inputs = []
-    unreadable = False
+    progress = _Progress(sum(path.stat().st_size for path, _ in files))
+    unreadable, done, count = False, 0, 0
     for path, in_folder in files:
         try:
-            inputs += read_inputs(path)
+            for item in iter_inputs(path):
+                issues = service.validate(item.resource, profile)
+                kind = str(item.resource.get("resourceType"))
+                result = reports.Result(item.source, kind, item.resource.get("id"), issues)
+                for part in reports.by_entry(result, _entries(item.resource)):
+                    writer.add(part)
+                done, count = done + item.size, count + 1
+                progress.step(done, count)
         except InputError as exc:  # reported with the rest, so CI views show the broken file
             if isinstance(exc, NotFhirError) and in_folder:  # named, it is a mistake: fatal
-                results.append(reports.Result(str(path), "skipped", None, [], notes=[str(exc)]))
+                writer.add(reports.Result(str(path), "skipped", None, [], notes=[str(exc)]))
                 continue
             fatal = Issue(IssueSeverity.FATAL, IssueCode.STRUCTURE, str(exc), None)
-            results.append(reports.Result(str(path), "unreadable", None, [fatal]))
+            writer.add(reports.Result(str(path), "unreadable", None, [fatal]))
             unreadable = True
-    return results, inputs, unreadable
+    progress.close()
+    return unreadable
 
 
 def _entries(resource: dict[str, Any]) -> list[object]:

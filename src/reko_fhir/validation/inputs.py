@@ -38,6 +38,7 @@ class Input:
 
     source: str
     resource: dict[str, Any]
+    size: int = 0  # bytes read for it (the progress bar)
 
 
 def files_in(
@@ -69,26 +70,86 @@ def _chosen(relative: str, name: str, include: list[str] | None, exclude: list[s
 
 def read_inputs(path: Path) -> list[Input]:
     """The resources in one file; InputError (naming the file) when it is not readable FHIR."""
+    return list(iter_inputs(path))
+
+
+def iter_inputs(path: Path) -> Iterator[Input]:
+    """The resources in one file, one at a time: NDJSON is read line by line, so memory does not
+    grow with the file. NDJSON is a first line that is a whole JSON object with more after it;
+    anything else is read whole (a pretty-printed JSON resource or Bundle, XML)."""
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror or exc}") from None
+    with handle:
+        first = handle.readline()
+        single = _single_line(first, path)
+        if single is None:
+            yield from _whole(first + handle.read(), path)
+            return
+        rest = handle.readline()
+        number = 2
+        while rest and not rest.strip():
+            rest, number = handle.readline(), number + 1
+        if not rest:
+            yield Input(str(path), _object(single, str(path)), len(first))
+            return
+        yield Input(f"{path}:1", _line_object(single, f"{path}:1"), len(first))
+        while rest:
+            if rest.strip():
+                source = f"{path}:{number}"
+                yield Input(source, _line_object(_parse(rest, source), source), len(rest))
+            rest, number = handle.readline(), number + 1
+
+
+def _single_line(line: bytes, path: Path) -> Any:
+    """The JSON object on ``line`` when it holds a whole one, else None."""
+    if not line.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return None
+    try:
+        value = json.loads(line.decode("utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    except RecursionError:
+        raise InputError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    return value if isinstance(value, dict) else None
+
+
+def _parse(line: bytes, source: str) -> Any:
+    try:
+        return json.loads(line.decode("utf-8-sig"))
+    except RecursionError:
+        raise InputError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: not readable as FHIR JSON, NDJSON or XML: {exc}") from None
+
+
+def _line_object(value: Any, source: str) -> dict[str, Any]:
+    """A record of NDJSON: not being a resource is an error there, not a file to skip."""
+    try:
+        return _object(value, source)
+    except NotFhirError as exc:
+        raise InputError(str(exc).removesuffix("; skipped")) from None
+
+
+def _whole(data: bytes, path: Path) -> list[Input]:
     head = data.lstrip()[:1]
     try:
         if head == b"<":
             root = parse_xml_safely(data)
             if etree.QName(root).namespace != FHIR_NS:
                 raise NotFhirError(f"{path}: XML, but not in the FHIR namespace; skipped")
-            return [Input(str(path), core_reader().read(data))]
+            return [Input(str(path), core_reader().read(data), len(data))]
         text = data.decode("utf-8-sig")
         try:
-            return [Input(str(path), _object(json.loads(text), str(path)))]
+            return [Input(str(path), _object(json.loads(text), str(path)), len(data))]
         except json.JSONDecodeError:
             lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
             if len(lines) < 2:
                 raise
             return [
-                Input(f"{path}:{n}", _object(json.loads(line), f"{path}:{n}")) for n, line in lines
+                Input(f"{path}:{n}", _line_object(json.loads(line), f"{path}:{n}"), len(line))
+                for n, line in lines
             ]
     except RecursionError:
         raise InputError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels") from None

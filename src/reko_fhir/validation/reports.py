@@ -12,16 +12,12 @@ report, and can be left out of every report (``best_practice="off"``).
 
 from __future__ import annotations
 
-import json
+import io
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from lxml import etree
-
-from reko_fhir import __version__
 from reko_fhir.outcomes import Issue, IssueSeverity
-from reko_fhir.validation.issue_kinds import is_best_practice, is_undecided
+from reko_fhir.validation.issue_kinds import is_undecided
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,183 +137,29 @@ def json_pointer(expression: str | None) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _issue_json(issue: Issue) -> dict[str, str | None]:
-    return {
-        "severity": issue.severity.value,
-        "code": issue.code.value,
-        "diagnostics": issue.diagnostics,
-        "expression": issue.expression,
-    }
+def render(kind: str, results: list[Result], best_practice: str = "group") -> str:
+    """The whole report of ``results`` as one string (the writers stream it: report_writers)."""
+    from reko_fhir.validation.report_writers import WRITERS  # noqa: PLC0415 - it imports this
 
-
-def _shown(results: list[Result], best_practice: str) -> list[Result]:
-    if best_practice != "off":
-        return results
-    return [replace(r, issues=[i for i in r.issues if not is_best_practice(i)]) for r in results]
+    out = io.StringIO()
+    writer = WRITERS[kind](out, best_practice)
+    for result in results:
+        writer.add(result)
+    writer.finish()
+    return out.getvalue()
 
 
 def text(results: list[Result], best_practice: str = "group") -> str:
-    results = _shown(results, best_practice)
-    lines: list[str] = []
-    grouped: dict[str, list[str]] = {}
-    for result in results:
-        lines += [f"{result.source}: note: {note}" for note in result.notes]
-        for issue in result.issues:
-            if best_practice == "group" and is_best_practice(issue):
-                grouped.setdefault(issue.diagnostics, []).append(result.name)
-                continue
-            where = f"{result.source}: {result.name}"
-            if issue.expression and issue.expression != result.resource_type:
-                where += f": {issue.expression}"
-            lines.append(f"{where}: {issue.severity.value}: {issue.diagnostics}")
-    for diagnostics, names in grouped.items():
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        lines.append(f"best practice: warning: {diagnostics} ({len(names)} resource(s): {shown})")
-    lines.append(Totals.of(results).line())
-    return "\n".join(lines) + "\n"
+    return render("text", results, best_practice)
 
 
 def as_json(results: list[Result], best_practice: str = "group") -> str:
-    results = _shown(results, best_practice)
-    doc = {
-        "summary": Totals.of(results).as_json(),
-        "results": [
-            {
-                "source": r.source,
-                "resourceType": r.resource_type,
-                "id": r.resource_id,
-                **({"pointer": r.pointer} if r.pointer else {}),
-                **({"notes": r.notes} if r.notes else {}),
-                "undecided": len(r.undecided),
-                "issues": [_issue_json(i) for i in r.issues],
-            }
-            for r in results
-        ],
-    }
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    return render("json", results, best_practice)
 
 
 def junit(results: list[Result], best_practice: str = "group") -> str:
-    results = _shown(results, best_practice)
-    totals = Totals.of(results)
-    checked = [r for r in results if not r.skipped]
-    suite = etree.Element(
-        "testsuite",
-        name="reko-fhir validate",
-        tests=str(len(checked)),
-        failures=str(sum(1 for r in checked if r.errors)),
-        errors="0",
-        skipped=str(len(results) - len(checked)),
-    )
-    properties = etree.SubElement(suite, "properties")
-    for name, value in totals.as_json().items():
-        etree.SubElement(properties, "property", name=name, value=str(value))
-    for result in results:
-        case_name = result.name + (f" ({result.pointer})" if result.pointer else "")
-        case = etree.SubElement(suite, "testcase", classname=result.source, name=case_name)
-        if result.skipped:
-            etree.SubElement(case, "skipped", message="; ".join(result.notes))
-            continue
-        if result.errors:
-            failure = etree.SubElement(
-                case, "failure", message=result.errors[0].diagnostics, type="validation"
-            )
-            failure.text = "\n".join(_located(i) for i in result.errors)
-        others = [i for i in result.issues if not i.is_error]
-        if others:
-            out = etree.SubElement(case, "system-out")
-            out.text = "\n".join(f"{i.severity.value}: {_located(i)}" for i in others)
-    suites = etree.Element("testsuites")
-    suites.append(suite)
-    return etree.tostring(
-        suites, pretty_print=True, xml_declaration=True, encoding="UTF-8"
-    ).decode()
-
-
-def _located(issue: Issue) -> str:
-    """``expression: diagnostics``, or the diagnostics alone (never ``None:``)."""
-    return f"{issue.expression}: {issue.diagnostics}" if issue.expression else issue.diagnostics
-
-
-_SARIF_LEVEL = {"fatal": "error", "error": "error", "warning": "warning", "information": "note"}
-
-
-def _rule_of(issue: Issue) -> tuple[str, str]:
-    """(rule id, its short description): an invariant's key, else the issue type."""
-    if issue.code.value in ("invariant", "not-supported") and re.match(
-        r"^[a-z0-9]+(-[a-z0-9]+)+: ", issue.diagnostics
-    ):
-        key, _, rest = issue.diagnostics.partition(": ")
-        if is_undecided(issue):
-            return f"{key}/not-decided", f"{key} could not be decided by the FHIRPath engine"
-        return key, rest
-    return issue.code.value, f"FHIR validation: {issue.code.value}"
-
-
-def _artifact(source: str) -> tuple[str, int | None]:
-    """``path`` or ``path:line`` (an NDJSON record) as (uri, line)."""
-    path, _, line = source.rpartition(":")
-    return (path, int(line)) if path and line.isdigit() else (source, None)
+    return render("junit", results, best_practice)
 
 
 def sarif(results: list[Result], best_practice: str = "group") -> str:
-    results = _shown(results, best_practice)
-    rules: dict[str, dict[str, object]] = {}
-    findings = []
-    for result in results:
-        uri, line = _artifact(result.source)
-        for issue in result.issues:
-            rule_id, description = _rule_of(issue)
-            rules.setdefault(
-                rule_id, {"id": rule_id, "shortDescription": {"text": description[:200]}}
-            )
-            physical: dict[str, object] = {"artifactLocation": {"uri": uri}}
-            if line is not None:
-                physical["region"] = {"startLine": line}
-            findings.append(
-                {
-                    "ruleId": rule_id,
-                    "ruleIndex": list(rules).index(rule_id),
-                    "level": _SARIF_LEVEL[issue.severity.value],
-                    "message": {"text": issue.diagnostics},
-                    "locations": [
-                        {
-                            "physicalLocation": physical,
-                            "logicalLocations": [
-                                {
-                                    "fullyQualifiedName": issue.expression or result.name,
-                                    "kind": "element",
-                                }
-                            ],
-                            "properties": {"jsonPointer": json_pointer(issue.expression)},
-                        }
-                    ],
-                }
-            )
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "reko-fhir",
-                        "version": __version__,
-                        "informationUri": "https://hl7.org/fhir/R4/validation.html",
-                        "rules": list(rules.values()),
-                    }
-                },
-                "results": findings,
-                "properties": Totals.of(results).as_json(),
-            }
-        ],
-    }
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-
-
-RENDERERS: dict[str, Callable[[list[Result], str], str]] = {
-    "text": text,
-    "json": as_json,
-    "junit": junit,
-    "sarif": sarif,
-}
+    return render("sarif", results, best_practice)
