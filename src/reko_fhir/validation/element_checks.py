@@ -14,6 +14,7 @@ from typing import Any
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
 from reko_fhir.validation import messages
 from reko_fhir.validation.compiled import Constraint, Rule
+from reko_fhir.validation.datetimes import compare
 from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 
 Json = dict[str, Any]
@@ -55,21 +56,40 @@ def cardinality(
 
 
 def limits(run: Run, rule: Rule, value: Any, where: str) -> None:
+    """minValue[x]/maxValue[x] of a primitive, and maxLength. Numbers compare as numbers, dates
+    and times as instants (datetimes.compare; an order the precisions leave open is no finding);
+    a Quantity bound is quantity_limits' (a primitive is never compared with an object)."""
     for key, bound in rule.definition.items():
-        if key.startswith("minValue") and isinstance(value, int | float | str) and value < bound:
-            run.add(_ERROR, IssueCode.VALUE, f"{value} is less than the minimum {bound}", where)
-        if key.startswith("maxValue") and isinstance(value, int | float | str) and value > bound:
-            run.add(_ERROR, IssueCode.VALUE, f"{value} is more than the maximum {bound}", where)
+        below = key.startswith("minValue")
+        if not (below or key.startswith("maxValue")):
+            continue
+        order = _order(value, bound)
+        if order is not None and (order < 0 if below else order > 0):
+            word = "less than the minimum" if below else "more than the maximum"
+            run.add(_ERROR, IssueCode.VALUE, f"{value} is {word} {bound}", where)
     limit = rule.definition.get("maxLength")
     if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
         run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
+
+
+def _order(value: Any, bound: Any) -> int | None:
+    numbers = int | float
+    if isinstance(value, numbers) and isinstance(bound, numbers) and not isinstance(value, bool):
+        return (value > bound) - (value < bound)
+    if isinstance(value, str) and isinstance(bound, str):
+        try:
+            return compare(value, bound)
+        except ValueError:
+            return (value > bound) - (value < bound)  # times (hh:mm:ss): as text they order
+    return None
 
 
 def quantity_limits(run: Run, rule: Rule, value: Json, where: str) -> None:
     amount = value.get("value")
     if not isinstance(amount, int | float):
         return
-    low, high = rule.definition.get("minValueQuantity"), rule.definition.get("maxValueQuantity")
+    low = next((v for k, v in rule.definition.items() if k.startswith("minValue")), None)
+    high = next((v for k, v in rule.definition.items() if k.startswith("maxValue")), None)
     for bound, below in ((low, True), (high, False)):
         if not isinstance(bound, dict) or not isinstance(bound.get("value"), int | float):
             continue

@@ -133,6 +133,7 @@ def _line_object(value: Any, source: str) -> dict[str, Any]:
 
 
 def _whole(data: bytes, path: Path) -> list[Input]:
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
     head = data.lstrip()[:1]
     try:
         if head == b"<":

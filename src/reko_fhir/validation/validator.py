@@ -246,7 +246,7 @@ class Validator:
             return
         if not (type_code == "Extension" and rule.slice_name is None):  # those go by their url
             self._apply_profiles(run, rule, type_code, value, where)
-        if type_code == "Quantity":
+        if self._is_a(type_code, "Quantity"):  # Duration, Age, SimpleQuantity … too
             quantity_limits(run, rule, value, where)
         if type_code == "Reference":
             self._reference_target(run, rule, value, where)
