@@ -73,10 +73,12 @@ def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -
     seen: dict[tuple[int, int, int, int], tuple[Constraint, Any, Any, Any]] = {}
     verdict = Constraint.verdict
 
-    def recording(self: Constraint, value: Any, resource: Any, root: Any = None, *rest: Any) -> Any:
+    def recording(
+        self: Constraint, value: Any, resource: Any, root: Any = None, **more: Any
+    ) -> Any:
         if self.native is not None:
             seen[(id(self), id(value), id(resource), id(root))] = (self, value, resource, root)
-        return verdict(self, value, resource, root, *rest)
+        return verdict(self, value, resource, root, **more)
 
     monkeypatch.setattr(Constraint, "verdict", recording)
     validate()

@@ -62,7 +62,7 @@ PATIENT = {"resourceType": "Patient", "name": [{"family": "Berg"}], "gender": "f
     ("expression", "why"),
     [
         ("name.conformsTo('http://example.org/x')", "Not implemented: conformsTo"),
-        ("gender.memberOf('http://example.org/vs')", "Not implemented: memberOf"),
+        ("gender.memberOf('http://example.org/vs')", "the value set cannot be expanded here"),
         ("'unterminated", "not valid FHIRPath"),
         ("name..family.exists()", "not valid FHIRPath"),  # fhirpathpy's parser would recover
         ("name.exists() )(", "not valid FHIRPath"),
@@ -91,6 +91,16 @@ def test_the_same_profile_decides_what_it_can() -> None:
         "test-2: test-2 (found: female)"  # a primitive: named, the location stays the element's
     ]
     assert not [i for i in issues if is_undecided(i)]
+
+
+def test_member_of_is_decided_with_the_validators_terminology() -> None:
+    gender = "http://hl7.org/fhir/ValueSet/administrative-gender"
+    validator = validator_with(("test-1", f"gender.memberOf('{gender}')"))
+    assert not [i for i in validator.validate(PATIENT, PROFILE) if "test-1" in i.diagnostics]
+    wrong = {**PATIENT, "gender": "dragon"}
+    assert [
+        i.diagnostics for i in validator.validate(wrong, PROFILE) if "test-1" in i.diagnostics
+    ] == ["test-1: test-1 (found: dragon)"]
 
 
 def test_an_undecided_verdict_is_not_a_boolean() -> None:

@@ -56,8 +56,10 @@ class Constraint:
         value: Any,
         resource: Json,
         root: Json | None = None,
+        *,
         base: str | None = None,
         entry: Callable[[str], Json | None] | None = None,
+        member: Callable[[Any, str], bool | None] | None = None,
     ) -> Verdict:
         """True (holds), False (fails) or :class:`Undecided` (the engine could not tell).
 
@@ -65,7 +67,8 @@ class Constraint:
         its container when it is a contained resource (by default the resource itself);
         ``base`` the type or path of ``value`` (``Range``, ``Goal.target``), so that FHIRPath
         navigates it typed (choice elements such as ``detail[x]`` are found only so);
-        ``entry`` finds a Bundle's entry by reference, for ``resolve()``.
+        ``entry`` finds a Bundle's entry by reference, for ``resolve()``; ``member`` answers
+        ``memberOf()``.
 
         Decided in Python when :mod:`reko_fhir.validation.native` (fast paths that agree with
         fhirpathpy) or :mod:`reko_fhir.validation.fhirpath_gaps` (what fhirpathpy lacks) has
@@ -87,7 +90,7 @@ class Constraint:
         scope_root = resource if root is None else root
         context = {"resource": resource, "rootResource": scope_root}
         node = _typed_node(value, base) if base else value
-        token = SCOPE.set(Scope(scope_root, entry))
+        token = SCOPE.set(Scope(scope_root, entry, member))
         try:
             result = check(node, context)
         except Exception as exc:  # a function or operand fhirpathpy lacks on this node

@@ -28,6 +28,8 @@ class Run:
     issues: list[Issue] = field(default_factory=list)
     # Finds a Bundle entry by reference (fullUrl or Type/id), for FHIRPath's resolve().
     entry: Callable[[str], Json | None] | None = None
+    # ValueSet membership of a value, for FHIRPath's memberOf() (Terminology.member).
+    member: Callable[[Any, str], bool | None] | None = None
     # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
     # missing there decides no slice, and is not itself a finding.
     discriminating: set[str] = field(default_factory=set)
@@ -111,7 +113,9 @@ def invariants(
     """Each invariant on ``value``, navigated in FHIRPath as ``base`` (its type or path)."""
     typed = base if base.replace(".", "").isalnum() else None  # not System.String's url
     for constraint in constraints:
-        verdict = constraint.verdict(value, run.resource, run.root, typed, run.entry)
+        verdict = constraint.verdict(
+            value, run.resource, run.root, base=typed, entry=run.entry, member=run.member
+        )
         if verdict is True:
             continue
         if verdict is False:

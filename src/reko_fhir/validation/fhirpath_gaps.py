@@ -54,6 +54,8 @@ class Scope:
 
     root: Json
     entry: Callable[[str], Json | None] | None = None
+    # ValueSet membership for memberOf(): True, False, or None (the value set cannot tell).
+    member: Callable[[Any, str], bool | None] | None = None
 
 
 SCOPE: ContextVar[Scope | None] = ContextVar("reko_fhirpath_scope", default=None)
@@ -100,10 +102,27 @@ def has_value(inputs: list[Any]) -> list[bool]:
     return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
 
 
+class _NotDecidableError(Exception):
+    """memberOf() on a value set this validator cannot expand: the invariant is undecided."""
+
+
+def member_of(inputs: list[Any], url: str) -> list[bool]:
+    """FHIRPath ``memberOf(valueset)`` on a code, Coding, CodeableConcept or Quantity
+    (https://hl7.org/fhir/R4/fhirpath.html#functions): empty on an empty input."""
+    scope = SCOPE.get()
+    if len(inputs) != 1:
+        return []
+    verdict = scope.member(inputs[0], url) if scope is not None and scope.member else None
+    if verdict is None:
+        raise _NotDecidableError(f"memberOf('{url}'): the value set cannot be expanded here")
+    return [verdict]
+
+
 FUNCTIONS = {
     "hasValue": {"fn": has_value, "arity": {0: []}},
     "htmlChecks": {"fn": html_checks, "arity": {0: []}},
     "resolve": {"fn": resolve, "arity": {0: []}},
+    "memberOf": {"fn": member_of, "arity": {1: ["String"]}},
 }
 
 

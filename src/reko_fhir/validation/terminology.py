@@ -136,6 +136,20 @@ class Terminology:
                 codes &= below - ({value} if op == "descendent-of" else set())
         return {(system, code) for code in codes}
 
+    def member(self, value: Any, url: str) -> bool | None:
+        """Whether ``value`` is in value set ``url``; None when this validator cannot tell
+        (FHIRPath ``memberOf()``)."""
+        codings = _any_codings(value)
+        expansion = self.expand(url.split("|", maxsplit=1)[0])
+        if not codings or expansion is None:
+            return None
+        for system, code in codings:
+            if (system, code) in expansion.codes or (
+                system is None and any(c == code for _, c in expansion.codes)
+            ):
+                return True
+        return None if any(expansion.gap_for(s) for s, _ in codings) else False
+
     def check(
         self, url: str, type_code: str, value: Any, strength: str
     ) -> list[tuple[IssueSeverity, IssueCode, str]]:
@@ -165,6 +179,18 @@ class Terminology:
         severity = IssueSeverity.ERROR if strength == "required" else IssueSeverity.WARNING
         message = f"{shown} is not in the value set {url} ({strength} binding)"
         return [(severity, IssueCode.CODE_INVALID, message)]
+
+
+def _any_codings(value: Any) -> list[tuple[str | None, str]] | None:
+    """The codings of a value whose type FHIRPath does not say: a code, Coding, CodeableConcept
+    or Quantity, told apart by its shape."""
+    if isinstance(value, str):
+        return _codings("code", value)
+    if isinstance(value, dict) and "coding" in value:
+        return _codings("CodeableConcept", value)
+    if isinstance(value, dict):
+        return _codings("Coding", value)
+    return None
 
 
 def _undecided(url: str, strength: str, why: str) -> tuple[IssueSeverity, IssueCode, str]:

@@ -68,7 +68,7 @@ class Validator:
 
         ``entry`` finds the other entries of the Bundle ``resource`` came in, by reference.
         """
-        run = Run(resource, resource, entry=entry)
+        run = Run(resource, resource, entry=entry, member=self.terminology.member)
         kind = resource.get("resourceType")
         expression = where or str(kind)
         base = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -276,7 +276,7 @@ class Validator:
             return
         tried: list[tuple[str, list[Issue]]] = []
         for url, constrained in checked:
-            trial = Run(run.resource, run.root, entry=run.entry)
+            trial = Run(run.resource, run.root, entry=run.entry, member=run.member)
             trial.discriminating = run.discriminating
             self._root(trial, value, constrained, where)
             if not [i for i in trial.issues if i.is_error]:
