@@ -136,3 +136,72 @@ def test_subtypes_count_as_their_base_type() -> None:
     assert validator._is_a("Age", "Quantity")
     assert not validator._is_a("Patient", "Group")
     assert not validator._is_a("Quantity", "Age")
+
+
+def test_a_type_discriminator_on_a_choice_element() -> None:
+    found = Definitions.core()
+    found.add(
+        profile(
+            "Payloads",
+            "resource",
+            "Communication",
+            [
+                {
+                    "id": "Communication.payload",
+                    "path": "Communication.payload",
+                    "slicing": {
+                        "discriminator": [{"type": "type", "path": "content"}],
+                        "rules": "closed",
+                    },
+                },
+                {
+                    "id": "Communication.payload:text",
+                    "path": "Communication.payload",
+                    "sliceName": "text",
+                    "max": "1",
+                },
+                {
+                    "id": "Communication.payload:text.content[x]",
+                    "path": "Communication.payload.content[x]",
+                    "type": [{"code": "string"}],
+                },
+            ],
+        )
+    )
+    validator = Validator(found)
+    message = {"resourceType": "Communication", "status": "completed"}
+    good = {**message, "payload": [{"contentString": "hej"}]}
+    assert errors(validator.validate(good, EX + "Payloads")) == []
+    bad = {**message, "payload": [{"contentAttachment": {"url": "http://x"}}]}
+    (error,) = errors(validator.validate(bad, EX + "Payloads"))
+    assert "matches no slice of a closed slicing" in error
+
+
+def test_the_min_length_extension() -> None:
+    found = Definitions.core()
+    found.add(
+        profile(
+            "LongId",
+            "resource",
+            "Patient",
+            [
+                {
+                    "id": "Patient.id",
+                    "path": "Patient.id",
+                    "extension": [
+                        {
+                            "url": "http://hl7.org/fhir/StructureDefinition/minLength",
+                            "valueInteger": 5,
+                        }
+                    ],
+                }
+            ],
+        )
+    )
+    validator = Validator(found)
+    assert (
+        errors(validator.validate({"resourceType": "Patient", "id": "abcdef"}, EX + "LongId")) == []
+    )
+    assert errors(validator.validate({"resourceType": "Patient", "id": "ab"}, EX + "LongId")) == [
+        "shorter than the minimum length 5"
+    ]

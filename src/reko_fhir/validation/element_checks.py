@@ -19,6 +19,7 @@ from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
+_MIN_LENGTH = "http://hl7.org/fhir/StructureDefinition/minLength"
 
 
 @dataclass(slots=True)
@@ -58,9 +59,11 @@ def cardinality(
 
 
 def limits(run: Run, rule: Rule, value: Any, where: str) -> None:
-    """minValue[x]/maxValue[x] of a primitive, and maxLength. Numbers compare as numbers, dates
-    and times as instants (datetimes.compare; an order the precisions leave open is no finding);
-    a Quantity bound is quantity_limits' (a primitive is never compared with an object)."""
+    """minValue[x]/maxValue[x] of a primitive, maxLength and the minLength extension.
+
+    Numbers compare as numbers, dates and times as instants (datetimes.compare; an order the
+    precisions leave open is no finding); a Quantity bound is quantity_limits' (a primitive is
+    never compared with an object)."""
     for key, bound in rule.definition.items():
         below = key.startswith("minValue")
         if not (below or key.startswith("maxValue")):
@@ -72,6 +75,15 @@ def limits(run: Run, rule: Rule, value: Any, where: str) -> None:
     limit = rule.definition.get("maxLength")
     if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
         run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
+    for extension in rule.definition.get("extension", []):  # the minLength extension
+        least = extension.get("valueInteger") if isinstance(extension, dict) else None
+        if (
+            extension.get("url") == _MIN_LENGTH
+            and isinstance(least, int)
+            and isinstance(value, str)
+            and len(value) < least
+        ):
+            run.add(_ERROR, IssueCode.VALUE, f"shorter than the minimum length {least}", where)
 
 
 def _order(value: Any, bound: Any) -> int | None:

@@ -28,6 +28,7 @@ from reko_fhir.validation.element_checks import (
 from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
+from reko_fhir.validation.slicing import type_at, walk
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
 from reko_fhir.validation.terminology import Terminology
 
@@ -424,16 +425,11 @@ class Validator:
     ) -> bool:
         kind, path = discriminator.get("type"), str(discriminator.get("path", "$this"))
         if kind == "type":
-            target = item if path == "$this" else _walk(item, path)
-            name = (
-                target.get("resourceType")
-                if isinstance(target, dict) and "resourceType" in target
-                else type_code
-            )
             codes = slice_rule.type_codes if path == "$this" else self._codes_at(slice_rule, path)
+            name = type_at(item, path, type_code, codes, self._is_complex)
             return isinstance(name, str) and any(self._is_a(name, code) for code in codes)
         if kind == "profile":
-            target = item if path == "$this" else _walk(item, path)
+            target = item if path == "$this" else walk(item, path)
             profile_urls = [
                 u for u in self._profiles_at(slice_rule, path) if self.rule(u) is not None
             ]
@@ -445,12 +441,12 @@ class Validator:
                 not [i for i in self.validate(target, url) if i.is_error] for url in profile_urls
             )
         if kind == "exists":
-            return (_walk(item, path) is not None) == (slice_rule.min > 0)
+            return (walk(item, path) is not None) == (slice_rule.min > 0)
         if kind in ("value", "pattern"):
             expected = self._expected_at(slice_rule, path)
             if expected is None:
                 return False
-            actual = item if path == "$this" else _walk(item, path)
+            actual = item if path == "$this" else walk(item, path)
             return (
                 bool(actual == expected[1])
                 if kind == "value" and expected[0] == "fixed"
@@ -458,14 +454,21 @@ class Validator:
             )
         return False
 
+    def _is_complex(self, type_code: str) -> bool:
+        return self.definitions.structure(CORE_BASE + type_code) is not None
+
     def _rule_at(self, rule: Rule, path: str) -> Rule | None:
         current: Rule | None = rule
         for name in path.split("."):
             if current is None:
                 return None
-            current = current.children.get(name) or self._children_of(
-                current, self._single_type(current)
-            ).get(name)
+            children = self._children_of(current, self._single_type(current))
+            current = (
+                current.children.get(name)
+                or current.children.get(f"{name}[x]")  # a choice element, by its stem
+                or children.get(name)
+                or children.get(f"{name}[x]")
+            )
         return current
 
     def _expected_at(self, slice_rule: Rule, path: str) -> tuple[str, Any] | None:
@@ -487,14 +490,3 @@ class Validator:
         if target is None:
             return []
         return [p for t in target.types for p in t.get("profile", []) + t.get("targetProfile", [])]
-
-
-def _walk(item: Any, path: str) -> Any:
-    current = item
-    for name in path.split("."):
-        if isinstance(current, list):
-            current = current[0] if current else None
-        if not isinstance(current, dict):
-            return None
-        current = current.get(name)
-    return current
