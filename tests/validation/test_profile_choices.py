@@ -205,3 +205,51 @@ def test_the_min_length_extension() -> None:
     assert errors(validator.validate({"resourceType": "Patient", "id": "ab"}, EX + "LongId")) == [
         "shorter than the minimum length 5"
     ]
+
+
+def test_an_additional_required_binding_must_hold() -> None:
+    found = Definitions.core()
+    found.add(
+        {
+            "resourceType": "ValueSet",
+            "url": "http://example.org/vs/two",
+            "compose": {"include": [{"system": "http://loinc.org", "concept": [{"code": "1-1"}]}]},
+        }
+    )
+    additional = {
+        "url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-ElementDefinition.binding.additional",
+        "extension": [
+            {"url": "purpose", "valueCode": "required"},
+            {"url": "valueSet", "valueCanonical": "http://example.org/vs/two"},
+        ],
+    }
+    found.add(
+        profile(
+            "Extra",
+            "resource",
+            "Observation",
+            [
+                {
+                    "id": "Observation.code",
+                    "path": "Observation.code",
+                    "binding": {
+                        "strength": "example",
+                        "valueSet": "http://hl7.org/fhir/ValueSet/observation-codes",
+                        "extension": [additional],
+                    },
+                }
+            ],
+        )
+    )
+    validator = Validator(found)
+    good = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1-1"}]},
+    }
+    assert errors(validator.validate(good, EX + "Extra")) == []
+    bad = {**good, "code": {"coding": [{"system": "http://loinc.org", "code": "2-2"}]}}
+    assert errors(validator.validate(bad, EX + "Extra")) == [
+        "additional binding (required): http://loinc.org#2-2 is not in the value set"
+        " http://example.org/vs/two (required binding)"
+    ]

@@ -16,10 +16,19 @@ from reko_fhir.validation import messages
 from reko_fhir.validation.compiled import Constraint, Rule
 from reko_fhir.validation.datetimes import compare
 from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
+from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
 _MIN_LENGTH = "http://hl7.org/fhir/StructureDefinition/minLength"
+# ElementDefinition.binding.additional (R5), as its cross-version extension in R4 profiles.
+_ADDITIONAL = "extension-ElementDefinition.binding.additional"
+_PURPOSES = {
+    "required": "required",
+    "maximum": "required",
+    "extensible": "extensible",
+    "current": "extensible",
+}
 
 
 @dataclass(slots=True)
@@ -165,3 +174,24 @@ def target_type(run: Run, reference: str) -> str | None:
         return str(target.get("resourceType")) if isinstance(target, dict) else None
     parts = reference.split("/_history/", maxsplit=1)[0].split("/")
     return parts[-2] if len(parts) >= 2 else ""
+
+
+def bindings(  # noqa: PLR0917 - the walk's context
+    run: Run, terminology: Terminology, rule: Rule, type_code: str, value: Any, where: str
+) -> None:
+    """The binding, and additional bindings (R5's, used in R4 as an extension): required and
+    maximum ones must hold, extensible and current ones warn."""
+    binding = rule.definition.get("binding") or {}
+    bound = [(binding.get("strength"), binding.get("valueSet"), "")]
+    for extension in binding.get("extension", []):
+        if str(extension.get("url", "")).endswith(_ADDITIONAL):
+            parts = {e.get("url"): e for e in extension.get("extension", [])}
+            purpose = (parts.get("purpose") or {}).get("valueCode")
+            url = (parts.get("valueSet") or {}).get("valueCanonical")
+            strength = _PURPOSES.get(str(purpose))
+            bound.append((strength, url, f"additional binding ({purpose}): "))
+    for strength, value_set, label in bound:
+        if strength not in ("required", "extensible") or not isinstance(value_set, str):
+            continue
+        for severity, code, message in terminology.check(value_set, type_code, value, strength):
+            run.add(severity, code, label + message, where)

@@ -19,6 +19,7 @@ from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.element_checks import (
     Run,
+    bindings,
     cardinality,
     invariants,
     limits,
@@ -226,7 +227,7 @@ class Validator:
             return
         else:
             self._complex(run, rule, type_code, value, where)
-        self._binding(run, rule, type_code, value, where)
+        bindings(run, self.terminology, rule, type_code, value, where)
         base = rule.path if type_code in ("BackboneElement", "Element") else type_code
         invariants(run, rule.constraints, value, where, base)
 
@@ -289,16 +290,6 @@ class Validator:
                 f"{url}: {next(i.diagnostics for i in found if i.is_error)}" for url, found in tried
             )
             run.add(_ERROR, IssueCode.STRUCTURE, f"matches none of its profiles ({firsts})", where)
-
-    def _binding(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
-        binding = rule.definition.get("binding") or {}
-        strength, value_set = binding.get("strength"), binding.get("valueSet")
-        if strength not in ("required", "extensible") or not isinstance(value_set, str):
-            return
-        for severity, code, message in self.terminology.check(
-            value_set, type_code, value, strength
-        ):
-            run.add(severity, code, message, where)
 
     def _reference_target(self, run: Run, rule: Rule, value: Json, where: str) -> None:
         """The target's type is that of one of the target profiles (any one may match).
