@@ -71,14 +71,16 @@ SERVICE = ValidationService(reko_definitions())
 def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every (constraint, node, %resource, %rootResource) with a native check ``validate`` meets."""
     seen: dict[tuple[int, int, int, int], tuple[Constraint, Any, Any, Any]] = {}
-    holds = Constraint.holds
+    verdict = Constraint.verdict
 
-    def recording(self: Constraint, value: Any, resource: Any, root: Any = None) -> bool:
+    def recording(
+        self: Constraint, value: Any, resource: Any, root: Any = None, **more: Any
+    ) -> Any:
         if self.native is not None:
             seen[(id(self), id(value), id(resource), id(root))] = (self, value, resource, root)
-        return holds(self, value, resource, root)
+        return verdict(self, value, resource, root, **more)
 
-    monkeypatch.setattr(Constraint, "holds", recording)
+    monkeypatch.setattr(Constraint, "verdict", recording)
     validate()
     monkeypatch.undo()
     return list(seen.values())

@@ -83,8 +83,9 @@ def broken(make: Breaker, change: Callable[[dict[str, Any]], object]) -> dict[st
         (broken(meeting, lambda r: r.pop("extension")), "reko-proc-3", "Procedure"),
         (
             broken(meeting, lambda r: r["code"]["coding"][0].update(code="XX999")),
-            "reko-proc-1",
-            "Procedure",
+            "reko-proc-1: The code has a KVÅ coding GC001, DV077 or AW026"
+            " (found: urn:oid:1.2.752.116.1.3.2.1.4#XX999)",
+            "Procedure.code",
         ),
         (
             broken(meeting, lambda r: r.update(status="on-hold")),

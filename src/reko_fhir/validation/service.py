@@ -89,8 +89,10 @@ class ValidationService:
         """Every issue of ``resource`` (a Bundle: of its entries and across them too)."""
         path = where or str(resource.get("resourceType"))
         profiles, issues = self.profiles_for(resource, profile, path)
+        # Within a Bundle, FHIRPath's resolve() finds the other entries (ctm-1 and the like).
+        entry = resolver.resolve if isinstance(resolver, BundleResolver) else None
         for url in profiles:
-            issues += self.validator.validate(resource, url, path)
+            issues += self.validator.validate(resource, url, path, entry)
         issues += identifier_issues(resource, path)
         issues += diagnosis_issues(resource, path)
         if resource.get("resourceType") == "Bundle":
