@@ -3,7 +3,7 @@ and the adapter that turns an outbox message into requests.
 
 An EHR FHIR server receives each resource as a conditional update on its business identifier
 (https://hl7.org/fhir/R4/http.html#cond-update), so a message delivered twice changes nothing
-the second time; a deletion is a delete of the same resource. References to
+the second time; a deletion is a conditional delete on the same identifier. References to
 types the target does not receive go as logical references (``Reference.identifier``).
 """
 
@@ -18,7 +18,7 @@ import httpx
 from reko_fhir.delivery.auth import ClientCredentialsAuth, PrivateKeyJwtAuth, client_for
 from reko_fhir.delivery.config import ClientCredentials, PrivateKeyJwt, TargetConfig
 from reko_fhir.delivery.errors import DeliveryError
-from reko_fhir.delivery.fhir import FhirTarget
+from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.delivery.worker import Delivered, Target
 from reko_fhir.mapping.references import display_only, literal_references, rename_references
@@ -42,11 +42,7 @@ class FhirDelivery:
         self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
     ) -> Delivered:
         if message.operation == "delete":
-            remote = references.get(f"{message.resource_type}/{message.resource_id}")
-            if remote is None:  # never delivered: nothing to delete there
-                return Delivered(None)
-            kind, rid = remote.split("/", 1)
-            return Delivered(None, await self.fhir.delete(kind, rid))
+            return await self._delete(message, references)
         if message.payload is None:
             raise DeliveryError("the message carries no resource", retryable=False)
         resource = outgoing(message.payload)
@@ -67,6 +63,18 @@ class FhirDelivery:
 
     def receives(self, resource_type: str) -> bool:
         return not self.subscribed or resource_type in self.subscribed
+
+    async def _delete(self, message: Message, references: Mapping[str, str]) -> Delivered:
+        """A conditional delete by the business identifier of what was deleted here; without
+        one, a delete by the target's id; never delivered (no id known): nothing to do."""
+        token = identifier_token(message.payload or {})
+        if token is not None:
+            return Delivered(None, await self.fhir.delete_match(message.resource_type, token))
+        remote = references.get(f"{message.resource_type}/{message.resource_id}")
+        if remote is None:
+            return Delivered(None)
+        kind, rid = remote.split("/", 1)
+        return Delivered(None, await self.fhir.delete(kind, rid))
 
     async def aclose(self) -> None:
         await self.client.aclose()

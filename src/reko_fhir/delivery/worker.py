@@ -225,12 +225,16 @@ class Worker:
             )
             if reason is not None:
                 raise ConsentBlockedError(reason)
-            wanted = sorted(literal_references(message.payload))
+            deleting = message.operation == "delete"
+            # A deletion needs the target's name of the resource itself (when it has no
+            # identifier to delete by); an upsert the names of what it refers to.
+            local = f"{message.resource_type}/{message.resource_id}"
+            wanted = [local] if deleting else sorted(literal_references(message.payload))
             known: dict[str, str] = {}
             if wanted:
                 async with self.repository.transaction(writer=False) as conn:
                     known = await outbox.known_references(conn, message.target, wanted)
-            unresolved = [r for r in set(wanted) if r not in known]
+            unresolved = [] if deleting else [r for r in set(wanted) if r not in known]
             receives: frozenset[str] = getattr(target, "subscribed", frozenset())
             logical = await self._logical(message, unresolved, receives)
             answer = await target.deliver(message, known, logical)
