@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.store import outbox
 from tests.delivery.serving import FHIR_JSON, UNIT, Served, case, serving
 from tests.peers.servers import Peer, fault_target
@@ -144,3 +145,22 @@ async def test_a_delete_is_retried_and_dead_lettered_as_any_delivery(
         replayed = {m.id: m for m in await served.settled()}[dead.id]
         assert replayed.status == "delivered"
         assert held(fault_peer, "Procedure", second_token) == 0
+
+
+async def test_medplum_deletes_by_identifier_and_a_second_delete_is_a_success(
+    medplum_peer: Peer,
+) -> None:
+    """The conditional delete against a real FHIR server: gone after, and idempotent."""
+    plan = case()["entry"]
+    (resource,) = [e["resource"] for e in plan if e["resource"]["resourceType"] == "CarePlan"]
+    resource = {k: v for k, v in resource.items() if k not in ("id", "subject", "author")}
+    resource["subject"] = {"display": "a patient"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        ehr = FhirTarget(http, medplum_peer.base_url, name="ehr")
+        token = identifier_token(resource)
+        assert token is not None
+        await ehr.push(resource)
+        assert len(await ehr.pull("CarePlan", since=None, params={"identifier": token})) == 1
+        assert await ehr.delete_match("CarePlan", token) in (200, 204)
+        assert await ehr.pull("CarePlan", since=None, params={"identifier": token}) == []
+        assert await ehr.delete_match("CarePlan", token) in (200, 204, 404)
