@@ -109,9 +109,10 @@ async def test_a_write_and_its_messages_commit_or_vanish_together(store_url: str
         await repo.delete("Patient", "p2")
         async with repo.transaction() as conn:
             deletions = [m for m in await outbox.messages(conn) if m.operation == "delete"]
-        assert {(m.target, m.version, m.payload) for m in deletions} == {
-            ("archive", 2, None),
-            ("ehr", 2, None),
+        # Each carries what it removed: the target deletes by its identifier.
+        assert {(m.target, m.version, (m.payload or {}).get("id")) for m in deletions} == {
+            ("archive", 2, "p2"),
+            ("ehr", 2, "p2"),
         }
     finally:
         await repo.close()
