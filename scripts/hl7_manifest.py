@@ -7,7 +7,7 @@ Run by hand on a checkout of https://github.com/FHIR/fhir-test-cases (Apache-2.0
 In scope: cases of FHIR 4.0/4.0.1 with a ``profile`` step and a Java outcome for it, that need
 no packages (no IG download: the validator is offline), with ``use-test`` not false, whose
 instance and supporting files are present. Expected: the Java outcome's error and fatal issues
-for the profile step (none: valid), as in ``shared/conformance``. Cases out of scope are
+for the profile step (none: valid), as in the vendored ``tests/conformance``. Cases out of scope are
 counted by reason.
 """
 

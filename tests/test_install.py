@@ -93,7 +93,7 @@ def run(
 def test_an_installed_validator_finds_the_profiles_from_any_folder(installed: Path) -> None:
     done = run(installed, "validate", str(INVALID))
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "Procedure.reasonCode: max allowed = 0, but found 1" in done.stdout
+    assert "Procedure.reasonCode: error: max allowed = 0, but found 1" in done.stdout
     assert "1 resource(s): 1 error(s)" in done.stdout
 
 

@@ -148,7 +148,7 @@ def test_the_walkthrough_runs_as_written(checkout: Path, service: int) -> None:
     assert "nordjournal-json\tjson" in everything
     assert '<Bundle xmlns="http://hl7.org/fhir">' in everything
     # The validation block: the invalid fixture's error, and the JUnit report written.
-    assert "Procedure.reasonCode: max allowed = 0, but found 1" in everything
+    assert "Procedure.reasonCode: error: max allowed = 0, but found 1" in everything
     assert "exit 1: an error" in everything
     assert (checkout / "validation.xml").read_text(encoding="utf-8").startswith("<?xml")
     # The token block: two tokens, each a JWT alone on its line.

@@ -94,7 +94,7 @@ class ValidationService:
         for url in profiles:
             issues += self.validator.validate(resource, url, path, entry)
         issues += identifier_issues(resource, path)
-        issues += diagnosis_issues(resource, path)
+        issues += _not_said_yet(diagnosis_issues(resource, path), issues)
         if resource.get("resourceType") == "Bundle":
             context = BundleResolver.of(resource)
             for i, entry in enumerate(resource.get("entry") or []):
@@ -105,3 +105,19 @@ class ValidationService:
             issues += rule_issues(resource, path, resolver)
             issues += reference_issues(resource, path, resolver)
         return distinct(issues)
+
+
+def _not_said_yet(found: list[Issue], issues: list[Issue]) -> list[Issue]:
+    """``found`` without the ones inside an element already reported as a diagnosis: a diagnosis
+    in ``Procedure.reasonCode`` is the profile's error (max 0, which names the diagnosis), said
+    once, not again by rule 5 at ``Procedure.reasonCode[0].coding[0]``."""
+    said = [
+        i.expression for i in issues if i.is_error and i.expression and "diagnos" in i.diagnostics
+    ]
+
+    def inside(expression: str | None) -> bool:
+        return expression is not None and any(
+            expression == e or expression.startswith((f"{e}.", f"{e}[")) for e in said
+        )
+
+    return [issue for issue in found if not inside(issue.expression)]
