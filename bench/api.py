@@ -151,6 +151,7 @@ async def bulk_rows(url: str, template: dict[str, Any], rows: int) -> int:
                 }
                 for _ in range(rows)
             ),
+            partition=UNIT,  # the unit's own partition: its searches and reads walk them
         )
         return await repository.count("Procedure")
     finally:

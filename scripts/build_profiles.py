@@ -2,277 +2,54 @@
 
 Run ``python scripts/build_profiles.py`` after changing a definition below; commit the JSON it
 writes (that JSON is what other teams' validators load). The contract these follow is
-``shared/spec/profiles.md``; own additions are documented in ``profiles/README.md``.
+``profiles/contract.md``; own additions are documented in ``profiles/README.md``. The building
+blocks are in ``profile_parts.py``, the worklist Task and the statistics Measure (contract 2) in
+``profiles_worklist.py``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Any
 
 from reko_fhir.validation.definitions import Definitions
 from reko_fhir.validation.snapshot import generate_snapshot
 
+# The parts live next to this script; it runs as a script and is loaded by path in the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from profile_parts import (
+    BASE,
+    CODE_SYSTEMS,
+    HSA_IDENT,
+    KVA,
+    KVA_CODE,
+    PNR,
+    SNR,
+    VERSION,
+    Json,
+    code_system,
+    codes_of,
+    coding,
+    coding_value,
+    complex_extension,
+    cs_url,
+    el,
+    ext_slice,
+    invariant,
+    no_diagnosis,
+    required,
+    sd_url,
+    simple_extension,
+    slicing,
+    structure,
+    value_sets,
+    vs_url,
+)
+from profiles_worklist import WORKLIST_TASK, measure
+
 OUT = Path(__file__).resolve().parent.parent / "profiles"
-BASE = "http://reko-fhir.se/fhir"
-VERSION = "0.1.0"
-KVA = "urn:oid:1.2.752.116.1.3.2.1.4"
-HSA = ("urn:oid:1.2.752.29.4.19", "urn:oid:1.2.752.129.2.1.4.1")
-PNR = "http://electronichealth.se/identifier/personnummer"
-SNR = "http://electronichealth.se/identifier/samordningsnummer"
-Json = dict[str, Any]
-
-CODE_SYSTEMS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "reko-coordination-part": (
-        "Koordineringsinsatsernas delar (Lag 2019:1297)",
-        [
-            ("personligt-stod", "Personligt stöd"),
-            ("intern-samordning", "Intern samordning"),
-            ("extern-samverkan", "Samverkan med andra aktörer"),
-        ],
-    ),
-    "reko-role": (
-        "Roller i koordineringsinsatser",
-        [
-            ("rehabiliteringskoordinator", "Rehabiliteringskoordinator"),
-            ("lakare", "Läkare"),
-            ("sjukskoterska", "Sjuksköterska"),
-            ("arbetsterapeut", "Arbetsterapeut"),
-            ("fysioterapeut", "Fysioterapeut"),
-            ("psykolog", "Psykolog"),
-            ("kurator", "Kurator"),
-            ("annan", "Annan"),
-        ],
-    ),
-    "reko-actor-type": (
-        "Externa aktörer",
-        [
-            ("forsakringskassan", "Försäkringskassan"),
-            ("arbetsformedlingen", "Arbetsförmedlingen"),
-            ("arbetsgivare", "Arbetsgivare"),
-            ("kommun", "Kommun / socialtjänst"),
-            ("foretagshalsovard", "Företagshälsovård"),
-            ("annan", "Annan aktör"),
-        ],
-    ),
-    "reko-status": (
-        "REKO-status (Rehabstöd)",
-        [
-            ("kontaktad", "Kontaktad"),
-            ("aktiv", "Aktiv"),
-            ("uppfoljning", "Uppföljning"),
-            ("avslutad", "Avslutad"),
-            ("avbojt", "Avböjt"),
-            ("lamnas-utan-atgard", "Lämnas utan åtgärd"),
-            ("medicinsk-rehab", "Medicinsk rehab"),
-        ],
-    ),
-    "reko-consent-form": (
-        "Samtyckets form",
-        [("muntligt", "Muntligt"), ("skriftligt", "Skriftligt")],
-    ),
-    "reko-careplan-category": (
-        "Vårdplanskategori",
-        [("atergang-i-arbete", "Plan för återgång i arbete")],
-    ),
-    "reko-policy": (
-        "Regelverk",
-        [("sfs-2019-1297", "Lag (2019:1297) om koordineringsinsatser för sjukskrivna patienter")],
-    ),
-    "reko-communication-category": (
-        "Meddelandekategori",
-        [("rehabiliteringsbehov", "Information om behov av rehabiliteringsåtgärder")],
-    ),
-    # Own (not in the contract): the actions of the consent-history extension.
-    "reko-consent-change": (
-        "Ändringar av samtycke",
-        [
-            ("given", "Lämnat"),
-            ("actors-changed", "Mottagare ändrade"),
-            ("revoked", "Återkallat"),
-        ],
-    ),
-}
-
-
-def cs_url(cs_id: str) -> str:
-    return f"{BASE}/CodeSystem/{cs_id}"
-
-
-def vs_url(vs_id: str) -> str:
-    return f"{BASE}/ValueSet/{vs_id}"
-
-
-def sd_url(name: str) -> str:
-    return f"{BASE}/StructureDefinition/{name}"
-
-
-def code_system(cs_id: str, title: str, codes: list[tuple[str, str]]) -> Json:
-    return {
-        "resourceType": "CodeSystem",
-        "id": cs_id,
-        "url": cs_url(cs_id),
-        "version": VERSION,
-        "name": "".join(p.capitalize() for p in cs_id.split("-")),
-        "title": title,
-        "status": "active",
-        "caseSensitive": True,
-        "content": "complete",
-        "count": len(codes),
-        "concept": [{"code": code, "display": display} for code, display in codes],
-    }
-
-
-def value_set(vs_id: str, title: str, include: list[Json]) -> Json:
-    return {
-        "resourceType": "ValueSet",
-        "id": vs_id,
-        "url": vs_url(vs_id),
-        "version": VERSION,
-        "name": "".join(p.capitalize() for p in vs_id.split("-")),
-        "title": title,
-        "status": "active",
-        "compose": {"include": include},
-    }
-
-
-def el(element_id: str, **props: Any) -> Json:
-    path = ".".join(part.split(":")[0] for part in element_id.split("."))
-    out: Json = {"id": element_id, "path": path}
-    if ":" in element_id.rsplit(".", maxsplit=1)[-1]:
-        out["sliceName"] = element_id.rsplit(".", maxsplit=1)[-1].split(":")[1]
-    out.update(props)
-    return out
-
-
-def invariant(key: str, human: str, expression: str, severity: str = "error") -> Json:
-    return {
-        "key": key,
-        "severity": severity,
-        "human": human,
-        "expression": expression,
-        "source": None,
-    }
-
-
-def coding(system: str, code: str) -> Json:
-    return {"coding": [{"system": system, "code": code}]}
-
-
-def required(vs_id: str) -> Json:
-    return {"strength": "required", "valueSet": vs_url(vs_id)}
-
-
-def slicing(path: str, kind: str = "value") -> Json:
-    return {"discriminator": [{"type": kind, "path": path}], "rules": "open"}
-
-
-def ext_slice(parent: str, name: str, ext_id: str, lo: int = 0, hi: str = "1") -> list[Json]:
-    # The fixed url makes the slice self-describing for validators that do not follow the
-    # extension's profile to find its discriminator (Medplum among them).
-    return [
-        el(
-            f"{parent}:{name}",
-            min=lo,
-            max=hi,
-            type=[{"code": "Extension", "profile": [sd_url(ext_id)]}],
-        ),
-        el(f"{parent}:{name}.url", fixedUri=sd_url(ext_id)),
-    ]
-
-
-def structure(
-    name: str,
-    kind_type: str,
-    description: str,
-    elements: list[Json],
-    *,
-    base: str | None = None,
-    context: list[str] | None = None,
-) -> Json:
-    is_extension = context is not None
-    out: Json = {
-        "resourceType": "StructureDefinition",
-        "id": name,
-        "url": sd_url(name),
-        "version": VERSION,
-        "name": name if not is_extension else "".join(p.capitalize() for p in name.split("-")),
-        "status": "active",
-        "fhirVersion": "4.0.1",
-        "description": description,
-        "kind": "complex-type" if is_extension else "resource",
-        "abstract": False,
-    }
-    if is_extension:
-        out["context"] = [{"type": "element", "expression": c} for c in context or []]
-    out.update(
-        {
-            "type": kind_type,
-            "baseDefinition": base or f"http://hl7.org/fhir/StructureDefinition/{kind_type}",
-            "derivation": "constraint",
-            "differential": {"element": [_clean(e) for e in elements]},
-        }
-    )
-    return out
-
-
-def _clean(element: Json) -> Json:
-    if "constraint" in element:
-        element["constraint"] = [
-            {k: v for k, v in c.items() if v is not None} for c in element["constraint"]
-        ]
-    return element
-
-
-def simple_extension(ext_id: str, context: list[str], description: str, value: Json) -> Json:
-    return structure(
-        ext_id,
-        "Extension",
-        description,
-        [
-            el("Extension", short=description),
-            el("Extension.extension", max="0"),
-            el("Extension.url", fixedUri=sd_url(ext_id)),
-            el("Extension.value[x]", min=1, **value),
-        ],
-        base="http://hl7.org/fhir/StructureDefinition/Extension",
-        context=context,
-    )
-
-
-def complex_extension(
-    ext_id: str,
-    context: list[str],
-    description: str,
-    parts: list[tuple[str, int, str, str, Json]],
-    constraints: list[Json] | None = None,
-) -> Json:
-    elements = [
-        el("Extension", short=description, **({"constraint": constraints} if constraints else {})),
-        el("Extension.extension", slicing=slicing("url")),
-    ]
-    for name, lo, hi, value_type, extra in parts:
-        elements += [
-            el(f"Extension.extension:{name}", min=lo, max=hi),
-            el(f"Extension.extension:{name}.extension", max="0"),
-            el(f"Extension.extension:{name}.url", fixedUri=name),
-            el(f"Extension.extension:{name}.value[x]", min=1, type=[{"code": value_type}], **extra),
-        ]
-    elements += [el("Extension.url", fixedUri=sd_url(ext_id)), el("Extension.value[x]", max="0")]
-    return structure(
-        ext_id,
-        "Extension",
-        description,
-        elements,
-        base="http://hl7.org/fhir/StructureDefinition/Extension",
-        context=context,
-    )
-
-
-def coding_value(vs_id: str) -> Json:
-    return {"type": [{"code": "Coding"}], "binding": required(vs_id)}
-
 
 EXTENSIONS = [
     simple_extension(
@@ -336,8 +113,6 @@ EXTENSIONS = [
     ),
 ]
 
-KVA_CODE = "code.coding.where(system = '" + KVA + "')"
-HSA_IDENT = " or ".join(f"system = '{s}'" for s in HSA)
 
 PROFILES = [
     structure(
@@ -390,18 +165,23 @@ PROFILES = [
                     invariant(
                         "reko-pr-1",
                         "An HSA-id identifies the role holder",
-                        f"identifier.where(({HSA_IDENT}) and value.matches('^SE[0-9]{{10}}-[A-Za-z0-9]{{1,31}}$')).exists()",
+                        f"identifier.where(({HSA_IDENT}) and value.matches('^SE(16)?[0-9]{{10}}-[A-Za-z0-9]{{1,31}}$')).exists()",
                     ),
                     invariant(
                         "reko-pr-2",
                         "A role from reko-role",
                         f"code.coding.where(system = '{cs_url('reko-role')}').exists()",
                     ),
+                    invariant(
+                        "reko-pr-3",
+                        "Every reko-role coding is a code of reko-role",
+                        f"code.coding.where(system = '{cs_url('reko-role')}').all({codes_of('reko-role')})",
+                    ),
                 ],
             ),
             el("PractitionerRole.identifier", min=1),
-            el("PractitionerRole.organization", min=1),
-            el("PractitionerRole.code", min=1),
+            el("PractitionerRole.organization", min=1, max="1"),
+            el("PractitionerRole.code", min=1, binding=required("reko-role")),
         ],
     ),
     structure(
@@ -479,6 +259,7 @@ PROFILES = [
                 max="1",
                 patternCodeableConcept=coding(KVA, "GC001"),
             ),
+            no_diagnosis("EpisodeOfCare.diagnosis"),
             el("EpisodeOfCare.managingOrganization", min=1),
             el("EpisodeOfCare.period", min=1),
             el("EpisodeOfCare.period.start", min=1),
@@ -487,26 +268,32 @@ PROFILES = [
     structure(
         "RekoCarePlan",
         "CarePlan",
-        "Sjukskrivnings- och rehabiliteringsplan för återgång i arbete (DV077)",
+        "Sjukskrivnings- och rehabiliteringsplan för återgång i eller inträde i arbetslivet",
         [
-            el("CarePlan.intent", fixedCode="plan"),
-            el("CarePlan.category", min=1, slicing=slicing("$this", "pattern")),
             el(
-                "CarePlan.category:atergangIArbete",
-                min=1,
-                max="1",
-                patternCodeableConcept=coding(
-                    cs_url("reko-careplan-category"), "atergang-i-arbete"
-                ),
+                "CarePlan",
+                constraint=[
+                    invariant(
+                        "reko-cp-2",
+                        "The category has a code of reko-careplan-category (atergang-i-arbete or intrade-i-arbetslivet)",
+                        f"category.coding.where(system = '{cs_url('reko-careplan-category')}' and "
+                        f"({codes_of('reko-careplan-category')})).exists()",
+                    ),
+                    invariant(
+                        "reko-cp-3",
+                        "No contained Goal addresses a condition (no diagnosis)",
+                        "contained.where(resourceType = 'Goal').addresses.empty()",
+                    ),
+                ],
             ),
+            el("CarePlan.intent", fixedCode="plan"),
+            el("CarePlan.category", min=1),
             el("CarePlan.subject", min=1),
             el("CarePlan.period", min=1),
             el("CarePlan.period.start", min=1),
             el("CarePlan.author", min=1),
-            el(
-                "CarePlan.addresses",
-                max="0",
-                short="Ingen diagnos: koordinering dokumenteras utan diagnos",
+            no_diagnosis(
+                "CarePlan.addresses", "Ingen diagnos: koordinering dokumenteras utan diagnos"
             ),
             el(
                 "CarePlan.activity.detail",
@@ -526,6 +313,8 @@ PROFILES = [
             *ext_slice(
                 "CarePlan.activity.detail.extension", "coordinationPart", "coordination-part"
             ),
+            no_diagnosis("CarePlan.activity.detail.reasonCode"),
+            no_diagnosis("CarePlan.activity.detail.reasonReference"),
         ],
     ),
     structure(
@@ -564,22 +353,26 @@ PROFILES = [
             el("Procedure.code", min=1),
             el("Procedure.performed[x]", min=1),
             el("Procedure.performer", min=1),
-            el("Procedure.reasonCode", max="0", short="Ingen diagnos"),
-            el("Procedure.reasonReference", max="0", short="Ingen diagnos"),
+            no_diagnosis("Procedure.reasonCode"),
+            no_diagnosis("Procedure.reasonReference"),
+            no_diagnosis("Procedure.complication"),
+            no_diagnosis("Procedure.complicationDetail"),
         ],
     ),
     structure(
         "RekoCareTeam",
         "CareTeam",
-        "Teamet kring patienten, med rehabiliteringskoordinator",
+        "Teamet kring patienten, oftast med rehabiliteringskoordinator",
         [
             el(
                 "CareTeam",
                 constraint=[
+                    # Contract 2: a warning; doctors, nurses and others may coordinate too.
                     invariant(
                         "reko-ct-1",
-                        "At least one participant is the rehabiliteringskoordinator",
+                        "No participant is a rehabiliteringskoordinator (allowed, but check who coordinates)",
                         f"participant.role.coding.where(system = '{cs_url('reko-role')}' and code = 'rehabiliteringskoordinator').exists()",
+                        severity="warning",
                     )
                 ],
             ),
@@ -631,45 +424,7 @@ PROFILES = [
 ]
 
 
-def value_sets() -> list[Json]:
-    out = [
-        value_set(cs_id, title, [{"system": cs_url(cs_id)}])
-        for cs_id, (title, _) in CODE_SYSTEMS.items()
-    ]
-    out.append(
-        value_set(
-            "reko-procedure-status",
-            "Procedure-status i koordinering",
-            [
-                {
-                    "system": "http://hl7.org/fhir/event-status",
-                    "concept": [
-                        {"code": c}
-                        for c in (
-                            "preparation",
-                            "in-progress",
-                            "not-done",
-                            "completed",
-                            "entered-in-error",
-                        )
-                    ],
-                }
-            ],
-        )
-    )
-    out.append(
-        value_set(
-            "reko-kva",
-            "KVÅ-koder för koordinering",
-            [
-                {
-                    "system": KVA,
-                    "concept": [{"code": c} for c in ("GC001", "DV077", "AW026")],
-                }
-            ],
-        )
-    )
-    return out
+PROFILES.append(WORKLIST_TASK)
 
 
 def build() -> dict[str, Json]:
@@ -681,6 +436,7 @@ def build() -> dict[str, Json]:
         sd["snapshot"] = {"element": generate_snapshot(sd, definitions)}
         definitions.add(sd)
         resources.append(sd)
+    resources.append(measure())
     files = {f"{r['resourceType']}-{r['id']}.json": r for r in resources}
     files["package.json"] = {
         "name": "reko.fhir",

@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 MAPPINGS = ROOT / "mappings"
+CONFORMANCE_CASES = ROOT / "tests" / "conformance" / "fhir-test-cases"
+"""HL7 validator cases, vendored (Apache-2.0, ``tests/conformance/README.md``)."""
 
 
 def mapping_inputs(folder: str) -> Iterator[object]:

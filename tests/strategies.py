@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from reko_fhir.domain import (
     ActivityStatus,
     ActorType,
+    CarePlanCategory,
     CareTeam,
     CareUnit,
     Consent,
@@ -172,6 +173,7 @@ def plans(
         draw(periods()),
         tuple(planned),
         tuple(draw(st.lists(days, max_size=3))),
+        draw(st.sampled_from(CarePlanCategory)),
     )
 
 
@@ -216,7 +218,12 @@ def cases(draw: st.DrawFn) -> CoordinationCase:
     end = start + timedelta(days=draw(st.integers(0, 400)))
     team = None
     if draw(st.booleans()):
-        members = [TeamMember(s.role, staff=s.hsa_id) for s in staff]
+        # Contract 2: a team may lack the coordinator (then only a warning).
+        members = [
+            TeamMember(s.role, staff=s.hsa_id)
+            for s in staff
+            if s is not coordinator or not others or draw(st.booleans())
+        ]
         members += [
             TeamMember(a.actor_type, actor=a.org_number) for a in actors if draw(st.booleans())
         ]

@@ -25,16 +25,20 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_a_valid_resource_exits_0_and_an_invalid_one_1() -> None:
     code, out, _ = run(str(VALID))
     assert code == 0
-    assert out.endswith("1 resource(s): 0 error(s), 1 warning(s)\n")
+    assert out.endswith("1 resource(s): 0 error(s), 1 warning(s), 0 check(s) not decided\n")
     code, out, _ = run(str(INVALID))
     assert code == 1
-    assert "Procedure.reasonCode: error: Procedure.reasonCode: max allowed = 0, but found 1" in out
+    assert (
+        "Procedure.reasonCode: error: max allowed = 0, but found 1: a diagnosis"
+        " (http://hl7.org/fhir/sid/icd-10#F32.1); diagnoses are not to be sent here"
+        " (the profile says: Ingen diagnos)\n"
+    ) in out
 
 
 def test_the_json_report_lists_issues_per_resource() -> None:
     code, out, _ = run(str(VALID), str(INVALID), "--report", "json")
     assert code == 1
-    first, second = json.loads(out)
+    first, second = json.loads(out)["results"]
     assert first["issues"] == [
         {
             "severity": "warning",
@@ -48,9 +52,18 @@ def test_the_json_report_lists_issues_per_resource() -> None:
         {
             "severity": "error",
             "code": "structure",
-            "diagnostics": "Procedure.reasonCode: max allowed = 0, but found 1",
+            "diagnostics": "max allowed = 0, but found 1: a diagnosis"
+            " (http://hl7.org/fhir/sid/icd-10#F32.1); diagnoses are not to be sent here"
+            " (the profile says: Ingen diagnos)",
             "expression": "Procedure.reasonCode",
-        }
+        },
+        {  # contract 2, rule 5: the ICD-10 coding itself, wherever it stands
+            "severity": "error",
+            "code": "business-rule",
+            "diagnostics": "a diagnosis code (http://hl7.org/fhir/sid/icd-10) is not allowed here: "
+            "coordination is documented without diagnosis (profile contract 2, rule 5)",
+            "expression": "Procedure.reasonCode[0].coding[0]",
+        },
     ]
 
 
@@ -62,7 +75,9 @@ def test_junit_shows_each_resource_as_a_test_case(tmp_path: Path) -> None:
     report = tmp_path / "report.xml"
     code, out, _ = run(str(folder), "--report", "junit", "--output", str(report))
     assert code == 1
-    assert out == ""
+    assert out == (
+        f"2 resource(s): 1 error(s), 2 warning(s), 0 check(s) not decided (report: {report})\n"
+    )
     suite = etree.fromstring(report.read_bytes())[0]
     cases = suite.findall("testcase")
     assert [c.get("classname").rsplit("/", 1)[-1] for c in cases] == [
@@ -97,7 +112,7 @@ def test_ndjson_and_xml_inputs(tmp_path: Path) -> None:
     )
     code, out, _ = run(str(ndjson), "--report", "json")
     assert code == 1
-    assert [r["source"] for r in json.loads(out)] == [f"{ndjson}:1", f"{ndjson}:2"]
+    assert [r["source"] for r in json.loads(out)["results"]] == [f"{ndjson}:1", f"{ndjson}:2"]
     xml = FIXTURES / "mapping" / "a-primary-care" / "expected.xml"
     code, out, _ = run(str(xml))
     assert code == 0
@@ -110,7 +125,7 @@ def test_an_explicit_profile_file_and_an_unknown_meta_profile(tmp_path: Path) ->
     path = tmp_path / "p.json"
     path.write_text(json.dumps(resource), encoding="utf-8")
     code, out, _ = run(str(path), "--report", "json")
-    issues = json.loads(out)[0]["issues"]
+    issues = json.loads(out)["results"][0]["issues"]
     assert code == 0
     assert {
         "severity": "warning",
@@ -132,7 +147,8 @@ def test_usage_errors_and_unreadable_input_exit_2(tmp_path: Path) -> None:
 def test_the_valid_fixtures_exit_0() -> None:
     code, out, err = run(str(FIXTURES / "valid"))
     assert (code, err) == (0, "")
-    count = len(list((FIXTURES / "valid").glob("*.json")))
+    found = [json.loads(p.read_text(encoding="utf-8")) for p in (FIXTURES / "valid").glob("*.json")]
+    count = sum(1 + len(r.get("entry", [])) for r in found)  # a Bundle's entries count too
     assert out.splitlines()[-1].startswith(f"{count} resource(s): 0 error(s), ")
 
 
@@ -145,9 +161,9 @@ def test_each_invalid_fixture_exits_1_with_its_expression(path: Path) -> None:
     ]
     code, out, _ = run(str(path), "--report", "json")
     assert code == 1
-    (result,) = json.loads(out)
     assert any(
         i["severity"] == "error" and i["expression"] == expected["expression"]
+        for result in json.loads(out)["results"]
         for i in result["issues"]
     )
 
@@ -193,7 +209,7 @@ def test_malformed_input_is_a_fatal_issue_and_exit_2(
     code, out, err = run(str(path), "--report", "json")
     assert code == 2
     assert "Traceback" not in out + err
-    (result,) = json.loads(out)
+    (result,) = json.loads(out)["results"]
     (issue,) = result["issues"]
     assert issue["severity"] == "fatal"
     assert message in issue["diagnostics"]
@@ -206,4 +222,4 @@ def test_an_unreadable_file_does_not_stop_the_others(tmp_path: Path) -> None:
     code, out, _ = run(str(tmp_path), "--report", "junit")
     cases = etree.fromstring(out.encode())[0].findall("testcase")
     assert code == 2
-    assert [c.find("failure") is not None for c in cases] == [True, False]  # b.json reported first
+    assert [c.find("failure") is not None for c in cases] == [False, True]  # in file order

@@ -15,6 +15,7 @@ import typer
 
 from reko_fhir import __version__
 from reko_fhir.cli_delivery import outbox_app, pull_command, worker_command
+from reko_fhir.cli_validate import validate_command
 from reko_fhir.formats import dump_json, dump_xml
 from reko_fhir.mapping import case_to_bundle
 from reko_fhir.mapping.journal import (
@@ -22,8 +23,8 @@ from reko_fhir.mapping.journal import (
     load_mapping,
     map_file,
     resolve_mapping_path,
+    shipped_mappings,
 )
-from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
@@ -49,19 +50,32 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 @app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
     if version:
         typer.echo(__version__)
         raise typer.Exit(0)
+    if ctx.invoked_subcommand is None or "--help" in sys.argv[1:]:
+        return
+    # Every command fails the same way on a bad configuration: one line, exit 2, before it starts.
+    from reko_fhir.cli_preflight import ConfigurationError, check_configuration  # noqa: PLC0415
+
+    try:
+        check_configuration()
+    except ConfigurationError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
 
 
 @app.command("map")
 def map_command(
-    input_file: Annotated[Path, typer.Argument(metavar="INPUT", help="The journal export.")],
+    input_file: Annotated[
+        Path | None, typer.Argument(metavar="INPUT", help="The journal export.")
+    ] = None,
     mapping: Annotated[
-        str, typer.Option("--mapping", "-m", help="Mapping file, or a name in mappings/.")
-    ],
+        str | None,
+        typer.Option("--mapping", "-m", help="Mapping file, or the name of a shipped mapping."),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="FHIR JSON or XML.")
     ] = OutputFormat.JSON,
@@ -69,8 +83,16 @@ def map_command(
         Path | None,
         typer.Option("--out-dir", help="Write one file per case here (needed for several)."),
     ] = None,
+    list_mappings: Annotated[
+        bool, typer.Option("--list", help="List the shipped mappings and stop.")
+    ] = False,
 ) -> None:
     """Map a journal export to one FHIR transaction Bundle per coordination case."""
+    if list_mappings:
+        _print_mappings()
+        return
+    if mapping is None or input_file is None:
+        raise _fail("give --mapping NAME and INPUT (--list shows the mappings)", EXIT_USAGE)
     try:
         spec = load_mapping(resolve_mapping_path(mapping))
     except MappingSpecError as exc:
@@ -98,6 +120,24 @@ def map_command(
     out_dir.mkdir(parents=True, exist_ok=True)
     for record_id, document in documents:
         (out_dir / f"{record_id}.{output_format.value}").write_bytes(document)
+
+
+def _print_mappings() -> None:
+    """One line per shipped mapping: its name, reader and description."""
+    for path in shipped_mappings():
+        try:
+            spec = load_mapping(path)
+        except MappingSpecError as exc:  # a broken shipped file is named, not hidden
+            typer.echo(f"{path.stem}\t(unreadable: {exc})")
+            continue
+        typer.echo(f"{path.stem}\t{spec.reader}\t{_description(path)}")
+
+
+def _description(path: Path) -> str:
+    import yaml  # noqa: PLC0415
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return str(raw.get("description", "")) if isinstance(raw, dict) else ""
 
 
 @app.command("serve")
@@ -201,87 +241,7 @@ def token_command(  # noqa: PLR0917 - typer maps parameters to options
     )
 
 
-class ReportFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-    JUNIT = "junit"
-    SARIF = "sarif"
-
-
-@app.command("validate")
-def validate_command(
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files or folders.")],
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="Canonical URL or file of the profile.")
-    ] = None,
-    igs: Annotated[
-        list[Path] | None, typer.Option("--ig", help="Folder of conformance resources.")
-    ] = None,
-    report: Annotated[ReportFormat, typer.Option("--report", help="Output format.")] = (
-        ReportFormat.TEXT
-    ),
-    output: Annotated[Path | None, typer.Option("--output", help="Write the report here.")] = None,
-) -> None:
-    """Validate FHIR resources (JSON, XML, NDJSON, Bundles) against the reko or given profiles.
-
-    Exit 0 when no resource has an error, 1 when any has, 2 on usage errors or unreadable input.
-    """
-    from reko_fhir.validation import reports  # noqa: PLC0415 - keeps `map` start-up light
-    from reko_fhir.validation.definitions import DefinitionError, read_conformance_file  # noqa: PLC0415
-    from reko_fhir.validation.inputs import InputError, files_in, read_inputs  # noqa: PLC0415
-    from reko_fhir.validation.service import ValidationService, reko_definitions  # noqa: PLC0415
-
-    for folder in igs or []:
-        if not folder.is_dir():
-            raise _fail(f"--ig {folder}: not a folder", EXIT_USAGE)
-    try:
-        definitions = reko_definitions(igs)
-        if profile and Path(profile).is_file():
-            loaded = [
-                r
-                for r in read_conformance_file(Path(profile))
-                if r.get("resourceType") == "StructureDefinition"
-            ]
-            if not loaded:
-                raise _fail(f"--profile {profile}: no StructureDefinition in it", EXIT_USAGE)
-            definitions.add_all(loaded)
-            profile = str(loaded[0]["url"])
-        if profile and definitions.structure(profile) is None:
-            raise _fail(
-                f"--profile {profile}: not loaded (give the file, or --ig its folder)", EXIT_USAGE
-            )
-        files = list(files_in(paths))
-    except (InputError, DefinitionError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    results, inputs = [], []
-    for path in files:
-        try:
-            inputs += read_inputs(path)
-        except InputError as exc:  # reported with the rest, so CI views show the broken file
-            fatal = Issue(IssueSeverity.FATAL, IssueCode.STRUCTURE, str(exc), None)
-            results.append(reports.Result(str(path), "unreadable", None, [fatal]))
-    unreadable = bool(results)
-    service = ValidationService(definitions)
-    show_progress = sys.stderr.isatty() and len(inputs) > 20
-    for number, item in enumerate(inputs, 1):
-        issues = service.validate(item.resource, profile)
-        kind = str(item.resource.get("resourceType"))
-        results.append(reports.Result(item.source, kind, item.resource.get("id"), issues))
-        if show_progress:
-            sys.stderr.write(f"\rvalidated {number}/{len(inputs)}")
-    if show_progress:
-        sys.stderr.write("\n")
-    rendered = reports.RENDERERS[report.value](results)
-    if output is not None:
-        output.write_text(rendered, encoding="utf-8")
-    else:
-        sys.stdout.write(rendered)
-    if unreadable:
-        raise typer.Exit(EXIT_USAGE)
-    if any(r.errors for r in results):
-        raise typer.Exit(EXIT_PROBLEMS)
-
-
+app.command("validate")(validate_command)
 app.add_typer(outbox_app, name="outbox")
 app.command("worker")(worker_command)
 app.command("pull")(pull_command)

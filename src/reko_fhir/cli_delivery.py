@@ -20,9 +20,11 @@ import typer
 from reko_fhir.config import Settings
 from reko_fhir.delivery import admin
 from reko_fhir.delivery.config import TargetConfigError, load_targets
+from reko_fhir.domain.errors import DomainError
+from reko_fhir.domain.identifiers import HsaId
 from reko_fhir.logs import configure_logging
 from reko_fhir.outcomes import OperationOutcomeError, outcome_json
-from reko_fhir.store import outbox
+from reko_fhir.store import Partitions, outbox
 from reko_fhir.store.sql import SqlRepository
 
 T = TypeVar("T")
@@ -158,6 +160,10 @@ def worker_command(
 
 def pull_command(
     target: Annotated[str, typer.Option(help="The configured EHR target to pull from.")],
+    unit: Annotated[
+        str,
+        typer.Option(help="The HSA-id of the care unit whose partition the pulled data joins."),
+    ],
     since: Annotated[
         str | None, typer.Option(help="Only resources changed after this instant (ISO 8601).")
     ] = None,
@@ -166,9 +172,10 @@ def pull_command(
         list[str] | None, typer.Option("--type", help="Resource types (CarePlan, Procedure).")
     ] = None,
 ) -> None:
-    """Pull CarePlans and activities from an EHR into the store, validated like any write."""
-    from reko_fhir.delivery.pull import PULLED_TYPES, pull_into_store  # noqa: PLC0415
+    """Pull CarePlans and activities from an EHR into a care unit's data, validated like any
+    write."""
     from reko_fhir.delivery.targets import FhirDelivery, build_target  # noqa: PLC0415
+    from reko_fhir.pull import PULLED_TYPES, pull_into_store  # noqa: PLC0415
     from reko_fhir.rest.router import FhirRouter  # noqa: PLC0415
     from reko_fhir.validation.service import ValidationService, reko_definitions  # noqa: PLC0415
 
@@ -184,6 +191,11 @@ def pull_command(
         raise typer.Exit(2) from None
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        HsaId(unit)
+    except DomainError:
+        typer.echo(f"reko-fhir: --unit is a care unit's HSA-id, not '{unit[:40]}'", err=True)
+        raise typer.Exit(2) from None
 
     async def run(repository: SqlRepository) -> dict[str, Any]:
         source = build_target(configs[target])
@@ -199,6 +211,7 @@ def pull_command(
                 patient=patient,
                 resource_types=resource_type or PULLED_TYPES,
                 names=names,
+                repository=repository.scoped(Partitions.of_unit(unit)),
             )
         finally:
             await source.aclose()

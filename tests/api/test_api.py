@@ -361,6 +361,26 @@ async def test_fifty_parallel_conditional_creates_over_http_store_one(
     assert (await client.get("/Patient")).json()["total"] == 1
 
 
+async def test_concurrent_resends_of_a_case_all_succeed_and_store_it_once(
+    client: httpx.AsyncClient,
+) -> None:
+    """Seen on PostgreSQL (issue 15): 26 concurrent resends of one case answered 404 "Patient/…
+    is not known". Each must answer 200, and the case be stored once, each resource in version 1
+    (the resends change nothing)."""
+    bundle = json.loads((FIXTURES / "mapping" / "a-primary-care" / "expected.json").read_text())
+    answers = await asyncio.gather(
+        *(client.post("/", json=bundle, headers=FHIR_JSON) for _ in range(26))
+    )
+    assert [a.status_code for a in answers] == [200] * 26, [
+        a.json() for a in answers if a.status_code != 200
+    ][:1]
+    kinds = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
+    for kind in sorted(set(kinds)):
+        found = (await client.get(f"/{kind}", params={"_count": "100"})).json()
+        assert found["total"] == kinds.count(kind), kind
+        assert {e["resource"]["meta"]["versionId"] for e in found["entry"]} == {"1"}, kind
+
+
 async def test_search_pages_sorts_counts_and_reports_unknown_parameters(
     client: httpx.AsyncClient,
 ) -> None:

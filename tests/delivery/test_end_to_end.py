@@ -17,10 +17,10 @@ from fastapi import FastAPI
 from reko_fhir.api import create_app
 from reko_fhir.config import Settings
 from reko_fhir.delivery.fhir import FhirTarget, identifier_token
-from reko_fhir.delivery.pull import pull_into_store
 from reko_fhir.mapping.references import literal_references
+from reko_fhir.pull import pull_into_store
 from reko_fhir.rest.router import FhirRouter
-from reko_fhir.store import Search, outbox
+from reko_fhir.store import Partitions, Search, outbox
 from tests.api.test_api import platform_token
 from tests.golden import FIXTURES
 from tests.peers.servers import Peer
@@ -38,6 +38,8 @@ CASE_TYPES = [
     "Communication",
 ]
 
+UNIT = "SE2321000016-VC01"  # the care unit of golden case a
+
 
 @pytest.fixture
 async def app(tmp_path: Path, medplum_peer: Peer) -> AsyncIterator[FastAPI]:
@@ -54,13 +56,13 @@ async def drained(app: FastAPI, seconds: float = 20) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while loop.time() < deadline:
-        async with router.repository.transaction(writer=False) as conn:
+        async with router.default_repository.transaction(writer=False) as conn:
             depth = await outbox.depth(conn)
         if not any(status == "pending" for (_, status) in depth):
             assert not any(status == "dead" for (_, status) in depth), depth
             return
         await asyncio.sleep(0.2)
-    async with router.repository.transaction(writer=False) as conn:
+    async with router.default_repository.transaction(writer=False) as conn:
         stuck = await outbox.messages(conn, status="pending")
     raise TimeoutError(
         f"the outbox did not drain: {[(m.resource_type, m.last_error) for m in stuck]}"
@@ -75,7 +77,10 @@ async def test_a_case_reaches_the_ehr_whole_and_comes_back_home(
     async with httpx.AsyncClient(
         transport=transport,
         base_url="http://reko.test",
-        headers={"authorization": f"Bearer {platform_token(tmp_path)}"},
+        headers={
+            "authorization": f"Bearer {platform_token(tmp_path)}",
+            "x-reko-care-unit": UNIT,
+        },
     ) as client:
         answer = await client.post(
             "/", json=bundle, headers={"content-type": "application/fhir+json"}
@@ -104,19 +109,20 @@ async def test_a_case_reaches_the_ehr_whole_and_comes_back_home(
         assert dangling == []  # every reference points at what the EHR itself holds
 
         router: FhirRouter = app.state.router
-        async with router.repository.transaction(writer=False) as conn:
+        async with router.default_repository.transaction(writer=False) as conn:
             names = await outbox.local_names(conn, "ehr")
         before = {
-            kind: await router.repository.total(kind, Search())
+            kind: await router.default_repository.total(kind, Search())
             for kind in ("CarePlan", "Procedure")
         }
-        results = await pull_into_store(router, ehr, since=None, names=names)
+        unit = router.default_repository.scoped(Partitions.of_unit(UNIT))
+        results = await pull_into_store(router, ehr, since=None, names=names, repository=unit)
         assert {r.status for r in results} == {200}, [r.outcome for r in results if not r.stored]
         after = {
-            kind: await router.repository.total(kind, Search())
+            kind: await router.default_repository.total(kind, Search())
             for kind in ("CarePlan", "Procedure")
         }
         assert after == before  # matched by identifier: nothing new stored
-        (plan,) = await router.repository.search("CarePlan", Search())
-        (patient,) = await router.repository.search("Patient", Search())
+        (plan,) = await router.default_repository.search("CarePlan", Search())
+        (patient,) = await router.default_repository.search("Patient", Search())
         assert plan.resource["subject"]["reference"] == f"Patient/{patient.id}"

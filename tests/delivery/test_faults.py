@@ -25,6 +25,7 @@ from reko_fhir.store import SqlRepository, outbox
 from reko_fhir.store.outbox import Subscription
 from tests.peers.servers import fault_target
 from tests.store.conftest import postgres_schema
+from tests.writes import put_in
 
 ROOT = Path(__file__).resolve().parents[2]
 REKO = Path(sys.executable).with_name("reko-fhir")
@@ -81,13 +82,14 @@ async def enqueue_patients(url: str, count: int) -> None:
         for start in range(0, count, 200):
             async with repo.unit() as unit:
                 for n in range(start, min(start + 200, count)):
-                    await unit.update(
+                    await put_in(
+                        unit,
                         {
                             "resourceType": "Patient",
                             "id": f"fault-{n}",
                             "identifier": [{"system": SYSTEM, "value": f"P{n:05d}"}],
                             "active": True,
-                        }
+                        },
                     )
     finally:
         await repo.close()

@@ -21,6 +21,7 @@ from reko_fhir.store import SqlRepository
 from reko_fhir.store.outbox import Message, Subscription
 from tests.api.test_api import platform_token
 from tests.delivery.test_outbox import Recorder
+from tests.writes import put
 
 
 def refuse_p2(message: Message) -> None:
@@ -35,7 +36,7 @@ async def fill_outbox(data_dir: Path) -> None:
     repo = await SqlRepository.open(url, subscriptions=[Subscription("ehr", frozenset())])
     try:
         for n in (1, 2):
-            await repo.update({"resourceType": "Patient", "id": f"p{n}", "active": True})
+            await put(repo, {"resourceType": "Patient", "id": f"p{n}", "active": True})
         await Worker(repo, {"ehr": Recorder("ehr", script=refuse_p2)}).drain(timeout=30)
     finally:
         await repo.close()
@@ -78,7 +79,23 @@ async def test_dead_letters_are_listed_shown_edited_replayed_and_purged(
     )
     assert wrong.status_code == 400
     assert wrong.json()["issue"][0]["expression"] == ["resourceType"]
-    edited = {"resourceType": "Patient", "id": "p2", "active": True, "name": [{"text": "P"}]}
+    # An edited replay is validated like any write: an invalid one is refused, nothing queued.
+    invalid = {"resourceType": "Patient", "id": "p2", "active": True, "name": [{"text": "P"}]}
+    refused = await http.post(f"/_outbox/messages/{dead['id']}/$replay", json=invalid)
+    assert refused.status_code == 422
+    assert refused.json()["issue"][0]["expression"] == ["Patient.identifier"]
+    assert (await http.get("/_outbox/messages", params={"status": "pending"})).json()[
+        "messages"
+    ] == []
+    edited = {
+        **invalid,
+        "identifier": [
+            {
+                "system": "http://electronichealth.se/identifier/personnummer",
+                "value": "197804122385",
+            }
+        ],
+    }
     replayed = await http.post(f"/_outbox/messages/{dead['id']}/$replay", json=edited)
     assert replayed.json() == {"replayed": 1}
     (pending,) = (await http.get("/_outbox/messages", params={"status": "pending"})).json()[

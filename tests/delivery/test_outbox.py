@@ -27,6 +27,7 @@ from reko_fhir.store.outbox import Message, Subscription
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.golden import FIXTURES
 from tests.store.conftest import postgres_schema
+from tests.writes import put, put_in
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.0, longest_wait=0.0, jitter=0.0)
 
@@ -90,13 +91,13 @@ async def test_a_write_and_its_messages_commit_or_vanish_together(store_url: str
 
         async def write_then_fail() -> None:
             async with repo.unit() as unit:
-                await unit.update(patient(1))
+                await put_in(unit, patient(1))
                 raise RuntimeError("the request failed after the write")
 
         with pytest.raises(RuntimeError):
             await write_then_fail()
         assert (await repo.row_counts())["outbox_message"] == 0
-        await repo.update(patient(2))
+        await put(repo, patient(2))
         async with repo.transaction() as conn:
             queued = await outbox.messages(conn)
         assert sorted((m.target, m.ordering_key, m.version) for m in queued) == [
@@ -108,9 +109,10 @@ async def test_a_write_and_its_messages_commit_or_vanish_together(store_url: str
         await repo.delete("Patient", "p2")
         async with repo.transaction() as conn:
             deletions = [m for m in await outbox.messages(conn) if m.operation == "delete"]
-        assert {(m.target, m.version, m.payload) for m in deletions} == {
-            ("archive", 2, None),
-            ("ehr", 2, None),
+        # Each carries what it removed: the target deletes by its identifier.
+        assert {(m.target, m.version, (m.payload or {}).get("id")) for m in deletions} == {
+            ("archive", 2, "p2"),
+            ("ehr", 2, "p2"),
         }
     finally:
         await repo.close()
@@ -132,7 +134,7 @@ async def test_retryable_failures_are_retried_and_final_ones_become_dead_letters
     target = Recorder("ehr", script=script)
     try:
         for n in (1, 2, 3):
-            await repo.update(patient(n))
+            await put(repo, patient(n))
         await Worker(repo, {"ehr": target}).drain(timeout=30)
         assert sorted(m.resource_id for m in target.delivered) == ["p1", "p2"]
         async with repo.transaction() as conn:
@@ -175,7 +177,7 @@ async def test_attempts_are_capped_then_the_message_is_a_dead_letter(store_url: 
         raise DeliveryError("HTTP 500", status=500)
 
     try:
-        await repo.update(patient(1))
+        await put(repo, patient(1))
         await Worker(repo, {"ehr": Recorder("ehr", script=down)}).drain(timeout=30)
         async with repo.transaction() as conn:
             (dead,) = await outbox.messages(conn, status="dead")
@@ -196,9 +198,9 @@ async def test_a_patients_messages_arrive_in_order_even_when_the_first_is_retrie
 
     target = Recorder("ehr", script=script)
     try:
-        await repo.update(patient(1))
+        await put(repo, patient(1))
         await repo.update({**patient(1), "active": False})
-        await repo.update(patient(2))
+        await put(repo, patient(2))
         await Worker(repo, {"ehr": target}).drain(timeout=30)
         order = [(m.resource_id, m.version) for m in target.delivered]
         assert order.index(("p1", 1)) < order.index(("p1", 2))
@@ -213,7 +215,7 @@ async def test_a_lease_left_by_a_dead_worker_expires_and_the_message_is_delivere
     repo = await open_store(store_url, Subscription("ehr", frozenset()))
     target = Recorder("ehr")
     try:
-        await repo.update(patient(1))
+        await put(repo, patient(1))
         async with repo.transaction() as conn:
             (claimed,) = await outbox.claim(
                 conn, worker="crashed", limit=10, lease=timedelta(milliseconds=300)

@@ -278,9 +278,10 @@ def test_a_blank_note_is_refused() -> None:
 # --- care team --------------------------------------------------------------------------------
 
 
-def test_a_care_team_has_a_rehabilitation_coordinator() -> None:
-    refused("members", lambda: CareTeam((TeamMember(RekoRole.LAKARE, staff=DOCTOR),)))
-    refused("members", lambda: CareTeam(()))
+def test_a_care_team_may_lack_a_rehabilitation_coordinator() -> None:
+    # Contract 2: doctors, nurses and others may perform the coordination (a warning, no error).
+    without = CareTeam((TeamMember(RekoRole.LAKARE, staff=DOCTOR),))
+    assert not without.has_coordinator
     team = CareTeam(
         (
             TeamMember(RekoRole.LAKARE, staff=DOCTOR),
@@ -288,6 +289,7 @@ def test_a_care_team_has_a_rehabilitation_coordinator() -> None:
         )
     )
     assert len(team.members) == 2
+    assert team.has_coordinator
 
 
 def test_a_team_member_is_either_staff_or_an_actor() -> None:

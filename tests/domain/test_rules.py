@@ -77,10 +77,15 @@ def test_each_uncovered_actor_is_reported() -> None:
     ]
 
 
-def test_an_actor_of_the_same_type_is_covered() -> None:
+def test_an_actor_of_the_same_type_is_not_covered() -> None:
+    # Contract 2: a consent names *which* employer (contract 1 let the whole type through).
+    assert fields(
+        consents=(consent(actors=(EMPLOYER,)),), activities=(external("A1", 5, OTHER_EMPLOYER),)
+    ) == ["activities[0].external_actors"]
     assert (
         fields(
-            consents=(consent(actors=(EMPLOYER,)),), activities=(external("A1", 5, OTHER_EMPLOYER),)
+            consents=(consent(actors=(EMPLOYER, OTHER_EMPLOYER)),),
+            activities=(external("A1", 5, OTHER_EMPLOYER),),
         )
         == []
     )
@@ -159,10 +164,14 @@ def test_coordination_after_revocation_is_an_error() -> None:
     ]
 
 
-def test_only_gc001_needs_a_consent_in_force() -> None:
+def test_the_plan_and_its_follow_up_need_a_consent_in_force_too() -> None:
+    # Contract 2: every coordination Procedure (GC001, DV077, AW026) needs a consent.
     plan_made = activity(kva=KvaCode.DV077, part=None)
     followed_up = activity("A2", kva=KvaCode.AW026, part=None)
-    assert fields(activities=(plan_made, followed_up)) == []
+    assert fields(activities=(plan_made, followed_up)) == ["activities[0]", "activities[1]"]
+    (first, _) = consent_violations(case(activities=(plan_made, followed_up)))
+    assert "coordination (DV077)" in first.message
+    assert fields(consents=(consent(),), activities=(plan_made, followed_up)) == []
 
 
 # --- notice to Försäkringskassan --------------------------------------------------------------

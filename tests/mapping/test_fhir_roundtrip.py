@@ -263,9 +263,23 @@ def test_a_non_bundle_is_refused(example: dict[str, Any]) -> None:
     assert issues_of(patient) == [("resourceType", "a case travels in a Bundle, not a Patient")]
 
 
-_JUNK = st.sampled_from(
-    [None, "", "x", 7, 2.5, True, [], {}, ["x"], [{}], {"reference": "urn:uuid:nope"}, [5]]
+_JUNK_VALUES = (
+    None,
+    "",
+    "x",
+    7,
+    2.5,
+    True,
+    [],
+    {},
+    ["x"],
+    [{}],
+    {"reference": "urn:uuid:nope"},
+    [5],
 )
+# A fresh copy per draw: a drawn list put into the Bundle may be damaged by a later step, and a
+# shared one would then differ when hypothesis replays the example (FlakyStrategyDefinition).
+_JUNK = st.sampled_from(_JUNK_VALUES).map(copy.deepcopy)
 
 
 def _containers(node: Any, out: list[Any]) -> list[Any]:
@@ -298,6 +312,19 @@ def test_any_damage_is_a_mapping_error_never_a_crash(example: dict[str, Any], da
         return
     assert issues
     assert all(i.diagnostics and i.expression for i in issues)
+
+
+@given(st.data())
+def test_damage_draws_never_change_what_later_draws_see(data: Any) -> None:
+    """Data generation may not depend on mutable shared state (issue 12, point 10)."""
+    pristine = copy.deepcopy(_JUNK_VALUES)
+    for _ in range(3):
+        value = data.draw(_JUNK)
+        if isinstance(value, list):
+            value.append("damaged")
+        elif isinstance(value, dict):
+            value["damaged"] = True
+    assert pristine == _JUNK_VALUES
 
 
 def test_values_without_a_fhir_form_are_mapping_errors_when_writing() -> None:

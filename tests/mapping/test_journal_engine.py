@@ -158,7 +158,7 @@ def test_disclosure_after_revocation_is_an_error_on_that_activity(tmp_path: Path
         for m in messages(result)
     )
     assert any(
-        "row 6 (A2): coordination on 2025-03-03 has no consent in force" in m
+        "row 6 (A2): coordination (GC001) on 2025-03-03 has no consent in force" in m
         for m in messages(result)
     )
 
@@ -220,5 +220,5 @@ def test_xml_records_are_located_by_line(tmp_path: Path) -> None:
     )
     assert messages(run_xml(tmp_path, data)) == [
         "error: export.xml: line 3 <Staff>, field '@hsa': 'bad' is not an HSA-id: "
-        "an HSA-id is SE + 10 digits + '-' + 1-31 letters/digits"
+        "an HSA-id is SE + 10 digits (or 12 beginning 16) + '-' + 1-31 letters/digits"
     ]

@@ -2,8 +2,8 @@
 
     python tests/peers/fault_target.py --port P --failure-rate 0.3 --seed N
 
-It speaks just enough FHIR REST for delivery: conditional update by identifier
-(``PUT /T?identifier=s|v``), update/read/delete by id, create (``POST /T``, which duplicates
+It speaks just enough FHIR REST for delivery: conditional update and delete by identifier
+(``PUT /T?identifier=s|v``, ``DELETE /T?identifier=s|v``), update/read/delete by id, create (``POST /T``, which duplicates
 on purpose, as any server would) and search by identifier. Resources are JSON only.
 
 At ``--failure-rate`` a data request meets one of FAULTS, drawn from ``random.Random(seed)``.
@@ -18,6 +18,7 @@ Control API (never faulted):
 - ``POST /_down?seconds=S[&mode=refuse|503]``: for S seconds refuse connections (the listening
   socket is closed and open connections dropped: "connection refused"), or with ``mode=503``
   answer every data request 503.
+- ``GET /_log``: every data request received, as ``METHOD /path?query``, in order.
 - ``POST /_reset``: forget everything.
 
 Written raw on asyncio streams, not on a web framework, because resets, half answers and
@@ -37,7 +38,7 @@ from collections import Counter, deque
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 FAULTS = (
     "500",
@@ -102,6 +103,7 @@ class Target:
         self.faults: Counter[str] = Counter()
         self.forced: deque[str] = deque()
         self.requests = 0
+        self.log: list[str] = []
         self.next_id = 0
         self.down_503_until = 0.0
 
@@ -182,6 +184,13 @@ class Target:
                 "total": len(hits),
                 "entry": entries,
             }
+        if method == "DELETE" and not rid and "identifier" in query:
+            hits = self.matches(kind, *split_token(query["identifier"]))
+            if len(hits) > 1:
+                return 412, outcome(412, f"{len(hits)} resources match")
+            for hit in hits:
+                del self.resources[(kind, hit["id"])]
+            return 204, None
         if method == "DELETE" and rid:
             if self.resources.pop((kind, rid), None) is None:
                 return 404, outcome(404, f"{kind}/{rid} not found")
@@ -282,6 +291,8 @@ class Server:
         target = self.target
         if path == "/_stats":
             return encode(200, target.stats())
+        if path == "/_log":
+            return encode(200, {"requests": target.log})
         if path == "/_reset":
             target.reset()
             return encode(200, {"reset": True})
@@ -309,6 +320,7 @@ class Server:
         """One faultable request; False when the connection is gone."""
         target = self.target
         target.requests += 1
+        target.log.append(f"{method} {path}" + (f"?{urlencode(query)}" if query else ""))
         if time.monotonic() < target.down_503_until:
             writer.write(encode(503, outcome(503, "down for maintenance")))
             await writer.drain()

@@ -27,14 +27,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import cast
 
 from lxml import etree
 
+from reko_fhir.delivery.rivta.schemas import SCHEMA_ROOT
 from reko_fhir.xmlsafe import parse_xml_safely, safe_parser
 
-SCHEMA_ROOT = (Path(__file__).resolve().parents[2] / ".." / "shared" / "rivta").resolve()
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 REGISTRY = "urn:riv:itintegration:registry:1"
 ACTIVE = (

@@ -1,4 +1,4 @@
-"""The repository suite runs on SQLite and on PostgreSQL (127.0.0.1:5432, database test).
+"""The repository suite runs on SQLite, on PostgreSQL and in memory (the interactions) (127.0.0.1:5432, database test).
 
 Each PostgreSQL test gets a schema of its own, dropped afterwards. In CI PostgreSQL must be
 there: a missing server fails the tests instead of skipping them.
@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from reko_fhir.store import SqlRepository
+from reko_fhir.store.memory import MemoryRepository
 
 PG_DSN = os.environ.get("REKO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -30,7 +31,14 @@ def _postgres_available() -> bool:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlRepository]:
-    if request.param == "sqlite":
+    """The SQL implementations, for what only they have (units, counts, migrations)."""
+    async with _sql(request.param, tmp_path) as repository:
+        yield repository
+
+
+@asynccontextmanager
+async def _sql(kind: str, tmp_path: Path) -> AsyncIterator[SqlRepository]:
+    if kind == "sqlite":
         repository = await SqlRepository.open(f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}")
         yield repository
         await repository.close()
@@ -42,6 +50,18 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             yield repository
         finally:
             await repository.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SqlRepository | MemoryRepository]:
+    """Every implementation of the FHIR interactions, for the tests of the interactions."""
+    if request.param == "memory":
+        yield MemoryRepository()
+        return
+    async with _sql(request.param, tmp_path) as repository:
+        yield repository
 
 
 @asynccontextmanager

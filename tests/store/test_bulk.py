@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -62,7 +62,11 @@ async def test_bulk_loaded_resources_are_found_and_read_like_created_ones(
     created = await repo.create(
         procedure(f"Patient/{created_patient.id}", "C-1", "2025-01-21T10:00:00+01:00")
     )
-    before_bulk = datetime.now(UTC) - timedelta(milliseconds=1)
+    # Exactly now: the store keeps microseconds, and a create answers within a millisecond of its
+    # lastUpdated on SQLite (≈ 0.5 ms measured), so "now - 1 ms" could precede the created
+    # Procedure and _lastUpdated=ge would find it too (issue 12, point 10).
+    before_bulk = datetime.now(UTC)
+    assert created.last_updated < before_bulk
     loaded = [
         patient("197804122385", "bulk-patient"),
         procedure("Patient/bulk-patient", "B-1", "2025-01-21T12:00:00+01:00"),

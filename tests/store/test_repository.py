@@ -1,4 +1,5 @@
-"""One suite for every repository implementation (SQLite and PostgreSQL)."""
+"""One suite for every repository implementation (SQLite, PostgreSQL and, for the FHIR
+interactions, memory)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from reko_fhir.outcomes import OperationOutcomeError
-from reko_fhir.store import Search, SqlRepository
+from reko_fhir.store import FhirRepository, Search, SqlRepository
 from reko_fhir.store.schema import metadata
 from tests.store.conftest import postgres_schema
 
@@ -40,103 +41,105 @@ def procedure(subject: str, status: str = "completed") -> dict[str, Any]:
     }
 
 
-async def test_create_read_vread_and_versions(repo: SqlRepository) -> None:
-    created = await repo.create(patient())
+async def test_create_read_vread_and_versions(store: FhirRepository) -> None:
+    created = await store.create(patient())
     assert created.created
     assert created.version == 1
     assert created.resource["meta"]["versionId"] == "1"
-    read = await repo.read("Patient", created.id)
+    read = await store.read("Patient", created.id)
     assert read.resource == created.resource
-    updated = await repo.update({**read.resource, "active": True})
+    updated = await store.update({**read.resource, "active": True})
     assert (updated.version, updated.created) == (2, False)
-    assert (await repo.vread("Patient", created.id, 1)).resource.get("active") is None
-    assert (await repo.read("Patient", created.id)).resource["active"] is True
-    assert [s.version for s in await repo.history("Patient", created.id)] == [2, 1]
+    assert (await store.vread("Patient", created.id, 1)).resource.get("active") is None
+    assert (await store.read("Patient", created.id)).resource["active"] is True
+    assert [s.version for s in await store.history("Patient", created.id)] == [2, 1]
 
 
-async def test_unknown_and_deleted_resources(repo: SqlRepository) -> None:
+async def test_unknown_and_deleted_resources(store: FhirRepository) -> None:
     with pytest.raises(OperationOutcomeError) as unknown:
-        await repo.read("Patient", "nope")
+        await store.read("Patient", "nope")
     assert unknown.value.status == 404
-    created = await repo.create(patient())
-    assert await repo.delete("Patient", created.id) == 2
+    created = await store.create(patient())
+    assert await store.delete("Patient", created.id) == 2
     with pytest.raises(OperationOutcomeError) as gone:
-        await repo.read("Patient", created.id)
+        await store.read("Patient", created.id)
     assert gone.value.status == 410
-    assert await repo.delete("Patient", created.id) is None  # deleting twice changes nothing
-    assert (await repo.vread("Patient", created.id, 1)).version == 1  # history stays
-    assert await repo.search("Patient", Search.parse(f"identifier={PNR}|191212121212")) == []
+    assert await store.delete("Patient", created.id) is None  # deleting twice changes nothing
+    assert (await store.vread("Patient", created.id, 1)).version == 1  # history stays
+    assert await store.search("Patient", Search.parse(f"identifier={PNR}|191212121212")) == []
 
 
-async def test_if_match_on_a_stale_version_is_412_and_stores_nothing(repo: SqlRepository) -> None:
-    created = await repo.create(patient())
-    await repo.update({**created.resource, "active": True}, if_match=1)
-    before = await repo.count()
+async def test_if_match_on_a_stale_version_is_412_and_stores_nothing(store: FhirRepository) -> None:
+    created = await store.create(patient())
+    await store.update({**created.resource, "active": True}, if_match=1)
+    before = await store.total("Patient", Search())
     with pytest.raises(OperationOutcomeError) as stale:
-        await repo.update({**created.resource, "active": False}, if_match=1)
+        await store.update({**created.resource, "active": False}, if_match=1)
     assert stale.value.status == 412
-    assert await repo.count() == before
+    assert await store.total("Patient", Search()) == before
 
 
-async def test_search_by_identifier_patient_status_and_id(repo: SqlRepository) -> None:
-    anna = await repo.create(patient("191212121212"))
-    other = await repo.create(patient("197804122385"))
-    done = await repo.create(procedure(f"Patient/{anna.id}"))
-    await repo.create(procedure(f"Patient/{other.id}", status="in-progress"))
+async def test_search_by_identifier_patient_status_and_id(store: FhirRepository) -> None:
+    anna = await store.create(patient("191212121212"))
+    other = await store.create(patient("197804122385"))
+    done = await store.create(procedure(f"Patient/{anna.id}"))
+    await store.create(procedure(f"Patient/{other.id}", status="in-progress"))
     assert [
-        s.id for s in await repo.search("Patient", Search.parse(f"identifier={PNR}|191212121212"))
+        s.id for s in await store.search("Patient", Search.parse(f"identifier={PNR}|191212121212"))
     ] == [anna.id]
     assert [
-        s.id for s in await repo.search("Patient", Search.parse("identifier=197804122385"))
+        s.id for s in await store.search("Patient", Search.parse("identifier=197804122385"))
     ] == [other.id]
-    assert [s.id for s in await repo.search("Procedure", Search.parse(f"patient={anna.id}"))] == [
+    assert [s.id for s in await store.search("Procedure", Search.parse(f"patient={anna.id}"))] == [
         done.id
     ]
     assert [
         s.id
-        for s in await repo.search(
+        for s in await store.search(
             "Procedure", Search.parse(f"subject=Patient/{anna.id}&status=completed")
         )
     ] == [done.id]
     assert (
-        await repo.search(
+        await store.search(
             "Procedure", Search.parse(f"subject=Patient/{anna.id}&status=in-progress")
         )
         == []
     )
     assert (
         len(
-            await repo.search("Procedure", Search.parse("code=urn:oid:1.2.752.116.1.3.2.1.4|GC001"))
+            await store.search(
+                "Procedure", Search.parse("code=urn:oid:1.2.752.116.1.3.2.1.4|GC001")
+            )
         )
         == 2
     )
-    assert [s.id for s in await repo.search("Patient", Search.parse(f"_id={other.id}"))] == [
+    assert [s.id for s in await store.search("Patient", Search.parse(f"_id={other.id}"))] == [
         other.id
     ]
     with pytest.raises(OperationOutcomeError, match="not supported"):
-        await repo.search("Patient", Search.parse("shoeSize=44"))
+        await store.search("Patient", Search.parse("shoeSize=44"))
 
 
-async def test_an_update_reindexes(repo: SqlRepository) -> None:
-    created = await repo.create(patient("191212121212"))
-    await repo.update(
+async def test_an_update_reindexes(store: FhirRepository) -> None:
+    created = await store.create(patient("191212121212"))
+    await store.update(
         {**created.resource, "identifier": [{"system": PNR, "value": "197804122385"}]}
     )
-    assert await repo.search("Patient", Search.parse("identifier=191212121212")) == []
-    assert len(await repo.search("Patient", Search.parse("identifier=197804122385"))) == 1
+    assert await store.search("Patient", Search.parse("identifier=191212121212")) == []
+    assert len(await store.search("Patient", Search.parse("identifier=197804122385"))) == 1
 
 
-async def test_conditional_create_returns_the_existing_resource(repo: SqlRepository) -> None:
+async def test_conditional_create_returns_the_existing_resource(store: FhirRepository) -> None:
     condition = Search.parse(f"identifier={PNR}|191212121212")
-    first = await repo.create(patient(), if_none_exist=condition)
-    again = await repo.create(patient(), if_none_exist=condition)
+    first = await store.create(patient(), if_none_exist=condition)
+    again = await store.create(patient(), if_none_exist=condition)
     assert (first.created, again.created, again.id) == (True, False, first.id)
 
 
-async def test_conditional_update_creates_then_updates(repo: SqlRepository) -> None:
+async def test_conditional_update_creates_then_updates(store: FhirRepository) -> None:
     condition = Search.parse("identifier=urn:oid:1.2.752.9999.1|J-1")
-    made = await repo.conditional_update(procedure("Patient/1"), condition)
-    changed = await repo.conditional_update(
+    made = await store.conditional_update(procedure("Patient/1"), condition)
+    changed = await store.conditional_update(
         procedure("Patient/1", status="entered-in-error"), condition
     )
     assert made.created
@@ -147,42 +150,44 @@ async def test_conditional_update_creates_then_updates(repo: SqlRepository) -> N
     )
 
 
-async def test_several_matches_make_a_condition_fail_with_412(repo: SqlRepository) -> None:
-    await repo.create(procedure("Patient/1"))
-    await repo.create(procedure("Patient/2"))
+async def test_several_matches_make_a_condition_fail_with_412(store: FhirRepository) -> None:
+    await store.create(procedure("Patient/1"))
+    await store.create(procedure("Patient/2"))
     with pytest.raises(OperationOutcomeError) as several:
-        await repo.create(procedure("Patient/3"), if_none_exist=Search.parse("identifier=J-1"))
+        await store.create(procedure("Patient/3"), if_none_exist=Search.parse("identifier=J-1"))
     assert several.value.status == 412
 
 
 async def test_fifty_identical_conditional_creates_in_parallel_store_one(
-    repo: SqlRepository,
+    store: FhirRepository,
 ) -> None:
     """The race HAPI, Microsoft's server and Medplum had: decided by a unique constraint."""
     condition = Search.parse(f"identifier={PNR}|191212121212")
     results = await asyncio.gather(
-        *(repo.create(patient(), if_none_exist=condition) for _ in range(50))
+        *(store.create(patient(), if_none_exist=condition) for _ in range(50))
     )
     assert sum(r.created for r in results) == 1
     assert len({r.id for r in results}) == 1
-    assert len(await repo.search("Patient", condition)) == 1
-    assert await repo.count("Patient") == 1
+    assert len(await store.search("Patient", condition)) == 1
+    assert await store.total("Patient", Search()) == 1
 
 
 async def test_fifty_identical_conditional_updates_in_parallel_create_one(
-    repo: SqlRepository,
+    store: FhirRepository,
 ) -> None:
     condition = Search.parse("identifier=urn:oid:1.2.752.9999.1|J-1")
     results = await asyncio.gather(
-        *(repo.conditional_update(procedure("Patient/1"), condition) for _ in range(50)),
+        *(store.conditional_update(procedure("Patient/1"), condition) for _ in range(50)),
         return_exceptions=True,
     )
-    stored = await repo.search("Procedure", condition)
-    assert len(stored) == 1
-    created = [r for r in results if not isinstance(r, BaseException) and r.created]
-    assert len(created) == 1
     failures = [r for r in results if isinstance(r, BaseException)]
-    assert all(isinstance(f, OperationOutcomeError) and f.status == 409 for f in failures)
+    stored = await store.search("Procedure", condition)
+    assert len(stored) == 1, failures
+    created = [r for r in results if not isinstance(r, BaseException) and r.created]
+    assert len(created) == 1, failures
+    assert all(isinstance(f, OperationOutcomeError) and f.status == 409 for f in failures), [
+        repr(f) for f in failures
+    ]
 
 
 async def test_a_unit_is_atomic(repo: SqlRepository) -> None:
@@ -207,13 +212,13 @@ async def test_a_unit_is_atomic(repo: SqlRepository) -> None:
     ] == f"Patient/{first.id}"
 
 
-async def test_history_lists_versions_without_deletions(repo: SqlRepository) -> None:
-    created = await repo.create(patient())
-    await repo.update({**created.resource, "active": True})
-    await repo.delete("Patient", created.id)
-    assert [s.version for s in await repo.history("Patient", created.id)] == [2, 1]
+async def test_history_lists_versions_without_deletions(store: FhirRepository) -> None:
+    created = await store.create(patient())
+    await store.update({**created.resource, "active": True})
+    await store.delete("Patient", created.id)
+    assert [s.version for s in await store.history("Patient", created.id)] == [2, 1]
     with pytest.raises(OperationOutcomeError) as deleted:
-        await repo.vread("Patient", created.id, 3)
+        await store.vread("Patient", created.id, 3)
     assert deleted.value.status == 410
 
 
@@ -254,41 +259,58 @@ async def test_workers_starting_at_once_on_a_fresh_store_migrate_once(
 
 
 async def test_about_patient_reads_current_resources_of_the_types_asked(
-    repo: SqlRepository,
+    store: FhirRepository,
 ) -> None:
     """What the consent rules read in one query: the patient's own, current, not deleted
     resources of the types asked, newest first; and organisations by id, unknown ones left out."""
-    anna, other = await repo.create(patient("191212121212")), await repo.create(patient())
+    anna, other = await store.create(patient("191212121212")), await store.create(patient())
     consent = {"resourceType": "Consent", "status": "active", "patient": {}}
-    older = await repo.create({**consent, "patient": {"reference": f"Patient/{anna.id}"}})
+    older = await store.create({**consent, "patient": {"reference": f"Patient/{anna.id}"}})
     episode = {"resourceType": "EpisodeOfCare", "status": "active"}
-    newer = await repo.create({**episode, "patient": {"reference": f"Patient/{anna.id}"}})
-    gone = await repo.create({**consent, "patient": {"reference": f"Patient/{anna.id}"}})
-    await repo.delete("Consent", gone.id)
-    await repo.create({**consent, "patient": {"reference": f"Patient/{other.id}"}})
-    await repo.create(procedure(f"Patient/{anna.id}"))  # patient too, but not a type asked
+    newer = await store.create({**episode, "patient": {"reference": f"Patient/{anna.id}"}})
+    gone = await store.create({**consent, "patient": {"reference": f"Patient/{anna.id}"}})
+    await store.delete("Consent", gone.id)
+    await store.create({**consent, "patient": {"reference": f"Patient/{other.id}"}})
+    await store.create(procedure(f"Patient/{anna.id}"))  # patient too, but not a type asked
 
-    found = await repo.about_patient(f"Patient/{anna.id}", ("Consent", "EpisodeOfCare"))
+    found = await store.about_patient(f"Patient/{anna.id}", ("Consent", "EpisodeOfCare"))
     assert [s.id for s in found] == [newer.id, older.id]
-    assert await repo.about_patient(f"Patient/{anna.id}", ("CarePlan",)) == []
+    assert await store.about_patient(f"Patient/{anna.id}", ("CarePlan",)) == []
 
-    org = await repo.create({"resourceType": "Organization", "name": "Försäkringskassan"})
-    read = await repo.read_current("Organization", [org.id, "no-such-organisation"])
+    org = await store.create({"resourceType": "Organization", "name": "Försäkringskassan"})
+    read = await store.read_current("Organization", [org.id, "no-such-organisation"])
     assert [(s.id, s.resource["name"]) for s in read] == [(org.id, "Försäkringskassan")]
 
 
-async def test_a_page_carries_the_total_of_all_matches(repo: SqlRepository) -> None:
-    anna = await repo.create(patient())
-    made = [await repo.create(procedure(f"Patient/{anna.id}")) for _ in range(5)]
-    await repo.create(procedure("Patient/someone-else"))
+async def test_a_page_carries_the_total_of_all_matches(store: FhirRepository) -> None:
+    anna = await store.create(patient())
+    made = [await store.create(procedure(f"Patient/{anna.id}")) for _ in range(5)]
+    await store.create(procedure("Patient/someone-else"))
     by_anna = Search.parse(f"patient=Patient/{anna.id}", count=2)
 
-    first, total = await repo.page("Procedure", by_anna)
-    assert total == 5 == await repo.total("Procedure", by_anna)
-    assert [s.id for s in first] == [s.id for s in await repo.search("Procedure", by_anna)]
+    first, total = await store.page("Procedure", by_anna)
+    assert total == 5 == await store.total("Procedure", by_anna)
+    assert [s.id for s in first] == [s.id for s in await store.search("Procedure", by_anna)]
     assert [s.id for s in first] == [s.id for s in made[::-1][:2]]  # newest first
-    last, total = await repo.page("Procedure", Search(by_anna.params, 2, 4))
+    last, total = await store.page("Procedure", Search(by_anna.params, 2, 4))
     assert ([s.id for s in last], total) == ([made[0].id], 5)
     # Past the end there is no row to carry the count: it is counted apart.
-    assert await repo.page("Procedure", Search(by_anna.params, 2, 10)) == ([], 5)
-    assert await repo.page("Procedure", Search.parse("patient=Patient/nobody")) == ([], 0)
+    assert await store.page("Procedure", Search(by_anna.params, 2, 10)) == ([], 5)
+    assert await store.page("Procedure", Search.parse("patient=Patient/nobody")) == ([], 0)
+
+
+async def test_sort_by_a_date_parameter_puts_resources_without_it_last(
+    store: FhirRepository,
+) -> None:
+    """_sort on a date parameter (https://hl7.org/fhir/R4/search.html#sort), in every store."""
+    made = {}
+    for day in ("2025-03-01", "2025-01-01", None, "2025-02-01"):
+        resource = procedure("Patient/1")
+        if day:
+            resource["performedDateTime"] = day
+        made[day] = (await store.create(resource)).id
+    ascending = await store.search("Procedure", Search(sort=("date",)))
+    descending = await store.search("Procedure", Search(sort=("-date",)))
+    order = ["2025-01-01", "2025-02-01", "2025-03-01"]
+    assert [s.id for s in ascending] == [made[d] for d in [*order, None]]
+    assert [s.id for s in descending] == [made[d] for d in [*order[::-1], None]]

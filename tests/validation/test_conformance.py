@@ -1,7 +1,7 @@
-"""The generic validator reaches the HL7 reference validator's verdict on the shared cases.
+"""The generic validator reaches the HL7 reference validator's verdict on the HL7 cases.
 
-Cases come from ``shared/conformance/fhir-test-cases`` (read in place, never copied); each folder
-is discovered, so a case added there is tested without a change here.
+Cases come from ``tests/conformance/fhir-test-cases`` (vendored, Apache-2.0); each folder is
+discovered, so a case added there is tested without a change here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import pytest
 from reko_fhir.validation.definitions import Definitions, read_conformance_file
 from reko_fhir.validation.validator import Validator
 from reko_fhir.validation.xmljson import core_reader
+from tests.golden import CONFORMANCE_CASES
 
-CASES = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "fhir-test-cases"
+CASES = CONFORMANCE_CASES
 
 
 def cases() -> list[Any]:

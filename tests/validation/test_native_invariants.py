@@ -4,7 +4,7 @@ Wherever a native check decides (True or False), fhirpathpy's evaluation of the 
 on the same node gives exactly ``[verdict]`` (or ``[]`` where that holds: per-1, ref-1; see
 agreement.py); where fhirpathpy raises, the check does not decide.
 Compared on every (invariant, node) the validator evaluates for the fixtures (valid, invalid,
-warnings, the mapped Bundles, the shared conformance cases), on targeted edge cases, and on
+warnings, the mapped Bundles, the HL7 conformance cases), on targeted edge cases, and on
 generated and mutated instances; and the validator's issues are the same with the native checks
 switched off.
 """
@@ -27,11 +27,11 @@ from reko_fhir.validation.compiled import Constraint
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.native import native_check, native_invariants
 from reko_fhir.validation.service import ValidationService, reko_definitions
-from tests.golden import FIXTURES, ROOT
+from tests.golden import CONFORMANCE_CASES, FIXTURES
 from tests.validation.agreement import DATATYPE_EDGE_NODES, EXTENSION, assert_agree, date_times
 from tests.validation.test_conformance import conformance_run
 
-CASES = ROOT.parent / "shared" / "conformance" / "fhir-test-cases"
+CASES = CONFORMANCE_CASES
 INVARIANTS = native_invariants()
 KEYS = [key for key, _ in INVARIANTS]
 
@@ -71,14 +71,16 @@ SERVICE = ValidationService(reko_definitions())
 def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every (constraint, node, %resource, %rootResource) with a native check ``validate`` meets."""
     seen: dict[tuple[int, int, int, int], tuple[Constraint, Any, Any, Any]] = {}
-    holds = Constraint.holds
+    verdict = Constraint.verdict
 
-    def recording(self: Constraint, value: Any, resource: Any, root: Any = None) -> bool:
+    def recording(
+        self: Constraint, value: Any, resource: Any, root: Any = None, **more: Any
+    ) -> Any:
         if self.native is not None:
             seen[(id(self), id(value), id(resource), id(root))] = (self, value, resource, root)
-        return holds(self, value, resource, root)
+        return verdict(self, value, resource, root, **more)
 
-    monkeypatch.setattr(Constraint, "holds", recording)
+    monkeypatch.setattr(Constraint, "verdict", recording)
     validate()
     monkeypatch.undo()
     return list(seen.values())
@@ -100,7 +102,7 @@ def test_native_and_fhirpath_agree_on_every_fixture_node(
 
 
 @pytest.mark.parametrize("folder", conformance_cases())
-def test_native_and_fhirpath_agree_on_the_shared_conformance_cases(
+def test_native_and_fhirpath_agree_on_the_hl7_conformance_cases(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     validator, instance, url = conformance_run(folder)

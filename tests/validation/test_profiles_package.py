@@ -16,7 +16,7 @@ from fhirpathpy.models import models
 from tests.golden import FIXTURES, ROOT
 
 PROFILES = ROOT / "profiles"
-CONTRACT = ROOT.parent / "shared" / "spec" / "profiles.md"
+CONTRACT = PROFILES / "contract.md"
 BASE = "http://reko-fhir.se/fhir"
 
 
@@ -43,18 +43,49 @@ def test_the_package_manifest_depends_on_r4_core() -> None:
 
 
 def test_every_code_system_and_code_of_the_contract_exists() -> None:
-    wanted = {ticked(row[0])[0]: ticked(row[1]) for row in contract_section("Local code systems")}
+    # A cell lists the codes, then (after ';') what they carry.
+    wanted = {
+        ticked(row[0])[0]: ticked(row[1].split(";")[0])
+        for row in contract_section("Local code systems")
+    }
     more = re.findall(
         r"`(reko-[a-z-]+)`\s+\(`([a-z0-9-]+)`\)", CONTRACT.read_text(encoding="utf-8")
     )
     wanted.update({cs: [code] for cs, code in more})
-    assert len(wanted) == 8
+    assert len(wanted) == 11
     files = package()
     for cs_id, codes in wanted.items():
         cs = files[f"CodeSystem-{cs_id}.json"]
         assert cs["url"] == f"{BASE}/CodeSystem/{cs_id}"
         assert [c["code"] for c in cs["concept"]] == codes
         assert files[f"ValueSet-{cs_id}.json"]["compose"]["include"] == [{"system": cs["url"]}]
+
+
+def test_every_reko_status_carries_rehabstods_id_in_order() -> None:
+    cs = package()["CodeSystem-reko-status.json"]
+    assert [p["code"] for p in cs["property"]] == ["rehabstod-id"]
+    ids = [c["property"] for c in cs["concept"]]
+    assert ids == [[{"code": "rehabstod-id", "valueString": f"REKO_{n}"}] for n in range(1, 9)]
+    assert cs["concept"][0]["code"] == "ingen"
+
+
+def test_the_contract_text_is_contract_2() -> None:
+    assert CONTRACT.read_text(encoding="utf-8").startswith(
+        "# The reko profile contract (FHIR R4 4.0.1) — contract 2"
+    )
+    assert package()["package.json"]["version"] == "0.2.0"
+
+
+def test_the_worklist_profile_and_the_statistics_measure_exist() -> None:
+    files = package()
+    task = files["StructureDefinition-RekoWorklistTask.json"]
+    assert task["type"] == "Task"
+    assert task["snapshot"]["element"][0]["path"] == "Task"
+    measure = files["Measure-kva-statistik.json"]
+    assert measure["url"] == f"{BASE}/Measure/kva-statistik"
+    groups = [g["code"]["coding"][0]["code"] for g in measure["group"]]
+    wanted = {ticked(r[0])[0]: ticked(r[1]) for r in contract_section("Local code systems")}
+    assert groups == wanted["reko-measure-group"]
 
 
 def test_every_extension_and_profile_of_the_contract_exists_with_a_snapshot() -> None:

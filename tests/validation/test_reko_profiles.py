@@ -83,8 +83,9 @@ def broken(make: Breaker, change: Callable[[dict[str, Any]], object]) -> dict[st
         (broken(meeting, lambda r: r.pop("extension")), "reko-proc-3", "Procedure"),
         (
             broken(meeting, lambda r: r["code"]["coding"][0].update(code="XX999")),
-            "reko-proc-1",
-            "Procedure",
+            "reko-proc-1: The code has a KVÅ coding GC001, DV077 or AW026"
+            " (found: urn:oid:1.2.752.116.1.3.2.1.4#XX999)",
+            "Procedure.code",
         ),
         (
             broken(meeting, lambda r: r.update(status="on-hold")),
@@ -172,14 +173,6 @@ def broken(make: Breaker, change: Callable[[dict[str, Any]], object]) -> dict[st
             "PractitionerRole",
         ),
         (
-            broken(
-                lambda: resource("CareTeam"),
-                lambda r: r["participant"][1]["role"][0]["coding"][0].update(code="lakare"),
-            ),
-            "reko-ct-1",
-            "CareTeam",
-        ),
-        (
             broken(lambda: resource("Communication"), lambda r: r.pop("sent")),
             "minimum required = 1",
             "Communication.sent",
@@ -199,6 +192,17 @@ def test_what_the_contract_forbids_is_an_error_at_its_element(
 ) -> None:
     found = errors(resource_)
     assert any(message in text and where == expression for text, where in found), found
+
+
+def test_a_care_team_without_a_coordinator_is_a_warning_not_an_error() -> None:
+    # Contract 2: doctors, nurses and others may perform the coordination (seeds 001, 003).
+    team = resource("CareTeam")
+    team["participant"][1]["role"][0]["coding"][0].update(code="lakare")
+    issues = VALIDATOR.validate(team, team["meta"]["profile"][0])
+    assert [i.expression for i in issues if i.is_error] == []
+    assert [(i.severity.value, i.expression) for i in issues if "reko-ct-1" in i.diagnostics] == [
+        ("warning", "CareTeam")
+    ]
 
 
 def test_an_extension_outside_its_context_is_an_error() -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from reko_fhir.validation.definitions import Definitions, read_conformance_file
 from reko_fhir.validation.snapshot import SnapshotError, generate_snapshot, split_id
+from tests.golden import CONFORMANCE_CASES
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "fhir-test-cases"
+CONFORMANCE = CONFORMANCE_CASES
 CORE = Definitions.core()
 
 

@@ -130,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @asynccontextmanager
 async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     """Open (and migrate) the store, check tokens, log accesses, run the delivery workers."""
+    # First, before the store opens: without the reko profiles nothing may start.
+    validation = ValidationService(reko_definitions())
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     configs = load_targets(settings.targets_file, settings.targets)
@@ -138,7 +140,7 @@ async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     )
     app.state.verifier = build_verifier(settings)
     app.state.audit = AuditLog(repository.transaction)
-    app.state.router = FhirRouter(repository, ValidationService(reko_definitions()))
+    app.state.router = FhirRouter(repository, validation)
     app.state.repository = repository
     targets: dict[str, Target] = {}
     if configs:  # the HTTP clients and their keys are only built for configured targets

@@ -128,5 +128,6 @@ def load_targets(path: Path | None, inline: str | None = None) -> list[TargetCon
             raise TargetConfigError(f"{where}: {problems}") from None
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
-        raise TargetConfigError(f"target names must be unique: {names}")
+        sources = " and ".join(where for where, _ in documents)
+        raise TargetConfigError(f"{sources}: target names must be unique: {names}")
     return targets

@@ -2,7 +2,7 @@
 
 A message is enqueued when the write is accepted, but the patient may revoke consent before
 it is sent; the check therefore runs again at send time, against the store as it is then
-(the contract's consent rule, ``../shared/spec/profiles.md``; FHIR Consent:
+(the contract's consent rule, ``profiles/contract.md``; FHIR Consent:
 https://hl7.org/fhir/R4/consent.html). Disclosures are: anything sent to a target marked
 external (to the organisation it names), and a Communication's recipients (a notice to
 Försäkringskassan), whichever target carries it.

@@ -10,7 +10,8 @@ Every write is idempotent so that a redelivery after a lost answer changes nothi
 - a resource without one is an update by id, ``PUT [base]/[type]/[id]``
   (https://hl7.org/fhir/R4/http.html#update), which may create it
   (https://hl7.org/fhir/R4/http.html#upsert);
-- a deletion of something already gone is a success (https://hl7.org/fhir/R4/http.html#delete).
+- a deletion is a conditional delete on the same identifier (``DELETE [base]/[type]?identifier=…``),
+  else a delete by id; something already gone is a success (https://hl7.org/fhir/R4/http.html#delete).
 
 A 412 answer (https://hl7.org/fhir/R4/http.html#concurrency) is reconciled by reading what the
 target holds: the same content is a success, other content is overwritten once with ``If-Match``.
@@ -222,13 +223,27 @@ class FhirTarget:
             raise self._fail(response, "POST transaction")
         return _json(response) or {}
 
-    async def delete(self, resource_type: str, resource_id: str) -> None:
+    async def delete(self, resource_type: str, resource_id: str) -> int:
         """DELETE by id (https://hl7.org/fhir/R4/http.html#delete); already gone (404/410)
-        counts as deleted, so a redelivered deletion succeeds."""
+        counts as deleted, so a redelivered deletion succeeds. Returns the target's status."""
         response = await self._send("DELETE", f"{resource_type}/{resource_id}")
         if response.is_success or response.status_code in (404, 410):
-            return
+            return response.status_code
         raise self._fail(response, f"DELETE {resource_type}/{resource_id}")
+
+    async def delete_match(self, resource_type: str, token: str) -> int:
+        """Conditional delete by business identifier, ``DELETE [base]/[type]?identifier=s|v``
+        (https://hl7.org/fhir/R4/http.html#3.1.0.7.1): the target's id is not needed, and no
+        match (or 404/410) is a success, so a redelivered deletion changes nothing. A 412 (the
+        identifier matches several) is final: the target must decide which one goes."""
+        what = f"DELETE {resource_type}?identifier={token}"
+        response = await self._send("DELETE", resource_type, params={"identifier": token})
+        if response.is_success or response.status_code in (404, 410):
+            return response.status_code
+        error = self._fail(response, what)
+        if response.status_code == 412:
+            error.retryable, error.kind = False, "conflict"
+        raise error
 
     async def pull(
         self,

@@ -3,7 +3,8 @@ and the adapter that turns an outbox message into requests.
 
 An EHR FHIR server receives each resource as a conditional update on its business identifier
 (https://hl7.org/fhir/R4/http.html#cond-update), so a message delivered twice changes nothing
-the second time; a deletion is a delete of the same resource.
+the second time; a deletion is a conditional delete on the same identifier. References to
+types the target does not receive go as logical references (``Reference.identifier``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import httpx
 from reko_fhir.delivery.auth import ClientCredentialsAuth, PrivateKeyJwtAuth, client_for
 from reko_fhir.delivery.config import ClientCredentials, PrivateKeyJwt, TargetConfig
 from reko_fhir.delivery.errors import DeliveryError
-from reko_fhir.delivery.fhir import FhirTarget
+from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.delivery.retry import RetryPolicy
-from reko_fhir.delivery.worker import Target
-from reko_fhir.mapping.references import literal_references, rename_references
+from reko_fhir.delivery.worker import Delivered, Target
+from reko_fhir.mapping.references import display_only, literal_references, rename_references
 from reko_fhir.store.outbox import Message
 from reko_fhir.store.repository import Json
 
@@ -39,33 +40,55 @@ class FhirDelivery:
 
     async def deliver(
         self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
-    ) -> str | None:
-        local = f"{message.resource_type}/{message.resource_id}"
+    ) -> Delivered:
         if message.operation == "delete":
-            remote = references.get(local)
-            if remote is not None:  # never delivered: nothing to delete there
-                kind, rid = remote.split("/", 1)
-                await self.fhir.delete(kind, rid)
-            return None
+            return await self._delete(message, references)
         if message.payload is None:
             raise DeliveryError("the message carries no resource", retryable=False)
-        resource = {k: v for k, v in message.payload.items() if k != "meta"}
-        missing = sorted(
-            ref
-            for ref in literal_references(resource) - set(references) - set(logical)
-            if ref.split("/", 1)[0] in self.subscribed or not self.subscribed
-        )
+        resource = outgoing(message.payload)
+        unresolved = literal_references(resource) - set(references) - set(logical)
+        missing = sorted(ref for ref in unresolved if self.receives(ref.split("/", 1)[0]))
         if missing:
             # Its patient (or organisation) has not reached the target yet: wait for it, so
             # the target never holds a reference to nothing.
             raise DeliveryError(
                 f"{', '.join(missing[:3])} has not reached {self.name} yet", retryable=True
             )
-        result = await self.fhir.push(rename_references(resource, references, logical))
-        return f"{result.resource_type}/{result.id}" if result.id else None
+        # A type the target never receives, with no identifier to name it by: keep the
+        # reference's display (and type) only, never our id, which means nothing there.
+        renamed = rename_references(resource, references, logical)
+        result = await self.fhir.push(display_only(renamed, unresolved))
+        remote = f"{result.resource_type}/{result.id}" if result.id else None
+        return Delivered(remote, result.status)
+
+    def receives(self, resource_type: str) -> bool:
+        return not self.subscribed or resource_type in self.subscribed
+
+    async def _delete(self, message: Message, references: Mapping[str, str]) -> Delivered:
+        """A conditional delete by the business identifier of what was deleted here; without
+        one, a delete by the target's id; never delivered (no id known): nothing to do."""
+        token = identifier_token(message.payload or {})
+        if token is not None:
+            return Delivered(None, await self.fhir.delete_match(message.resource_type, token))
+        remote = references.get(f"{message.resource_type}/{message.resource_id}")
+        if remote is None:
+            return Delivered(None)
+        kind, rid = remote.split("/", 1)
+        return Delivered(None, await self.fhir.delete(kind, rid))
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def outgoing(payload: Json) -> Json:
+    """The resource as a target receives it: its ``meta.profile`` (and security labels, tags)
+    kept, which the target may validate against; our version and timestamps dropped, as the
+    target keeps its own (https://hl7.org/fhir/R4/resource.html#Meta)."""
+    resource = {k: v for k, v in payload.items() if k != "meta"}
+    meta = {
+        k: v for k, v in (payload.get("meta") or {}).items() if k in ("profile", "security", "tag")
+    }
+    return (resource | {"meta": meta}) if meta else resource
 
 
 def _auth(config: ClientCredentials | PrivateKeyJwt | None) -> httpx.Auth | None:

@@ -36,8 +36,21 @@ from reko_fhir.store.sql import SqlRepository
 log = structlog.get_logger("reko_fhir.delivery")
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a target made of a message: its ``Type/id`` for the resource (when it tells) and
+    the HTTP status it answered (None for a target that speaks no HTTP or was not asked)."""
+
+    remote: str | None
+    status: int | None = None
+
+
 class Target(Protocol):
-    """Where messages go. ``deliver`` raises on failure (see :mod:`.errors`)."""
+    """Where messages go. ``deliver`` raises on failure (see :mod:`.errors`).
+
+    A target may also name the resource types it receives (``subscribed``, empty: all);
+    references to other types go to it as logical references (``Reference.identifier``).
+    """
 
     name: str
     policy: RetryPolicy
@@ -45,10 +58,10 @@ class Target(Protocol):
 
     async def deliver(
         self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
-    ) -> str | None:
+    ) -> Delivered | str | None:
         """Send ``message``; ``references`` maps local ``Type/id`` to the target's, where
         known; ``logical`` gives business identifiers for references to send as logical ones.
-        Returns the target's ``Type/id`` for the resource, when it tells."""
+        Returns what the target answered, or just its ``Type/id`` for the resource."""
         ...
 
     async def aclose(self) -> None: ...
@@ -212,24 +225,38 @@ class Worker:
             )
             if reason is not None:
                 raise ConsentBlockedError(reason)
-            wanted = sorted(literal_references(message.payload))
+            deleting = message.operation == "delete"
+            # A deletion needs the target's name of the resource itself (when it has no
+            # identifier to delete by); an upsert the names of what it refers to.
+            local = f"{message.resource_type}/{message.resource_id}"
+            wanted = [local] if deleting else sorted(literal_references(message.payload))
             known: dict[str, str] = {}
             if wanted:
                 async with self.repository.transaction(writer=False) as conn:
                     known = await outbox.known_references(conn, message.target, wanted)
-            logical = await self._logical(message, [r for r in set(wanted) if r not in known])
-            remote = await target.deliver(message, known, logical)
+            unresolved = [] if deleting else [r for r in set(wanted) if r not in known]
+            receives: frozenset[str] = getattr(target, "subscribed", frozenset())
+            logical = await self._logical(message, unresolved, receives)
+            answer = await target.deliver(message, known, logical)
         except Exception as exc:  # every failure is recorded, none escapes
             return self._failed(message, target.policy, exc)
-        log.info("delivery.delivered", target=message.target, message=message.id)
-        return _Result(message, "delivered", remote=remote)
+        done = answer if isinstance(answer, Delivered) else Delivered(answer)
+        log.info(
+            "delivery.delivered", target=message.target, message=message.id, status=done.status
+        )
+        return _Result(message, "delivered", status=done.status, remote=done.remote)
 
-    async def _logical(self, message: Message, unresolved: list[str]) -> dict[str, Json]:
-        """Business identifiers of not-yet-delivered resources of the same patient.
+    async def _logical(
+        self, message: Message, unresolved: list[str], receives: frozenset[str]
+    ) -> dict[str, Json]:
+        """Business identifiers for references the target cannot resolve by id
+        (https://hl7.org/fhir/R4/references.html#logical).
 
-        A patient's resources refer to each other in cycles (an episode names its care team,
-        the team its episode); waiting for one another in the patient's queue would never
-        end, so such a reference goes as a logical one (``Reference.identifier``).
+        - A resource of a type the target does not receive (``receives``; empty: every type)
+          never gets there: its reference goes as a logical one, whoever it belongs to.
+        - A patient's resources refer to each other in cycles (an episode names its care
+          team, the team its episode); waiting for one another in the patient's queue would
+          never end, so a not-yet-delivered one of the same patient goes as a logical one too.
         """
         logical: dict[str, Json] = {}
         for ref in sorted(unresolved):
@@ -241,7 +268,10 @@ class Worker:
             change = Change(kind, rid, stored.version, stored.resource)
             identifiers = stored.resource.get("identifier") or [None]
             same_patient = ordering_key(change) == message.ordering_key
-            if same_patient and isinstance(identifiers, list) and isinstance(identifiers[0], dict):
+            never_sent = bool(receives) and kind not in receives
+            first = identifiers[0] if isinstance(identifiers, list) else None
+            has_identifier = isinstance(first, dict) and bool(first.get("value"))
+            if (same_patient or never_sent) and has_identifier:
                 logical[ref] = identifiers[0]
         return logical
 

@@ -1,6 +1,6 @@
 """The closed vocabularies of the coordination world.
 
-Code values equal the codes fixed in the profile contract (``shared/spec/profiles.md``), so the
+Code values equal the codes fixed in the profile contract (``profiles/contract.md``), so the
 mapping layer turns a member into a FHIR Coding without a lookup table.
 """
 
@@ -63,6 +63,7 @@ class ActorType(StrEnum):
 class RekoStatus(StrEnum):
     """The REKO status of a case as Rehabstöd shows it (``reko-status``)."""
 
+    INGEN = "ingen"  # Rehabstöd's "no status" (contract 2)
     KONTAKTAD = "kontaktad"
     AKTIV = "aktiv"
     UPPFOLJNING = "uppfoljning"
@@ -75,10 +76,23 @@ class RekoStatus(StrEnum):
     def is_closed(self) -> bool:
         return self in _CLOSED_STATUSES
 
+    @property
+    def rehabstod_id(self) -> str:
+        """Rehabstöd's id of the status (``REKO_1`` for ``ingen`` … ``REKO_8``), in code order."""
+        return f"REKO_{list(RekoStatus).index(self) + 1}"
+
 
 _CLOSED_STATUSES = frozenset(
     {RekoStatus.AVSLUTAD, RekoStatus.AVBOJT, RekoStatus.LAMNAS_UTAN_ATGARD}
 )
+
+
+class CarePlanCategory(StrEnum):
+    """What the plan is for (``reko-careplan-category``): the law covers returning to work and
+    entering working life (contract 2)."""
+
+    ATERGANG_I_ARBETE = "atergang-i-arbete"
+    INTRADE_I_ARBETSLIVET = "intrade-i-arbetslivet"
 
 
 class ConsentForm(StrEnum):

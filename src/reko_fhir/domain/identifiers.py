@@ -102,18 +102,24 @@ def mask_patient_ids(text: str) -> str:
     return _ANY_PATIENT_ID.sub(lambda m: f"{m.group(1)}-****", text)
 
 
-_HSA_ID = re.compile(r"SE\d{10}-[A-Za-z0-9]{1,31}", re.ASCII)
+# The organisation part is the organisation number as 10 digits, or as 12 with the ``16``
+# prefix (``SE165565594230-1000``): both occur in the national directory (contract 2).
+_HSA_ID = re.compile(r"SE(?:16)?\d{10}-[A-Za-z0-9]{1,31}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
 class HsaId:
-    """An HSA-id from the national directory: ``SE`` + 10 digits + ``-`` + 1–31 letters/digits."""
+    """An HSA-id from the national directory: ``SE`` + the organisation number (10 digits, or 12
+    with the ``16`` prefix) + ``-`` + 1–31 letters/digits."""
 
     value: str
 
     def __post_init__(self) -> None:
         if not _HSA_ID.fullmatch(self.value):
-            raise DomainError("value", "an HSA-id is SE + 10 digits + '-' + 1-31 letters/digits")
+            raise DomainError(
+                "value",
+                "an HSA-id is SE + 10 digits (or 12 beginning 16) + '-' + 1-31 letters/digits",
+            )
 
     def __str__(self) -> str:
         return self.value

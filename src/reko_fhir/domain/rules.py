@@ -26,31 +26,33 @@ class RuleViolation:
     severity: str = "error"
 
 
-def consent_covers(
-    consent: Consent, actor: ExternalActor, day: date, case: CoordinationCase
-) -> bool:
-    """True when ``consent`` is in force on ``day`` and names ``actor`` or an actor of its type."""
-    if not consent.is_in_force_on(day):
-        return False
-    named = {case.actor(org).actor_type for org in consent.actors}
-    return actor.org_number in consent.actors or actor.actor_type in named
+def consent_covers(consent: Consent, actor: ExternalActor, day: date) -> bool:
+    """True when ``consent`` is in force on ``day`` and names ``actor`` itself.
+
+    Contract 2: a consent names *which* employer; another actor of the same type is not covered.
+    """
+    return consent.is_in_force_on(day) and actor.org_number in consent.actors
 
 
 def consent_violations(case: CoordinationCase) -> list[RuleViolation]:
-    """Every disclosure and every coordination occasion that no consent covers."""
+    """Every disclosure and every coordination occasion (GC001, DV077, AW026) no consent covers.
+
+    A case is one care unit's, and so are its consents: the unit rule of contract 2 (a consent
+    given to another unit covers nothing here) holds by construction.
+    """
     found: list[RuleViolation] = []
     for i, activity in enumerate(case.activities):
         day = activity.performed.date()
-        if activity.kva is KvaCode.GC001 and not any(c.is_in_force_on(day) for c in case.consents):
+        if not any(c.is_in_force_on(day) for c in case.consents):
             found.append(
                 RuleViolation(
                     f"activities[{i}]",
-                    f"coordination on {day.isoformat()} has no consent in force",
+                    f"coordination ({activity.kva}) on {day.isoformat()} has no consent in force",
                 )
             )
         for org in activity.external_actors:
             actor = case.actor(org)
-            if not any(consent_covers(c, actor, day, case) for c in case.consents):
+            if not any(consent_covers(c, actor, day) for c in case.consents):
                 found.append(
                     RuleViolation(
                         f"activities[{i}].external_actors",
@@ -61,7 +63,7 @@ def consent_violations(case: CoordinationCase) -> list[RuleViolation]:
     for i, notice in enumerate(case.notices):
         day = notice.sent.date()
         actor = case.actor(notice.recipient)
-        if not any(consent_covers(c, actor, day, case) for c in case.consents):
+        if not any(consent_covers(c, actor, day) for c in case.consents):
             found.append(
                 RuleViolation(
                     f"notices[{i}].recipient",
@@ -73,7 +75,8 @@ def consent_violations(case: CoordinationCase) -> list[RuleViolation]:
 
 
 def focus_warnings(case: CoordinationCase) -> list[RuleViolation]:
-    """GC001 occasions more than 90 days after the first sick-leave start (a guide, not a stop)."""
+    """GC001 occasions more than 90 days after the first sick-leave start of this case (its own
+    episode: contract 2 counts from no other), a guide, not a stop."""
     if not case.sick_leave_periods:
         return []
     first = case.sick_leave_periods[0].start

@@ -1,4 +1,4 @@
-"""Domain ⇄ FHIR R4, exactly as the profile contract (``shared/spec/profiles.md``) fixes it.
+"""Domain ⇄ FHIR R4, exactly as the profile contract (``profiles/contract.md``) fixes it.
 
 One module per resource family; :mod:`reko_fhir.mapping.bundle` puts a whole case into one
 transaction Bundle and reads it back. ``journal/`` maps journal-system exports to the domain.

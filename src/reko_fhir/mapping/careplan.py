@@ -1,15 +1,26 @@
-"""The return-to-work plan (DV077) as CarePlan; never with ``addresses`` (no diagnosis).
+"""The rehabilitation plan as CarePlan; never with ``addresses`` or a reason (no diagnosis).
 
-https://hl7.org/fhir/R4/careplan.html. Goals are contained Goal resources; each activity detail
-is one of: a planned sick-leave step (KVÅ DV077 + ``sick-leave-period``), a planned coordination
-activity (KVÅ GC001 + own ``coordination-part``), or a follow-up (KVÅ AW026).
+https://hl7.org/fhir/R4/careplan.html. The category says whether the plan is for returning to
+work or for entering working life (contract 2). Goals are contained Goal resources; each activity
+detail is one of: a planned sick-leave step (KVÅ DV077 + ``sick-leave-period``), a planned
+coordination activity (KVÅ GC001 + own ``coordination-part``), or a follow-up (KVÅ AW026).
+
+A detail's status says what the journal shows of it (https://hl7.org/fhir/R4/valueset-care-plan-activity-status.html):
+``completed`` when a journaled activity carries it out (a completed AW026 on the follow-up's day;
+a completed GC001 of the same part, and with the planned actor, on the planned day) or, for a
+sick-leave step, when the case closed after the step ended; ``unknown`` for what a closed case
+never recorded; ``scheduled`` while the case is open.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from reko_fhir.domain import (
+    ActivityStatus,
+    CarePlanCategory,
+    CoordinationActivity,
     CoordinationCase,
     CoordinationPart,
     KvaCode,
@@ -26,21 +37,51 @@ from reko_fhir.mapping.sick_leave import sick_leave_from_fhir, sick_leave_to_fhi
 Resource = dict[str, Any]
 
 
-def _step(period: SickLeavePeriod) -> dict[str, Any]:
+def _done(case: CoordinationCase) -> list[CoordinationActivity]:
+    return [a for a in case.activities if a.status is ActivityStatus.COMPLETED]
+
+
+def _status(case: CoordinationCase, carried_out: bool) -> str:
+    if carried_out:
+        return "completed"
+    return "unknown" if case.status.is_closed else "scheduled"
+
+
+def _step(case: CoordinationCase, period: SickLeavePeriod) -> dict[str, Any]:
+    ended = case.end is not None and period.end is not None and period.end <= case.end
     return {
         "extension": [sick_leave_to_fhir(period)],
         "code": c.kva(KvaCode.DV077),
-        "status": "scheduled",
+        "status": _status(case, ended),
     }
 
 
-def _planned(activity: PlannedActivity, urls: CaseUrls) -> dict[str, Any]:
+def _carried_out(case: CoordinationCase, planned: PlannedActivity) -> bool:
+    return planned.planned_on is not None and any(
+        a.kva is KvaCode.GC001
+        and a.part is planned.part
+        and a.performed.date() == planned.planned_on
+        and (planned.actor is None or planned.actor in a.external_actors)
+        for a in _done(case)
+    )
+
+
+def _follow_up(case: CoordinationCase, day: date) -> dict[str, Any]:
+    held = any(a.kva is KvaCode.AW026 and a.performed.date() == day for a in _done(case))
+    return {
+        "code": c.kva(KvaCode.AW026),
+        "status": _status(case, held),
+        "scheduledPeriod": {"start": day.isoformat()},
+    }
+
+
+def _planned(case: CoordinationCase, activity: PlannedActivity, urls: CaseUrls) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "extension": [
             {"url": c.EXT_COORDINATION_PART, "valueCoding": c.coding(c.CS_PART, activity.part)}
         ],
         "code": c.kva(KvaCode.GC001),
-        "status": "scheduled",
+        "status": _status(case, _carried_out(case, activity)),
     }
     if activity.planned_on is not None:
         detail["scheduledPeriod"] = {"start": activity.planned_on.isoformat()}
@@ -55,16 +96,9 @@ def careplan_to_fhir(case: CoordinationCase, plan: ReturnToWorkPlan, urls: CaseU
     if plan.end is not None:
         period["end"] = plan.end.isoformat()
     details = [
-        *(_step(p) for p in plan.sick_leave_steps),
-        *(_planned(a, urls) for a in plan.activities),
-        *(
-            {
-                "code": c.kva(KvaCode.AW026),
-                "status": "scheduled",
-                "scheduledPeriod": {"start": d.isoformat()},
-            }
-            for d in plan.follow_ups
-        ),
+        *(_step(case, p) for p in plan.sick_leave_steps),
+        *(_planned(case, a, urls) for a in plan.activities),
+        *(_follow_up(case, d) for d in plan.follow_ups),
     ]
     out: Resource = {
         "resourceType": "CarePlan",
@@ -82,7 +116,7 @@ def careplan_to_fhir(case: CoordinationCase, plan: ReturnToWorkPlan, urls: CaseU
         "identifier": [c.identifier(plan.source.system, plan.source.record_id)],
         "status": "completed" if case.status.is_closed else "active",
         "intent": "plan",
-        "category": [c.concept(c.CS_CAREPLAN_CATEGORY, "atergang-i-arbete")],
+        "category": [c.concept(c.CS_CAREPLAN_CATEGORY, plan.category)],
         "subject": c.reference(urls.patient),
         "period": period,
         "created": plan.created.isoformat(),
@@ -132,6 +166,7 @@ def careplan_from_fhir(res: Element, index: BundleIndex) -> ReturnToWorkPlan:
                 )
             )
     period = res.need("period")
+    category = res.coding_in("category", c.CS_CAREPLAN_CATEGORY)
     return ReturnToWorkPlan(
         source=source_of(res),
         author=index.staff_of(res.child("author"), res, "author"),
@@ -142,4 +177,9 @@ def careplan_from_fhir(res: Element, index: BundleIndex) -> ReturnToWorkPlan:
         sick_leave_steps=tuple(steps),
         activities=tuple(planned),
         follow_ups=tuple(follow_ups),
+        category=(
+            category.enum("code", CarePlanCategory)
+            if category
+            else CarePlanCategory.ATERGANG_I_ARBETE
+        ),
     )

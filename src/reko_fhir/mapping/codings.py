@@ -1,6 +1,6 @@
 """Every system, profile and extension URL of the profile contract, and Coding builders.
 
-The one place these strings are spelled; ``shared/spec/profiles.md`` fixes them.
+The one place these strings are spelled; ``profiles/contract.md`` (contract 2) fixes them.
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ CS_CONSENT_FORM = code_system("reko-consent-form")
 CS_CAREPLAN_CATEGORY = code_system("reko-careplan-category")
 CS_POLICY = code_system("reko-policy")
 CS_COMMUNICATION_CATEGORY = code_system("reko-communication-category")
+# Contract 2: the early-identification worklist and the KVÅ statistics.
+CS_TASK = code_system("reko-task")
+CS_EXCLUSION = code_system("reko-exclusion")
+CS_MEASURE_GROUP = code_system("reko-measure-group")
+CS_TASK_INPUT = code_system("reko-task-input")  # own, documented in profiles/README.md
+PROFILE_WORKLIST_TASK = structure("RekoWorklistTask")
+MEASURE_KVA_STATISTIK = f"{BASE}/Measure/kva-statistik"
 
 EXT_CONSENT_FORM = structure("consent-form")
 EXT_STATUS = structure("reko-status")

@@ -27,6 +27,7 @@ Resource = dict[str, Any]
 # EpisodeOfCare.status says what FHIR clients without our extension should understand;
 # the REKO status itself travels in the reko-status extension and is what is read back.
 EPISODE_STATUS = {
+    RekoStatus.INGEN: "planned",  # no REKO status yet: nothing started
     RekoStatus.KONTAKTAD: "planned",
     RekoStatus.AKTIV: "active",
     RekoStatus.UPPFOLJNING: "active",

@@ -45,3 +45,20 @@ def rename_references(
     if isinstance(node, list):
         return [rename_references(v, names, logical) for v in node]
     return node
+
+
+def display_only(node: Any, refs: set[str]) -> Any:
+    """``node`` with each reference in ``refs`` reduced to its ``type`` and ``display``: for a
+    receiver that cannot resolve it and no identifier to name it by (a Reference may carry a
+    display alone, https://hl7.org/fhir/R4/references.html#Reference)."""
+    if not refs:
+        return node
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in refs:
+            rest = {k: v for k, v in node.items() if k != "reference"}
+            return {"type": ref.split("/", 1)[0], **rest}
+        return {k: display_only(v, refs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [display_only(v, refs) for v in node]
+    return node

@@ -12,7 +12,7 @@ from reko_fhir.rest.access import AccessLogReader
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.paging import CONTROL, number, page_links
 from reko_fhir.rest.searchparams import AUDIT_SEARCH
-from reko_fhir.store.unit import not_found
+from reko_fhir.store import not_found
 
 Json = dict[str, Any]
 AUDIT_PARAMS = frozenset(AUDIT_SEARCH)

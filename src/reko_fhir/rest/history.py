@@ -13,8 +13,7 @@ from datetime import datetime
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.rest.inputs import shown
 from reko_fhir.rest.messages import FhirRequest
-from reko_fhir.store import Stored
-from reko_fhir.store.index import instants
+from reko_fhir.store import Stored, instants
 
 HISTORY_PARAMS = frozenset({"_since", "_format", "_pretty"})
 

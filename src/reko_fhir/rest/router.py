@@ -45,8 +45,7 @@ from reko_fhir.rest.searchparams import (
     patient_element,
 )
 from reko_fhir.rest.transaction import BundleProcessor
-from reko_fhir.store import FhirRepository, FhirSession, Search, Stored
-from reko_fhir.store.unit import MATCH_LIMIT, not_found
+from reko_fhir.store import MATCH_LIMIT, FhirRepository, FhirSession, Search, Stored, not_found
 from reko_fhir.validation.service import ValidationService
 from reko_fhir.validation.store_rules import store_rule_issues
 

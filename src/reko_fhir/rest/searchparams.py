@@ -10,7 +10,7 @@ and typed as in the R4 definitions (https://hl7.org/fhir/R4/searchparameter-regi
 
 from __future__ import annotations
 
-from reko_fhir.store.index import DATE_PARAMS
+from reko_fhir.store import DATE_PARAMS
 
 WRITABLE = (
     "Patient",

@@ -30,9 +30,16 @@ from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.security.audit import AccessRecord, audit_entry
 from reko_fhir.security.tokens import Principal
-from reko_fhir.store import FhirRepository, FhirSession, Partitions, Search, Stored
-from reko_fhir.store.repository import Change
-from reko_fhir.store.unit import MATCH_LIMIT, not_found
+from reko_fhir.store import (
+    MATCH_LIMIT,
+    FhirRepository,
+    FhirSession,
+    Partitions,
+    Search,
+    Stored,
+    not_found,
+)
+from reko_fhir.store.repository import Change, SingleInteractions
 from reko_fhir.validation.case_rules import covers
 from reko_fhir.validation.store_rules import patient_context
 
@@ -97,7 +104,7 @@ class Caller:
     partitions: Partitions | None = None
 
 
-class GuardedRepository:
+class GuardedRepository(SingleInteractions):
     """A :class:`~reko_fhir.store.FhirRepository` for one caller (see the module's text).
 
     ``inner`` is the store already scoped to the caller's partitions; ``audited`` tells the API
@@ -160,26 +167,7 @@ class GuardedRepository:
         self._no_external()
         return await self.inner.read_current(resource_type, ids)
 
-    # -- writes ------------------------------------------------------------------------------
-    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored:
-        return await self.in_unit(lambda unit: unit.create(resource, condition=if_none_exist))
-
-    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
-        return await self.in_unit(lambda unit: unit.update(resource, if_match=if_match))
-
-    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
-        kind = str(resource.get("resourceType"))
-
-        async def work(unit: FhirSession) -> Stored:
-            return await unit.update_match(
-                resource, condition, await unit.one_match(kind, condition)
-            )
-
-        return await self.in_unit(work)
-
-    async def delete(self, resource_type: str, resource_id: str) -> int | None:
-        return await self.in_unit(lambda unit: unit.delete(resource_type, resource_id))
-
+    # -- writes (create, update, conditional update, delete: SingleInteractions' units) -----
     async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
         """``work`` on a guarded session; its writes' access-log record commits with them."""
         principal = self.caller.principal

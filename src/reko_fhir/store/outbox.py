@@ -11,6 +11,7 @@ message is then delivered again, which the targets make harmless (conditional up
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,12 +98,14 @@ _PATIENT_ELEMENT = {
 
 
 def ordering_key(change: Change) -> str:
-    """The patient a change concerns (``Patient/…``), or the resource itself."""
+    """The patient a change concerns (``Patient/…``), or the resource itself. A deletion is
+    keyed by the content it removed, so it reaches a target after the resource it deletes."""
     if change.resource_type == "Patient":
         return f"Patient/{change.resource_id}"
     element = _PATIENT_ELEMENT.get(change.resource_type)
-    if element and change.resource is not None:
-        ref = (change.resource.get(element) or {}).get("reference")
+    content = change.resource if change.resource is not None else change.before
+    if element and content is not None:
+        ref = (content.get(element) or {}).get("reference")
         if isinstance(ref, str) and ref:
             return ref[:256]
     return f"{change.resource_type}/{change.resource_id}"
@@ -172,31 +175,132 @@ def _message(row: Any) -> Message:
     )
 
 
+def content_hash(payload: Json | None) -> str | None:
+    """SHA-256 of a payload as content: canonical JSON without ``meta.versionId`` and
+    ``meta.lastUpdated``, which every new version changes whatever else it keeps."""
+    if payload is None:
+        return None
+    meta = {k: v for k, v in (payload.get("meta") or {}).items() if k not in _VERSION_META}
+    content = {k: v for k, v in payload.items() if k != "meta"} | ({"meta": meta} if meta else {})
+    text = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_VERSION_META = ("versionId", "lastUpdated")
+
+
+@dataclass(slots=True)
+class _Sent:
+    """What a target was last queued for one resource: its operation and content hash."""
+
+    operation: str
+    digest: str | None
+    status: str
+
+
+async def _queued_before(
+    conn: AsyncConnection, changes: Sequence[Change], targets: Sequence[str]
+) -> tuple[dict[tuple[str, str], _Sent], set[tuple[str, str]]]:
+    """For the resources of ``changes``: the newest message each target holds for it, and the
+    (target, ``Type/id``) pairs the target is known to have received (its id there is known).
+
+    Looked up through the (target, patient) index: a resource's earlier messages carry the
+    same patient key. A new resource (version 1) has none, so a bulk load asks nothing.
+    """
+    wanted = [c for c in changes if c.version > 1]
+    if not wanted or not targets:
+        return {}, set()
+    locals_ = {f"{c.resource_type}/{c.resource_id}" for c in wanted}
+    keys = sorted({ordering_key(c) for c in wanted})
+    newest: dict[tuple[str, str], _Sent] = {}
+    rows = await conn.execute(
+        select(
+            outbox_message.c.target,
+            outbox_message.c.resource_type,
+            outbox_message.c.resource_id,
+            outbox_message.c.operation,
+            outbox_message.c.payload,
+            outbox_message.c.status,
+        )
+        .where(
+            outbox_message.c.target.in_(list(targets)),
+            outbox_message.c.ordering_key.in_(keys),
+            outbox_message.c.resource_id.in_(sorted({c.resource_id for c in wanted})),
+        )
+        .order_by(outbox_message.c.id)
+    )
+    for row in rows:
+        local = f"{row.resource_type}/{row.resource_id}"
+        if local in locals_:
+            payload = json.loads(row.payload) if row.payload else None
+            digest = content_hash(payload) if row.operation == "upsert" else None
+            newest[(row.target, local)] = _Sent(row.operation, digest, row.status)
+    known = await conn.execute(
+        select(delivery_reference.c.target, delivery_reference.c.local).where(
+            delivery_reference.c.target.in_(list(targets)),
+            delivery_reference.c.local.in_(sorted(locals_)),
+        )
+    )
+    return newest, {(row.target, row.local) for row in known}
+
+
 async def enqueue(
     conn: AsyncConnection, changes: Sequence[Change], subscriptions: Sequence[Subscription]
 ) -> int:
-    """Queue one message per (change, interested target) on the writer's own transaction."""
+    """Queue the messages ``changes`` owe their interested targets, on the writer's own
+    transaction.
+
+    - An upsert whose content equals what the target was last queued for that resource
+      (pending or delivered, by :func:`content_hash`) is not queued again: the target holds it
+      or will. A dead letter does not count: sending the same again is how a resend retries.
+    - A deletion goes only to targets that received the resource or have it queued, and
+      carries the content it removed (``Change.before``): the target deletes by its business
+      identifier (https://hl7.org/fhir/R4/http.html#3.1.0.7.1) and keeps the patient's order.
+    """
     now = datetime.now(UTC)
-    rows = [
-        {
-            "target": sub.target,
-            "ordering_key": ordering_key(change),
-            "resource_type": change.resource_type,
-            "resource_id": change.resource_id,
-            "version": change.version,
-            "operation": "delete" if change.resource is None else "upsert",
-            "payload": None
-            if change.resource is None
-            else json.dumps(change.resource, ensure_ascii=False, separators=(",", ":")),
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "next_attempt_at": now,
-        }
-        for change in changes
-        for sub in subscriptions
-        if sub.wants(change)
-    ]
+    targets = sorted({sub.target for sub in subscriptions})
+    newest, received = await _queued_before(conn, changes, targets)
+    rows: list[dict[str, Any]] = []
+    for change in changes:
+        local = f"{change.resource_type}/{change.resource_id}"
+        deleting = change.resource is None
+        payload = change.before if deleting else change.resource
+        digest = None if deleting else content_hash(payload)
+        for sub in subscriptions:
+            if not sub.wants(change):
+                continue
+            last = newest.get((sub.target, local))
+            if deleting:
+                queued = last is not None and last.operation == "upsert"
+                if not queued and not (last is None and (sub.target, local) in received):
+                    continue  # never sent there, or its deletion is queued already
+            elif (
+                last
+                and last.operation == "upsert"
+                and last.status != "dead"
+                and (last.digest == digest)
+            ):
+                continue  # the same content is there already, or on its way
+            newest[(sub.target, local)] = _Sent(
+                "delete" if deleting else "upsert", digest, "pending"
+            )
+            rows.append(
+                {
+                    "target": sub.target,
+                    "ordering_key": ordering_key(change),
+                    "resource_type": change.resource_type,
+                    "resource_id": change.resource_id,
+                    "version": change.version,
+                    "operation": "delete" if deleting else "upsert",
+                    "payload": None
+                    if payload is None
+                    else json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+            )
     if rows:
         await conn.execute(insert(outbox_message), rows)
     return len(rows)

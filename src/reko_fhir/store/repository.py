@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store.partition import Partitions
 
 if TYPE_CHECKING:
@@ -19,6 +20,39 @@ if TYPE_CHECKING:
 
 Json = dict[str, Any]
 T = TypeVar("T")
+
+SEARCHABLE = (
+    "_id",
+    "_lastUpdated",
+    "identifier",
+    "status",
+    "code",
+    "category",
+    "subject",
+    "patient",
+    "subject.identifier",
+    "patient.identifier",
+    "date",
+    "sent",
+    "recipient",
+)
+"""The search parameters every implementation serves (https://hl7.org/fhir/R4/search.html)."""
+MATCH_LIMIT = 1000
+"""Matches a condition or a patient's compartment reads at most."""
+COUNT_LIMIT = 1000
+"""Matches a search counts for its ``total`` unless asked for an accurate one (``_total``)."""
+
+
+def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
+    """404: unknown, or (the same answer) held in a partition the caller does not see."""
+    message = f"{resource_type}/{resource_id} is not known"
+    return OperationOutcomeError([error(IssueCode.NOT_FOUND, message, resource_type)])
+
+
+def gone(resource_type: str, resource_id: str) -> OperationOutcomeError:
+    """410: deleted (https://hl7.org/fhir/R4/http.html#read)."""
+    message = f"{resource_type}/{resource_id} has been deleted"
+    return OperationOutcomeError([error(IssueCode.DELETED, message, resource_type)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +183,47 @@ class FhirRepository(Protocol):
     async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
         """Run ``work`` in one unit of work (a transaction Bundle, or a write with the reads it
         depends on); all of it commits, or none."""
+
+
+class SingleInteractions:
+    """The one-interaction writes of :class:`FhirRepository`, each a unit of its own through
+    ``in_unit``: written once for every implementation (SQL, memory, the guard)."""
+
+    async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored:
+        return await self.in_unit(lambda unit: unit.create(resource, condition=if_none_exist))
+
+    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
+        return await self.in_unit(lambda unit: unit.update(resource, if_match=if_match))
+
+    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
+        """https://hl7.org/fhir/R4/http.html#cond-update: the one match in the own partition
+        is updated; none, and the resource is created under the condition."""
+        kind = str(resource.get("resourceType"))
+
+        async def work(unit: FhirSession) -> Stored:
+            return await unit.update_match(
+                resource, condition, await unit.one_match(kind, condition)
+            )
+
+        return await self.in_unit(work)
+
+    async def delete(self, resource_type: str, resource_id: str) -> int | None:
+        return await self.in_unit(lambda unit: unit.delete(resource_type, resource_id))
+
+
+async def update_match(
+    session: FhirSession, resource: Json, condition: Search, existing: Stored | None
+) -> Stored:
+    """The rest of a conditional update once ``existing`` (the one match of ``condition`` in the
+    session, or None) is known: update it, or create under the condition with a server id."""
+    resource_type = str(resource["resourceType"])
+    if existing is None:
+        without_id = {k: v for k, v in resource.items() if k != "id"}
+        return await session.create(without_id, condition=condition)
+    if resource.get("id") not in (None, existing.id):
+        message = f"the resource's id {resource['id']} is not the matching {existing.id}"
+        raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
+    return await session.update({**resource, "id": existing.id})

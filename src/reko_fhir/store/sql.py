@@ -35,10 +35,17 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import audit as _audit
 from reko_fhir.store import outbox
 from reko_fhir.store.partition import EVERY, Partitions
-from reko_fhir.store.repository import FhirSession, Json, Search, Stored
+from reko_fhir.store.repository import (
+    FhirSession,
+    Search,
+    SingleInteractions,
+    Stored,
+    gone,
+    not_found,
+)
 from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.sqlite_inline import inline_creator
-from reko_fhir.store.unit import Unit, gone, in_partitions, not_found, stored_from_row
+from reko_fhir.store.unit import Unit, in_partitions, stored_from_row
 
 T = TypeVar("T")
 
@@ -51,7 +58,7 @@ def run_migrations(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-class SqlRepository:
+class SqlRepository(SingleInteractions):
     """The FHIR store on an async SQLAlchemy engine, as one caller sees it: ``partitions``
     (:meth:`scoped`) say what it reads and where it writes; the repository as opened reads
     every partition and writes to the unassigned one, for callers inside the process."""
@@ -156,25 +163,7 @@ class SqlRepository:
             message = "the resource was changed at the same time; send the request again"
             raise OperationOutcomeError([error(IssueCode.CONFLICT, message, None)]) from None
 
-    # -- interactions ------------------------------------------------------------------------
-    async def create(self, resource: Json, *, if_none_exist: Search | None = None) -> Stored:
-        return await self.in_unit(lambda unit: unit.create(resource, condition=if_none_exist))
-
-    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
-        return await self.in_unit(lambda unit: unit.update(resource, if_match=if_match))
-
-    async def conditional_update(self, resource: Json, condition: Search) -> Stored:
-        async def work(unit: FhirSession) -> Stored:
-            kind = str(resource["resourceType"])
-            return await unit.update_match(
-                resource, condition, await unit.one_match(kind, condition)
-            )
-
-        return await self.in_unit(work)
-
-    async def delete(self, resource_type: str, resource_id: str) -> int | None:
-        return await self.in_unit(lambda unit: unit.delete(resource_type, resource_id))
-
+    # -- reads (the writes are SingleInteractions' units) ------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
         async with self.engine.connect() as conn:
             return await self._unit(conn).read(resource_type, resource_id)

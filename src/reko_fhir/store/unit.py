@@ -23,7 +23,18 @@ if TYPE_CHECKING:
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
 from reko_fhir.store.partition import EVERY, Partitions
-from reko_fhir.store.repository import Change, Json, Search, Stored
+from reko_fhir.store.repository import (
+    COUNT_LIMIT,
+    MATCH_LIMIT,
+    SEARCHABLE,
+    Change,
+    Json,
+    Search,
+    Stored,
+    gone,
+    not_found,
+    update_match,
+)
 from reko_fhir.store.schema import (
     conditional_create,
     date_index,
@@ -33,25 +44,7 @@ from reko_fhir.store.schema import (
     token_index,
 )
 
-SEARCHABLE = (
-    "_id",
-    "_lastUpdated",
-    "identifier",
-    "status",
-    "code",
-    "category",
-    "subject",
-    "patient",
-    "subject.identifier",
-    "patient.identifier",
-    "date",
-    "sent",
-    "recipient",
-)
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-MATCH_LIMIT = 1000
-COUNT_LIMIT = 1000
-"""Matches a search counts for its ``total`` unless asked for an accurate one (``_total``)."""
 
 
 # Built once: a statement built per write pays for its cache key every time.
@@ -60,16 +53,6 @@ _INSERT_CURRENT = insert(resource_current)
 _INSERT_TOKENS = insert(token_index)
 _INSERT_REFERENCES = insert(reference_index)
 _INSERT_DATES = insert(date_index)
-
-
-def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
-    message = f"{resource_type}/{resource_id} is not known"
-    return OperationOutcomeError([error(IssueCode.NOT_FOUND, message, resource_type)])
-
-
-def gone(resource_type: str, resource_id: str) -> OperationOutcomeError:
-    message = f"{resource_type}/{resource_id} has been deleted"
-    return OperationOutcomeError([error(IssueCode.DELETED, message, resource_type)])
 
 
 def stored_from_row(row: Any) -> Stored:
@@ -340,16 +323,7 @@ class Unit:
     async def update_match(
         self, resource: Json, condition: Search, existing: Stored | None
     ) -> Stored:
-        """The rest of a conditional update, once ``existing`` (the one match of ``condition``
-        in this transaction, or None) is known: update it, or create under the condition."""
-        resource_type = str(resource["resourceType"])
-        if existing is None:  # created under the condition, with an id of the server's
-            without_id = {k: v for k, v in resource.items() if k != "id"}
-            return await self.create(without_id, condition=condition)
-        if resource.get("id") not in (None, existing.id):
-            message = f"the resource's id {resource['id']} is not the matching {existing.id}"
-            raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
-        return await self.update({**resource, "id": existing.id})
+        return await update_match(self, resource, condition, existing)
 
     async def delete(self, resource_type: str, resource_id: str) -> int | None:
         """A versioned tombstone; None when there was nothing to delete."""
@@ -450,10 +424,10 @@ def same_content(stored_text: str | None, resource: Json) -> bool:
     ``meta.lastUpdated`` aside (an unchanged resend)."""
     if stored_text is None:
         return False
-    return _comparable(json.loads(stored_text)) == _comparable(resource)
+    return comparable(json.loads(stored_text)) == comparable(resource)
 
 
-def _comparable(resource: Json) -> Json:
+def comparable(resource: Json) -> Json:
     meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
     rest = {k: v for k, v in resource.items() if k != "meta"}
     return {**rest, "meta": meta} if meta else rest
@@ -502,7 +476,7 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
         return select(date_index.c.id).where(
             date_index.c.type == resource_type,
             date_index.c.param == name,
-            _span_condition(date_index.c.low, date_index.c.high, value),
+            span_condition(date_index.c.low, date_index.c.high, value),
         )
     if name in ("subject.identifier", "patient.identifier"):
         # Chained: references whose target Patient has this identifier.
@@ -601,7 +575,7 @@ def _range(text: str) -> tuple[datetime, datetime]:
         raise OperationOutcomeError([error(IssueCode.VALUE, message, None)], status=400) from None
 
 
-def _span_condition(low: Any, high: Any, value: str) -> Any:
+def span_condition(low: Any, high: Any, value: str) -> Any:
     """Prefixes on a stored range [low, high) (https://hl7.org/fhir/R4/search.html#prefix)."""
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"
     q_low, q_high = _range(value[2:] if value[:2] in _PREFIXES else value)

@@ -1,8 +1,9 @@
 """The contract's own checks: Swedish identifiers, and the rules across resources.
 
-Rules across resources (``shared/spec/profiles.md``): consent before disclosure, coordination
-needs consent, reference integrity, and the 90-day focus. They run wherever the context is: a
-Bundle (:class:`BundleResolver`) or, later, the store, through the :class:`Resolver` protocol.
+Rules across resources (``profiles/contract.md``, contract 2): consent before disclosure,
+coordination needs consent, reference integrity, the 90-day focus; rule 5 (no diagnosis) is in
+``diagnosis.py``. They run wherever the context is: a Bundle (:class:`BundleResolver`) or the
+store, through the :class:`Resolver` protocol.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from reko_fhir.outcomes import Issue, IssueCode, error, warning
 
 Json = dict[str, Any]
 FOCUS_DAYS = timedelta(days=90)
+COORDINATION_CODES = ("GC001", "DV077", "AW026")
 _PATIENT_SYSTEMS = {
     c.PERSONNUMMER: PatientIdKind.PERSONNUMMER,
     c.SAMORDNINGSNUMMER: PatientIdKind.SAMORDNINGSNUMMER,
@@ -134,44 +136,161 @@ def _day(value: object) -> date | None:
         return None
 
 
-def _actor_type(organization: Json | None) -> str | None:
-    for ext in (organization or {}).get("extension", []):
-        if ext.get("url") == c.EXT_ACTOR_TYPE:
-            return (ext.get("valueCoding") or {}).get("code")
-    return None
+def _identity(ref: str | Json | None, resolver: Resolver) -> tuple[Json | None, set[Any]]:
+    """What a reference (a ``reference`` string or a Reference) names: the resource it resolves
+    to, and the identifiers (system, value) of that resource and of a logical reference."""
+    if isinstance(ref, str):
+        ref = {"reference": ref}
+    if not isinstance(ref, dict):
+        return None, set()
+    target = resolver.resolve(ref["reference"]) if isinstance(ref.get("reference"), str) else None
+    idents = [*(target or {}).get("identifier", []), ref.get("identifier")]
+    keys = {
+        (i.get("system"), i.get("value"))
+        for i in idents
+        if isinstance(i, dict) and i.get("system") and i.get("value")
+    }
+    if isinstance(ref.get("reference"), str):
+        keys.add(("reference", ref["reference"]))
+    return target, keys
 
 
-def covers(consent: Json, day: date, org_ref: str | None, resolver: Resolver) -> bool:
-    """In force on ``day`` and (when an organisation is given) naming it or one of its type."""
+def _same_organization(a: str | Json | None, b: str | Json | None, resolver: Resolver) -> bool:
+    """Two references name one organisation: the same reference, the same resource, or the same
+    identifier (system and value; a logical reference's ``identifier`` counts too)."""
+    first, first_keys = _identity(a, resolver)
+    second, second_keys = _identity(b, resolver)
+    if first is not None and first is second:
+        return True
+    return bool(first_keys & second_keys)
+
+
+def in_force(consent: Json, day: date) -> bool:
+    """Active (or revoked later) on ``day``, with a provision period that covers it."""
     if consent.get("status") not in ("active", "inactive"):
         return False
     period = (consent.get("provision") or {}).get("period") or {}
     start, end = _day(period.get("start")), _day(period.get("end"))
     if start is None or day < start or (end is not None and day > end):
         return False
-    if consent.get("status") == "inactive" and end is None:
+    return not (consent.get("status") == "inactive" and end is None)
+
+
+def covers(consent: Json, day: date, org_ref: str | None, resolver: Resolver) -> bool:
+    """In force on ``day`` and (when an organisation is given) naming that very organisation.
+
+    Contract 2, rule 1: an organisation of the same actor type is not covered.
+    """
+    if not in_force(consent, day):
         return False
     if org_ref is None:
         return True
-    target = resolver.resolve(org_ref)
-    wanted_type = _actor_type(target)
-    for actor in (consent.get("provision") or {}).get("actor", []):
-        named_ref = (actor.get("reference") or {}).get("reference")
-        if named_ref == org_ref:
-            return True
-        named = resolver.resolve(named_ref) if named_ref else None
-        if named is not None and (
-            named is target or (wanted_type and _actor_type(named) == wanted_type)
-        ):
-            return True
-    return False
-
-
-def _is_gc001(procedure: Json) -> bool:
     return any(
-        x.get("system") == c.KVA and x.get("code") == "GC001"
-        for x in (procedure.get("code") or {}).get("coding", [])
+        _same_organization(actor.get("reference"), org_ref, resolver)
+        for actor in (consent.get("provision") or {}).get("actor", [])
     )
+
+
+def _kva_code(procedure: Json) -> str | None:
+    for x in (procedure.get("code") or {}).get("coding", []):
+        if x.get("system") == c.KVA and x.get("code") in COORDINATION_CODES:
+            return str(x["code"])
+    return None
+
+
+def performer_unit(procedure: Json, resolver: Resolver) -> Json | None:
+    """The care unit of the Procedure's performer (a Reference): its PractitionerRole's
+    ``organization``, else ``performer.onBehalfOf``; None when the context does not say."""
+    for performer in procedure.get("performer", []):
+        actor = (performer.get("actor") or {}).get("reference")
+        role = resolver.resolve(actor) if isinstance(actor, str) else None
+        if role is not None and role.get("resourceType") == "PractitionerRole":
+            unit = role.get("organization")
+            if isinstance(unit, dict) and unit:
+                return unit
+        behalf = performer.get("onBehalfOf")
+        if isinstance(behalf, dict) and behalf:
+            return behalf
+    return None
+
+
+def _consent_issues(
+    resource: Json, where: str, day: date, consents: list[Json], resolver: Resolver
+) -> list[Issue]:
+    """Rule 2: a coordination Procedure needs a consent in force, given to its own unit."""
+    code = _kva_code(resource)
+    if code is None:
+        return []
+    current = [x for x in consents if in_force(x, day)]
+    if not current:
+        return [
+            error(
+                IssueCode.BUSINESS_RULE,
+                f"coordination ({code}) on {day.isoformat()} has no consent in force",
+                f"{where}.code",
+            )
+        ]
+    unit = performer_unit(resource, resolver)
+    if unit is None:
+        return []
+    if any(
+        _same_organization(org, unit, resolver)
+        for x in current
+        for org in x.get("organization") or []
+        if isinstance(org, dict)
+    ):
+        return []
+    target, _ = _identity(unit, resolver)
+    name = (target or {}).get("name") or unit.get("display") or unit.get("reference", "")
+    return [
+        error(
+            IssueCode.BUSINESS_RULE,
+            f"coordination ({code}) on {day.isoformat()} by {name}: the consent in force "
+            "was given to another care unit",
+            f"{where}.code",
+        )
+    ]
+
+
+def _own_episode(patient: str, day: date, unit: Json | None, resolver: Resolver) -> Json | None:
+    """Rule 4: the patient's episode at the performer's unit whose period covers ``day``
+    (the latest start when several do)."""
+    found: list[tuple[date, Json]] = []
+    for episode in resolver.episodes_for(patient):
+        managing = episode.get("managingOrganization")
+        if unit is not None and not _same_organization(managing, unit, resolver):
+            continue
+        period = episode.get("period") or {}
+        start, end = _day(period.get("start")), _day(period.get("end"))
+        if start is not None and start <= day and (end is None or day <= end):
+            found.append((start, episode))
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def _focus_issues(
+    resource: Json, where: str, day: date, patient: str, resolver: Resolver
+) -> list[Issue]:
+    if _kva_code(resource) != "GC001":
+        return []
+    episode = _own_episode(patient, day, performer_unit(resource, resolver), resolver)
+    starts = [
+        d
+        for ext in (episode or {}).get("extension", [])
+        if ext.get("url") == c.EXT_SICK_LEAVE
+        for part in ext.get("extension", [])
+        if part.get("url") == "start"
+        if (d := _day(part.get("valueDate"))) is not None
+    ]
+    if not starts or day - min(starts) <= FOCUS_DAYS:
+        return []
+    return [
+        warning(
+            IssueCode.BUSINESS_RULE,
+            f"coordination {(day - min(starts)).days} days after the sick leave began "
+            "(the focus is the first 90 days)",
+            f"{where}.performed",
+        )
+    ]
 
 
 def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
@@ -207,33 +326,9 @@ def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
                     path,
                 )
             )
-    if kind == "Procedure" and _is_gc001(resource):
-        if not any(covers(consent, day, None, resolver) for consent in consents):
-            found.append(
-                error(
-                    IssueCode.BUSINESS_RULE,
-                    f"coordination (GC001) on {day.isoformat()} has no consent in force",
-                    f"{where}.code",
-                )
-            )
-        starts = [
-            d
-            for e in resolver.episodes_for(patient)
-            for ext in e.get("extension", [])
-            if ext.get("url") == c.EXT_SICK_LEAVE
-            for part in ext.get("extension", [])
-            if part.get("url") == "start"
-            if (d := _day(part.get("valueDate"))) is not None
-        ]
-        if starts and day - min(starts) > FOCUS_DAYS:
-            found.append(
-                warning(
-                    IssueCode.BUSINESS_RULE,
-                    f"coordination {(day - min(starts)).days} days after the sick leave began "
-                    "(the focus is the first 90 days)",
-                    f"{where}.performed",
-                )
-            )
+    if kind == "Procedure":
+        found += _consent_issues(resource, where, day, consents, resolver)
+        found += _focus_issues(resource, where, day, patient, resolver)
     return found
 
 

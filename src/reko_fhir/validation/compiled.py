@@ -10,16 +10,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from fhirpathpy import compile as fhirpath_compile
+from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
+from reko_fhir.validation.fhirpath_gaps import (
+    FUNCTIONS,
+    SCOPE,
+    GapCheck,
+    Scope,
+    Undecided,
+    Verdict,
+    gap_check,
+)
+from reko_fhir.validation.fhirpath_syntax import syntax_error
 from reko_fhir.validation.native import NativeCheck, native_check
 from reko_fhir.validation.snapshot import split_id
 
 Json = dict[str, Any]
 Evaluator = Callable[..., list[Any]]
+# fhirpathpy's node of a given FHIR type or path: navigation below it is typed (choice elements,
+# dateTimes), as on a resource with a resourceType.
+_typed_node = cast(Callable[[Any, str], Any], ResourceNode)
 
 # Not evaluated through FHIRPath, whatever their expression: they stand on every element, and
 # fhirpathpy cannot evaluate them on untyped JSON nodes (children() raises on any non-empty
@@ -35,30 +49,61 @@ class Constraint:
     human: str
     expression: str
     native: NativeCheck | None = field(default=None, compare=False, repr=False)
+    gap: GapCheck | None = field(default=None, compare=False, repr=False)
 
-    def holds(self, value: Any, resource: Json, root: Json | None = None) -> bool:
-        """False only when the invariant is evaluated and fails (fhirpathpy's ``[False]``).
+    def verdict(
+        self,
+        value: Any,
+        resource: Json,
+        root: Json | None = None,
+        *,
+        base: str | None = None,
+        entry: Callable[[str], Json | None] | None = None,
+        member: Callable[[Any, str], bool | None] | None = None,
+    ) -> Verdict:
+        """True (holds), False (fails) or :class:`Undecided` (the engine could not tell).
 
         ``resource`` is %resource, the resource ``value`` stands in; ``root`` is %rootResource,
-        its container when it is a contained resource (by default the resource itself).
+        its container when it is a contained resource (by default the resource itself);
+        ``base`` the type or path of ``value`` (``Range``, ``Goal.target``), so that FHIRPath
+        navigates it typed (choice elements such as ``detail[x]`` are found only so);
+        ``entry`` finds a Bundle's entry by reference, for ``resolve()``; ``member`` answers
+        ``memberOf()``.
 
-        Decided in Python when :mod:`reko_fhir.validation.native` has this key and expression;
-        otherwise through FHIRPath, where an expression fhirpathpy cannot compile or evaluate
-        (a function it lacks) counts as holding.
+        Decided in Python when :mod:`reko_fhir.validation.native` (fast paths that agree with
+        fhirpathpy) or :mod:`reko_fhir.validation.fhirpath_gaps` (what fhirpathpy lacks) has
+        this key and expression; otherwise through FHIRPath. An expression fhirpathpy cannot
+        compile, or raises on, is undecided, never a pass: the walker reports it. An empty
+        result holds, as does a non-empty one other than ``[False]``.
         """
         if self.native is not None:
-            verdict = self.native(value)
-            if verdict is not None:
-                return verdict
+            decided = self.native(value)
+            if decided is not None:
+                return decided
+        if self.gap is not None:
+            found = self.gap(value)
+            if found is not None:
+                return found
         check = compiled_fhirpath(self.expression)
-        if check is None:
-            return True
-        context = {"resource": resource, "rootResource": resource if root is None else root}
+        if isinstance(check, str):
+            return Undecided(f"fhirpathpy cannot compile it ({check})")
+        scope_root = resource if root is None else root
+        context = {"resource": resource, "rootResource": scope_root}
+        node = _typed_node(value, base) if base else value
+        token = SCOPE.set(Scope(scope_root, entry, member))
         try:
-            result = check(value, context)
-        except Exception:  # functions fhirpathpy lacks: not evaluable here
-            return True
+            result = check(node, context)
+        except Exception as exc:  # a function or operand fhirpathpy lacks on this node
+            return Undecided(f"fhirpathpy cannot evaluate it here ({_reason(exc)})")
+        finally:
+            SCOPE.reset(token)
         return bool(result != [False])
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 @dataclass(slots=True)
@@ -152,6 +197,7 @@ def compile_snapshot(elements: list[Json]) -> Rule:
                     c.get("human", ""),
                     c["expression"],
                     native_check(c["key"], c["expression"]),
+                    gap_check(c["key"], c["expression"]),
                 )
                 for c in element.get("constraint", [])
                 if c.get("expression") and c["key"] not in NATIVE_CONSTRAINTS
@@ -187,28 +233,16 @@ def _ignore_trace(*_: object) -> None:
     return None
 
 
-def _has_value(inputs: list[Any]) -> list[bool]:
-    """FHIRPath ``hasValue()``: one primitive with a value (fhirpathpy lacks it)."""
-    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
-
-
-def _html_checks(inputs: list[Any]) -> list[bool]:
-    """``htmlChecks()`` (txt-1/txt-2): narrative XHTML safety; the div is not parsed here."""
-    return [True] if inputs else []
-
-
-_FUNCTIONS = {
-    "hasValue": {"fn": _has_value, "arity": {0: []}},
-    "htmlChecks": {"fn": _html_checks, "arity": {0: []}},
-}
-
-
 @cache
-def compiled_fhirpath(expression: str) -> Evaluator | None:
-    """A compiled FHIRPath expression, or None when fhirpathpy cannot compile it."""
+def compiled_fhirpath(expression: str) -> Evaluator | str:
+    """A compiled FHIRPath expression, or why it cannot be compiled (fhirpathpy's own parser
+    recovers from syntax errors: fhirpath_syntax checks first)."""
+    problem = syntax_error(expression)
+    if problem is not None:
+        return f"not valid FHIRPath: {problem}"
     try:
         # trace() in core invariants would print to stdout; a validator says nothing there.
-        options = {"traceFn": _ignore_trace, "userInvocationTable": _FUNCTIONS}
+        options = {"traceFn": _ignore_trace, "userInvocationTable": FUNCTIONS}
         return fhirpath_compile(expression, models["r4"], options)
-    except Exception:
-        return None
+    except Exception as exc:
+        return _reason(exc)

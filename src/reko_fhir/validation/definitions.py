@@ -92,7 +92,7 @@ class Definitions:
 
 def read_conformance_file(path: Path) -> list[Resource]:
     """The conformance resources in one file: a resource, or a Bundle of them."""
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
     try:
         doc = _xml_to_json(data) if data.lstrip()[:1] == b"<" else json.loads(data)
     except (ValueError, UnsafeXmlError, etree.XMLSyntaxError) as exc:

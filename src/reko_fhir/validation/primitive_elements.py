@@ -19,7 +19,8 @@ from reko_fhir.validation.compiled import Rule
 from reko_fhir.validation.primitives import is_primitive
 
 if TYPE_CHECKING:
-    from reko_fhir.validation.validator import Validator, _Run
+    from reko_fhir.validation.element_checks import Run
+    from reko_fhir.validation.validator import Validator
 
 Json = dict[str, Any]
 _ERROR = IssueSeverity.ERROR
@@ -28,7 +29,7 @@ _NEITHER = "a primitive must have a value or extensions"
 
 
 def primitive_elements(
-    validator: Validator, run: _Run, node: Json, children: dict[str, Rule], where: str
+    validator: Validator, run: Run, node: Json, children: dict[str, Rule], where: str
 ) -> dict[str, list[str]]:
     """Checks every ``_x`` of ``node``; returns, by element name, the paths of the items that
     stand only through their extensions (no value), which count for cardinality."""
@@ -91,7 +92,7 @@ def primitive_elements(
 
 def _element(
     validator: Validator,
-    run: _Run,
+    run: Run,
     rule: Rule,
     type_code: str,
     *,

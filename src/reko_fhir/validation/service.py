@@ -13,6 +13,7 @@ from typing import Any
 
 from reko_fhir.mapping.codings import structure
 from reko_fhir.outcomes import Issue, IssueCode, distinct, warning
+from reko_fhir.package_data import PROFILES_DIR
 from reko_fhir.validation.case_rules import (
     BundleResolver,
     Resolver,
@@ -21,20 +22,30 @@ from reko_fhir.validation.case_rules import (
     rule_issues,
 )
 from reko_fhir.validation.definitions import Definitions
+from reko_fhir.validation.diagnosis import diagnosis_issues
 from reko_fhir.validation.validator import Validator
 
 Json = dict[str, Any]
-PROFILES_DIR = Path(__file__).resolve().parents[3] / "profiles"
+
+
+class ProfilesNotFoundError(RuntimeError):
+    """The reko profiles are missing: validating would check nothing, so nothing may start."""
 
 
 def reko_definitions(
     igs: list[Path] | None = None, profiles_dir: Path | None = None
 ) -> Definitions:
-    """R4 core + the reko package + any ``--ig`` folders (later ones win)."""
+    """R4 core + the reko package + any ``--ig`` folders (later ones win).
+
+    Raises :class:`ProfilesNotFoundError` when the reko package is absent or has no reko
+    profile: every write would otherwise pass against the base spec alone."""
     definitions = Definitions.core()
     folder = profiles_dir or PROFILES_DIR
-    if folder.is_dir():
-        definitions.add_folder(folder)
+    if not folder.is_dir():
+        raise ProfilesNotFoundError(f"no reko profiles: {folder} is not a folder")
+    definitions.add_folder(folder)
+    if definitions.structure(structure("RekoPatient")) is None:
+        raise ProfilesNotFoundError(f"no reko profiles: {folder} holds no RekoPatient profile")
     for ig in igs or []:
         definitions.add_folder(ig)
     return definitions
@@ -78,9 +89,12 @@ class ValidationService:
         """Every issue of ``resource`` (a Bundle: of its entries and across them too)."""
         path = where or str(resource.get("resourceType"))
         profiles, issues = self.profiles_for(resource, profile, path)
+        # Within a Bundle, FHIRPath's resolve() finds the other entries (ctm-1 and the like).
+        entry = resolver.resolve if isinstance(resolver, BundleResolver) else None
         for url in profiles:
-            issues += self.validator.validate(resource, url, path)
+            issues += self.validator.validate(resource, url, path, entry)
         issues += identifier_issues(resource, path)
+        issues += diagnosis_issues(resource, path)
         if resource.get("resourceType") == "Bundle":
             context = BundleResolver.of(resource)
             for i, entry in enumerate(resource.get("entry") or []):

@@ -222,6 +222,10 @@ def _merge(target: Element, diff: Element) -> None:
             target["constraint"] = target.get("constraint", []) + [
                 c for c in value if c.get("key") not in known
             ]
+        elif key == "extension":  # the element's own (minLength …): the differential's win
+            urls = {e.get("url") for e in value if isinstance(e, dict)}
+            kept = [e for e in target.get("extension", []) if e.get("url") not in urls]
+            target["extension"] = kept + copy.deepcopy(value)
         elif key in _REPLACED or key.startswith(_REPLACED_PREFIXES):
             if key.startswith(("fixed", "pattern")):
                 for old in [k for k in target if k.startswith(("fixed", "pattern"))]:

@@ -46,7 +46,10 @@ async def store_rule_issues(
         for ext in resource.get("extension", [])
         if ext.get("url") == c.EXT_EXTERNAL_ACTOR
     } | {r.get("reference") for r in resource.get("recipient", [])}
-    resolver = await patient_context(repository, patient, organizations, written_with, resource)
+    roles = {(p.get("actor") or {}).get("reference") for p in resource.get("performer", [])}
+    resolver = await patient_context(
+        repository, patient, organizations, written_with, resource, roles=roles
+    )
     return rule_issues(resource, where or str(kind), resolver)
 
 
@@ -56,9 +59,12 @@ async def patient_context(
     organizations: set[str | None],
     written_with: list[Json] | None = None,
     resource: Json | None = None,
+    *,
+    roles: set[str | None] | None = None,
 ) -> BundleResolver:
     """The patient's consents and episodes, the organisations they and ``organizations`` name,
-    and ``written_with`` (except ``resource``), as one resolver for the rules."""
+    the performers' PractitionerRoles (``roles``: rule 2 needs their care unit), and
+    ``written_with`` (except ``resource``), as one resolver for the rules."""
     context = await repository.about_patient(patient, ("Consent", "EpisodeOfCare"))
     organizations = set(organizations)
     for consent in context:
@@ -66,12 +72,21 @@ async def patient_context(
             organizations.add((actor.get("reference") or {}).get("reference"))
     entries = [{"resource": s.resource} for s in context]
     entries += [{"resource": r} for r in written_with or [] if r is not resource]
-    ids = sorted(
-        r.split("/", 1)[1]
-        for r in organizations
-        if isinstance(r, str) and r.startswith("Organization/") and "," not in r
-    )
+    role_ids = sorted(_ids_of("PractitionerRole", roles or set()))
+    if role_ids:  # the performers' care units, for the unit rule and its message
+        found = await repository.read_current("PractitionerRole", role_ids)
+        entries += [{"resource": s.resource} for s in found]
+        organizations |= {(s.resource.get("organization") or {}).get("reference") for s in found}
+    ids = sorted(_ids_of("Organization", organizations))
     if ids:  # one query for all; an unknown organisation then simply gives no cover
         found = await repository.read_current("Organization", ids)
         entries += [{"resource": s.resource} for s in found]
     return BundleResolver.of({"entry": entries})
+
+
+def _ids_of(kind: str, references: set[str | None]) -> set[str]:
+    return {
+        r.split("/", 1)[1]
+        for r in references
+        if isinstance(r, str) and r.startswith(f"{kind}/") and "," not in r
+    }

@@ -9,34 +9,32 @@ https://hl7.org/fhir/R4/validation.html
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
-from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
+from reko_fhir.validation import messages
+from reko_fhir.validation.compiled import Rule, compile_snapshot, matches_pattern
 from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
+from reko_fhir.validation.element_checks import (
+    Run,
+    bindings,
+    cardinality,
+    invariants,
+    limits,
+    quantity_limits,
+    target_type,
+)
+from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
+from reko_fhir.validation.slicing import type_at, walk
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
 from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
-
-
-@dataclass(slots=True)
-class _Run:
-    resource: Json  # %resource: the resource being walked (a contained one too)
-    root: Json  # %rootResource: that resource, or the container of a contained one
-    issues: list[Issue] = field(default_factory=list)
-    # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
-    # missing there decides no slice, and is not itself a finding.
-    discriminating: set[str] = field(default_factory=set)
-
-    def add(self, severity: IssueSeverity, code: IssueCode, message: str, where: str) -> None:
-        self.issues.append(Issue(severity, code, message, where))
 
 
 class Validator:
@@ -62,10 +60,17 @@ class Validator:
         return self._rules[url]
 
     def validate(
-        self, resource: Json, profile: str | None = None, where: str | None = None
+        self,
+        resource: Json,
+        profile: str | None = None,
+        where: str | None = None,
+        entry: Callable[[str], Json | None] | None = None,
     ) -> list[Issue]:
-        """Issues of ``resource`` against its base type and ``profile`` (when given)."""
-        run = _Run(resource, resource)
+        """Issues of ``resource`` against its base type and ``profile`` (when given).
+
+        ``entry`` finds the other entries of the Bundle ``resource`` came in, by reference.
+        """
+        run = Run(resource, resource, entry=entry, member=self.terminology.member)
         kind = resource.get("resourceType")
         expression = where or str(kind)
         base = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -87,17 +92,31 @@ class Validator:
                     f"profile '{profile}' is not loaded",
                     expression,
                 )
+            elif not self._fits(profile, str(kind)):
+                structure = self.definitions.structure(profile) or {}
+                run.add(
+                    _ERROR,
+                    IssueCode.STRUCTURE,
+                    f"wrong type for this profile: {profile} is for {structure.get('type')}"
+                    f" resources, this is a {kind}; not checked against it",
+                    expression,
+                )
             else:
                 rules.append(constrained)
         for rule in rules:
             self._root(run, resource, rule, expression)
         return distinct(run.issues)  # base and profile find the same structural problems
 
+    def _fits(self, profile: str, kind: str) -> bool:
+        """A profile applies to its own type's resources (or any, for Resource/DomainResource)."""
+        structure = self.definitions.structure(profile) or {}
+        return structure.get("type") in (kind, "Resource", "DomainResource", None)
+
     # -- walking -------------------------------------------------------------------------------
-    def _root(self, run: _Run, node: Json, rule: Rule, where: str) -> None:
+    def _root(self, run: Run, node: Json, rule: Rule, where: str) -> None:
         """A resource or extension against the root of a profile: its elements, then invariants."""
         self._node(run, node, rule, where)
-        self._invariants(run, rule.constraints, node, where)
+        invariants(run, rule.constraints, node, where, rule.path)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
         """What may stand inside an element: its type's children, overlaid by the profile's own."""
@@ -112,7 +131,7 @@ class Validator:
         return self._children[key]
 
     def _node(
-        self, run: _Run, node: Json, rule: Rule, where: str, type_code: str | None = None
+        self, run: Run, node: Json, rule: Rule, where: str, type_code: str | None = None
     ) -> None:
         children = self._children_of(rule, type_code)
         if not node:
@@ -145,7 +164,7 @@ class Validator:
         for name, child in children.items():
             values = found.get(name, [])
             count = len(values) + len(carried.get(name, ()))
-            self._cardinality(run, child, count, f"{where}.{name}")
+            cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
             for type_code_, path, item in values:
                 self._value(run, child, type_code_, item, path)
             if child.slices:
@@ -154,7 +173,7 @@ class Validator:
                 for _, path, item in values:
                     self._context(run, rule, item, path)
 
-    def _context(self, run: _Run, host: Rule, extension: Any, where: str) -> None:
+    def _context(self, run: Run, host: Rule, extension: Any, where: str) -> None:
         """An extension stands only where its definition's ``context`` allows it."""
         url = extension.get("url") if isinstance(extension, dict) else None
         structure = self.definitions.structure(url) if isinstance(url, str) else None
@@ -188,49 +207,31 @@ class Validator:
         codes = rule.type_codes
         return codes[0] if codes else "BackboneElement"
 
-    @staticmethod
-    def _cardinality(run: _Run, rule: Rule, count: int, where: str) -> None:
-        if count < rule.min:
-            run.add(
-                _ERROR,
-                IssueCode.REQUIRED,
-                f"{rule.path}: minimum required = {rule.min}, but only found {count}",
-                where,
-            )
-        if rule.max is not None and count > rule.max:
-            run.add(
-                _ERROR,
-                IssueCode.STRUCTURE,
-                f"{rule.path}: max allowed = {rule.max}, but found {count}",
-                where,
-            )
-
-    def _value(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+    def _value(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
         constrained = rule.fixed_or_pattern()
         if constrained is not None:
             kind, expected = constrained
             ok = value == expected if kind == "fixed" else matches_pattern(value, expected)
             if not ok:
-                run.add(
-                    _ERROR,
-                    IssueCode.VALUE,
-                    f"value does not match the {kind} value {_short(expected)}",
-                    where,
-                )
+                found = messages.json_text(value, plain=False)
+                wanted = messages.json_text(expected, plain=False)
+                wrong = f"value {found} does not match the {kind} value {wanted}"
+                run.add(_ERROR, IssueCode.VALUE, wrong, where)
         if is_primitive(type_code):
             message = check_primitive(type_code, value)
             if message:
                 run.add(_ERROR, IssueCode.VALUE, message, where)
-            self._limits(run, rule, type_code, value, where)
+            limits(run, rule, value, where)
         elif not isinstance(value, dict):
             run.add(_ERROR, IssueCode.STRUCTURE, f"a {type_code} is a JSON object", where)
             return
         else:
             self._complex(run, rule, type_code, value, where)
-        self._binding(run, rule, type_code, value, where)
-        self._invariants(run, rule.constraints, value, where)
+        bindings(run, self.terminology, rule, type_code, value, where)
+        base = rule.path if type_code in ("BackboneElement", "Element") else type_code
+        invariants(run, rule.constraints, value, where, base)
 
-    def _complex(self, run: _Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
+    def _complex(self, run: Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
         if "resourceType" in value and not rule.children:
             kind = value.get("resourceType")
             nested = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -247,97 +248,104 @@ class Validator:
             return
         if not (type_code == "Extension" and rule.slice_name is None):  # those go by their url
             self._apply_profiles(run, rule, type_code, value, where)
-        if type_code == "Quantity":
-            self._quantity_limits(run, rule, value, where)
+        if self._is_a(type_code, "Quantity"):  # Duration, Age, SimpleQuantity … too
+            quantity_limits(run, rule, value, where)
         if type_code == "Reference":
             self._reference_target(run, rule, value, where)
         if type_code == "Extension" and not rule.slice_name:
             self._extension(run, value, where)
         self._node(run, value, rule, where, type_code)
         if rule.slice_name is None:  # an item of a slice is walked as one of its element too
-            self._invariants(run, self.types.of(type_code), value, where)
+            invariants(run, self.types.of(type_code), value, where, type_code)
 
     def _apply_profiles(
-        self, run: _Run, rule: Rule, type_code: str, value: Json, where: str
+        self, run: Run, rule: Rule, type_code: str, value: Json, where: str
     ) -> None:
-        """The profiles an element's type names (ElementDefinition.type.profile) apply to it."""
-        for url in self._profiles_for(rule, type_code):
-            constrained = self.rule(url)
-            if constrained is not None:
-                self._root(run, value, constrained, where)
-            elif rule.id not in run.discriminating:  # one that only picks a slice decides nothing
+        """The profiles an element's type names (ElementDefinition.type.profile): with several,
+        the element conforms to any one of them
+        (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.type.profile).
+        """
+        urls = self._profiles_for(rule, type_code)
+        loaded = [(url, self.rule(url)) for url in urls]
+        for url, constrained in loaded:
+            if constrained is None and rule.id not in run.discriminating:
+                # one that only picks a slice decides nothing
                 message = f"profile '{url}' is not known: the element is not checked against it"
                 run.add(_ERROR, IssueCode.NOT_SUPPORTED, message, where)
-
-    def _limits(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
-        for key, bound in rule.definition.items():
-            if (
-                key.startswith("minValue")
-                and isinstance(value, int | float | str)
-                and value < bound
-            ):
-                run.add(_ERROR, IssueCode.VALUE, f"{value} is less than the minimum {bound}", where)
-            if (
-                key.startswith("maxValue")
-                and isinstance(value, int | float | str)
-                and value > bound
-            ):
-                run.add(_ERROR, IssueCode.VALUE, f"{value} is more than the maximum {bound}", where)
-        limit = rule.definition.get("maxLength")
-        if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
-            run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
-        del type_code
-
-    @staticmethod
-    def _quantity_limits(run: _Run, rule: Rule, value: Json, where: str) -> None:
-        amount = value.get("value")
-        if not isinstance(amount, int | float):
+        checked = [(url, r) for url, r in loaded if r is not None]
+        if len(checked) == 1:
+            self._root(run, value, checked[0][1], where)
             return
-        low, high = rule.definition.get("minValueQuantity"), rule.definition.get("maxValueQuantity")
-        for bound, below in ((low, True), (high, False)):
-            if not isinstance(bound, dict) or not isinstance(bound.get("value"), int | float):
-                continue
-            if bound.get("code") and value.get("code") and bound["code"] != value["code"]:
-                run.add(
-                    _ERROR,
-                    IssueCode.VALUE,
-                    f"the unit {value['code']} cannot be compared with {bound['code']}",
-                    where,
-                )
-            elif (amount < bound["value"]) if below else (amount > bound["value"]):
-                word = "less than the minimum" if below else "more than the maximum"
-                run.add(_ERROR, IssueCode.VALUE, f"{amount} is {word} {bound['value']}", where)
+        tried: list[tuple[str, list[Issue]]] = []
+        for url, constrained in checked:
+            trial = Run(run.resource, run.root, entry=run.entry, member=run.member)
+            trial.discriminating = run.discriminating
+            self._root(trial, value, constrained, where)
+            if not [i for i in trial.issues if i.is_error]:
+                run.issues += trial.issues  # one matches: its warnings stand, the others' not
+                return
+            tried.append((url, trial.issues))
+        if tried:
+            firsts = "; ".join(
+                f"{url}: {next(i.diagnostics for i in found if i.is_error)}" for url, found in tried
+            )
+            run.add(_ERROR, IssueCode.STRUCTURE, f"matches none of its profiles ({firsts})", where)
 
-    def _binding(self, run: _Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
-        binding = rule.definition.get("binding") or {}
-        strength, value_set = binding.get("strength"), binding.get("valueSet")
-        if strength not in ("required", "extensible") or not isinstance(value_set, str):
-            return
-        for severity, message in self.terminology.check(value_set, type_code, value, strength):
-            run.add(severity, IssueCode.CODE_INVALID, message, where)
+    def _reference_target(self, run: Run, rule: Rule, value: Json, where: str) -> None:
+        """The target's type is that of one of the target profiles (any one may match).
 
-    def _reference_target(self, run: _Run, rule: Rule, value: Json, where: str) -> None:
+        The type is read from the reference (``Patient/1``, an absolute URL), or from the
+        resource it resolves to: a contained one (``#id``), a Bundle entry (``urn:uuid:…``).
+        A target profile not loaded here could allow any type: if no loaded one matches, the
+        check is undecided (and said so), not passed.
+        """
         reference = value.get("reference")
         targets = [p for t in rule.types for p in t.get("targetProfile", [])]
-        if not isinstance(reference, str) or not targets or reference.startswith(("#", "urn:")):
+        if not isinstance(reference, str) or not targets:
             return
-        parts = reference.split("/")
-        kind = parts[-2] if len(parts) >= 2 else ""
-        allowed = set()
+        kind = target_type(run, reference)
+        if kind is None:
+            return  # a reference not resolvable here: ref-1 and the rules across resources
+        allowed, unknown = set(), []
         for url in targets:
             structure = self.definitions.structure(url)
             if structure is None:
-                return  # a target profile not loaded here: its type is unknown
-            allowed.add(structure["type"])
-        if "Resource" not in allowed and kind not in allowed:
+                unknown.append(url)
+            else:
+                allowed.add(structure["type"])
+        if "Resource" in allowed or any(self._is_a(kind, t) for t in allowed):
+            return
+        if unknown:
+            why = f"{', '.join(unknown)} is not loaded here; the target is a {kind}"
             run.add(
-                _ERROR,
-                IssueCode.STRUCTURE,
-                f"a reference to {kind or reference}, not to {' or '.join(sorted(allowed))}",
+                IssueSeverity.INFORMATION,
+                IssueCode.NOT_SUPPORTED,
+                f"target profile: {UNDECIDED_MARK}: {why}",
                 where,
             )
+            return
+        run.add(
+            _ERROR,
+            IssueCode.STRUCTURE,
+            f"a reference to {kind}, not to {' or '.join(sorted(allowed))}",
+            where,
+        )
 
-    def _extension(self, run: _Run, value: Json, where: str) -> None:
+    def _is_a(self, kind: str, base: str) -> bool:
+        """``kind`` is ``base`` or derives from it (Patient from DomainResource, Age from
+        Quantity), following baseDefinition through the core."""
+        seen = 0
+        url: str | None = CORE_BASE + kind
+        while url and seen < 10:
+            structure = self.definitions.structure(url)
+            if structure is None:
+                return False
+            if structure.get("type") == base:
+                return True
+            url, seen = structure.get("baseDefinition"), seen + 1
+        return False
+
+    def _extension(self, run: Run, value: Json, where: str) -> None:
         if not ext_1_holds(value):
             run.add(_ERROR, IssueCode.INVARIANT, EXT_1, where)
         url = value.get("url")
@@ -356,19 +364,8 @@ class Validator:
             return
         self._root(run, value, rule, where)
 
-    @staticmethod
-    def _invariants(run: _Run, constraints: Iterable[Constraint], value: Any, where: str) -> None:
-        for constraint in constraints:
-            if not constraint.holds(value, run.resource, run.root):
-                severity = _ERROR if constraint.severity == "error" else _WARNING
-                run.add(
-                    severity, IssueCode.INVARIANT, f"{constraint.key}: {constraint.human}", where
-                )
-
     # -- slicing -------------------------------------------------------------------------------
-    def _slices(
-        self, run: _Run, rule: Rule, values: list[tuple[str, str, Any]], where: str
-    ) -> None:
+    def _slices(self, run: Run, rule: Rule, values: list[tuple[str, str, Any]], where: str) -> None:
         slicing = rule.slicing or {}
         counts = dict.fromkeys((s.id for s in rule.slices), 0)
         for discriminator in slicing.get("discriminator") or []:
@@ -395,7 +392,7 @@ class Validator:
             self._value(run, matched, type_code, item, path)
         for slice_rule in rule.slices:
             name = slice_rule.slice_name or slice_rule.id
-            self._cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
+            cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
 
     @staticmethod
     def _profiles_for(rule: Rule, type_code: str) -> list[str]:
@@ -419,16 +416,11 @@ class Validator:
     ) -> bool:
         kind, path = discriminator.get("type"), str(discriminator.get("path", "$this"))
         if kind == "type":
-            target = item if path == "$this" else _walk(item, path)
-            name = (
-                target.get("resourceType")
-                if isinstance(target, dict) and "resourceType" in target
-                else type_code
-            )
             codes = slice_rule.type_codes if path == "$this" else self._codes_at(slice_rule, path)
-            return name in codes
+            name = type_at(item, path, type_code, codes, self._is_complex)
+            return isinstance(name, str) and any(self._is_a(name, code) for code in codes)
         if kind == "profile":
-            target = item if path == "$this" else _walk(item, path)
+            target = item if path == "$this" else walk(item, path)
             profile_urls = [
                 u for u in self._profiles_at(slice_rule, path) if self.rule(u) is not None
             ]
@@ -440,12 +432,12 @@ class Validator:
                 not [i for i in self.validate(target, url) if i.is_error] for url in profile_urls
             )
         if kind == "exists":
-            return (_walk(item, path) is not None) == (slice_rule.min > 0)
+            return (walk(item, path) is not None) == (slice_rule.min > 0)
         if kind in ("value", "pattern"):
             expected = self._expected_at(slice_rule, path)
             if expected is None:
                 return False
-            actual = item if path == "$this" else _walk(item, path)
+            actual = item if path == "$this" else walk(item, path)
             return (
                 bool(actual == expected[1])
                 if kind == "value" and expected[0] == "fixed"
@@ -453,14 +445,21 @@ class Validator:
             )
         return False
 
+    def _is_complex(self, type_code: str) -> bool:
+        return self.definitions.structure(CORE_BASE + type_code) is not None
+
     def _rule_at(self, rule: Rule, path: str) -> Rule | None:
         current: Rule | None = rule
         for name in path.split("."):
             if current is None:
                 return None
-            current = current.children.get(name) or self._children_of(
-                current, self._single_type(current)
-            ).get(name)
+            children = self._children_of(current, self._single_type(current))
+            current = (
+                current.children.get(name)
+                or current.children.get(f"{name}[x]")  # a choice element, by its stem
+                or children.get(name)
+                or children.get(f"{name}[x]")
+            )
         return current
 
     def _expected_at(self, slice_rule: Rule, path: str) -> tuple[str, Any] | None:
@@ -482,19 +481,3 @@ class Validator:
         if target is None:
             return []
         return [p for t in target.types for p in t.get("profile", []) + t.get("targetProfile", [])]
-
-
-def _walk(item: Any, path: str) -> Any:
-    current = item
-    for name in path.split("."):
-        if isinstance(current, list):
-            current = current[0] if current else None
-        if not isinstance(current, dict):
-            return None
-        current = current.get(name)
-    return current
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."

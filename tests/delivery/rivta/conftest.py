@@ -12,7 +12,6 @@ from lxml import etree
 from reko_fhir.delivery.rivta import RivtaSchemas
 from reko_fhir.xmlsafe import parse_xml_safely
 from tests.peers.rivta_stub import (
-    SCHEMA_ROOT,
     SOAP_ENV,
     RivtaStub,
     errors_of,
@@ -53,4 +52,4 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 def schemas() -> RivtaSchemas:
-    return RivtaSchemas(SCHEMA_ROOT)
+    return RivtaSchemas()  # the schemas the package ships

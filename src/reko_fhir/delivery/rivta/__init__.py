@@ -6,7 +6,7 @@
 - :mod:`.soap` envelopes and the call, :mod:`.oids` OID roots <-> FHIR systems,
   :mod:`.schemas` optional XSD validation, :mod:`.tls` mutual-TLS clients.
 
-Diagnoses in sick-leave answers are dropped on import (``shared/rivta/README.md``).
+Diagnoses in sick-leave answers are dropped on import (``rivta/xsd/README.md``).
 """
 
 from reko_fhir.delivery.rivta.oids import fhir_system, oid_root

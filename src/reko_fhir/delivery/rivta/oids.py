@@ -3,7 +3,7 @@
 RIVTA contracts carry identifiers as ``root`` (an OID) + ``extension`` (the value); FHIR
 carries them as ``system`` (a URI) + ``value``. The project's FHIR systems are the HL7 Sweden
 base-profile ones spelled in :mod:`reko_fhir.mapping.codings`; the roots are those of the
-contracts (``shared/rivta/README.md``): personnummer ``1.2.752.129.2.1.3.1``,
+contracts (``rivta/xsd/README.md``): personnummer ``1.2.752.129.2.1.3.1``,
 samordningsnummer ``1.2.752.129.2.1.3.3``, HSA-id ``1.2.752.129.2.1.4.1``. Any other OID maps
 to ``urn:oid:<oid>`` and back (RFC 3001), so nothing is lost for roots we do not know.
 """

@@ -126,7 +126,7 @@ def read_date(value: str | None, where: str) -> tuple[date | None, list[Issue]]:
 def read_degree(value: str | None, where: str) -> tuple[int | None, list[Issue]]:
     """A sick-leave degree; the contracts allow any integer, the domain only 25/50/75/100.
 
-    A value outside those four is reported, never rounded (``shared/rivta/README.md``).
+    A value outside those four is reported, never rounded (``rivta/xsd/README.md``).
     """
     try:
         degree = int(value or "")

@@ -1,9 +1,9 @@
 """Optional run-time XSD validation of RIVTA bodies against the published service contracts.
 
-The XSDs are not shipped with the project (``shared/rivta/README.md``): give
-:class:`RivtaSchemas` the folder that holds the ``sklintyg/schemas`` layout and it loads each
-interaction's ``*Responder_*.xsd`` (which imports its core components) the first time a body of
-that namespace is checked. Messages are masked of patient numbers, since libxml2 quotes the
+The XSDs ship inside the package (``xsd/``, the ``sklintyg/schemas`` layout, LGPL-3.0 licence
+beside them; ``xsd/README.md``): :class:`RivtaSchemas` loads each interaction's
+``*Responder_*.xsd`` (which imports its core components) the first time a body of that namespace
+is checked. Messages are masked of patient numbers, since libxml2 quotes the
 offending value.
 """
 
@@ -17,6 +17,7 @@ from typing import cast
 from lxml import etree
 
 from reko_fhir.domain import mask_patient_ids
+from reko_fhir.package_data import RIVTA_XSD_DIR
 from reko_fhir.xmlsafe import safe_parser
 
 LIST_ACTIVE_NS = (
@@ -35,12 +36,13 @@ RESPONDER_XSDS = {
     "StoreLogInteraction/StoreLogResponder_2.0.xsd",
 }
 _MAX_MESSAGES = 5
+SCHEMA_ROOT = RIVTA_XSD_DIR
 
 
 class RivtaSchemas:
-    """The responder schemas under ``root`` (e.g. ``.../shared/rivta``), loaded lazily."""
+    """The responder schemas under ``root`` (default: the vendored ones), loaded lazily."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path = SCHEMA_ROOT) -> None:
         if not root.is_dir():
             raise FileNotFoundError(f"no RIVTA schema folder at {root}")
         self.root = root

@@ -5,7 +5,7 @@ start and end date, its length, the number of certificates, its current degree (
 and the degrees it has had (``grader``). Contract: ``ListSickLeavesForCareResponder_1.0.xsd``.
 The answer has no ``resultCode``: producers report errors as SOAP Faults.
 
-Each case carries a diagnosis (``diagnoskod``); it is never read (``shared/rivta/README.md``).
+Each case carries a diagnosis (``diagnoskod``); it is never read (``rivta/xsd/README.md``).
 The contract gives the degrees of a case without their dates, so ``periods`` holds one period
 (start to end) only when the case had a single degree throughout; otherwise it is empty and
 ``degrees`` keeps what is known — a period is never invented.

@@ -6,7 +6,7 @@ Contract: ``ListActiveSickLeavesForCareUnitResponder_1.0.xsd`` and its RIVTABP21
 
 The answer carries each certificate's diagnosis (``diagnoskod``, ``bidiagnoser``); coordination
 is documented without diagnosis, so those elements are never read: they do not reach the
-records, the issues or the logs (``shared/rivta/README.md``). Patient names and occupations are
+records, the issues or the logs (``rivta/xsd/README.md``). Patient names and occupations are
 not taken either; a coordinator needs the patient number, the unit, the issuer and the periods.
 """
 

@@ -7,7 +7,12 @@ journal system means adding a file; see ``mappings/README.md``.
 
 from reko_fhir.mapping.journal.engine import MappingResult, map_export, map_file
 from reko_fhir.mapping.journal.issues import MappingIssue, MappingSpecError, Severity
-from reko_fhir.mapping.journal.spec import MappingSpec, load_mapping, resolve_mapping_path
+from reko_fhir.mapping.journal.spec import (
+    MappingSpec,
+    load_mapping,
+    resolve_mapping_path,
+    shipped_mappings,
+)
 
 __all__ = [
     "MappingIssue",
@@ -19,4 +24,5 @@ __all__ = [
     "map_export",
     "map_file",
     "resolve_mapping_path",
+    "shipped_mappings",
 ]

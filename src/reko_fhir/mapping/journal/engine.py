@@ -16,6 +16,7 @@ from typing import Any
 from reko_fhir.domain import (
     ActivityStatus,
     ActorType,
+    CarePlanCategory,
     CareTeam,
     CareUnit,
     Consent,
@@ -42,6 +43,7 @@ from reko_fhir.domain import (
     consent_violations,
 )
 from reko_fhir.mapping.journal import convert
+from reko_fhir.mapping.journal.diagnosis import diagnosis_fields
 from reko_fhir.mapping.journal.issues import MappingIssue, Severity
 from reko_fhir.mapping.journal.readers import ExportReader, ExportSyntaxError, Node, open_export
 from reko_fhir.mapping.journal.schema import CASE_FIELDS, RECORD_FIELDS, FieldDef, FieldType
@@ -259,6 +261,13 @@ class _CaseBuilder:
             self.issue(node, spec.source_name, "the export names no source system")
             return None
         system = systems[0]
+        for label, name in diagnosis_fields(node):
+            self.issue(
+                Node(label, None),
+                name,
+                "a diagnosis field is not mapped: coordination is documented without diagnosis",
+                severity=Severity.WARNING,
+            )
         staff = self.staff(node)
         actors = self.actors(node)
         parts: Values = {
@@ -380,9 +389,17 @@ class _CaseBuilder:
                 self.issue(node, None, f"team member '{key}' is neither staff nor an actor")
         try:
             with self.guard(rows[0][0], "team"):
-                return CareTeam(tuple(members))
+                team = CareTeam(tuple(members))
         except _SkipRecordError:
             return None
+        if not team.has_coordinator:  # contract 2: allowed, but worth a look
+            self.issue(
+                rows[0][0],
+                None,
+                "the care team has no rehabiliteringskoordinator (allowed; who coordinates?)",
+                severity=Severity.WARNING,
+            )
+        return team
 
     def plan(
         self, case: Node, system: str, actors: dict[str, ExternalActor]
@@ -423,6 +440,11 @@ class _CaseBuilder:
                     self.periods(case, "plan_steps"),
                     tuple(planned),
                     tuple(f["on"] for _, f in self.records(case, "follow_ups")),
+                    (
+                        CarePlanCategory(v["category"][1])
+                        if v["category"]
+                        else CarePlanCategory.ATERGANG_I_ARBETE
+                    ),
                 )
         except _SkipRecordError:
             return None

@@ -47,6 +47,7 @@ TABLES: dict[str, str] = {
     "consent_change": "local consent event → given | actors-changed | revoked",
     "activity_code": "local activity code → {kva: GC001|DV077|AW026, part: coordination part}",
     "activity_status": "local activity status → Procedure status",
+    "careplan_category": "local plan kind → atergang-i-arbete | intrade-i-arbetslivet",
 }
 
 CASE_FIELDS: dict[str, FieldDef] = {
@@ -101,6 +102,7 @@ RECORD_FIELDS: dict[str, dict[str, FieldDef]] = {
         "created": _f(D, required=True),
         "start": _f(D, required=True),
         "end": _f(D),
+        "category": _f(FieldType.CODE, table="careplan_category"),
     },
     "plan_goals": {"text": _f(T, required=True)},
     "plan_steps": {

@@ -20,6 +20,7 @@ from lxml import etree
 from reko_fhir.domain import (
     ActivityStatus,
     ActorType,
+    CarePlanCategory,
     ConsentChangeKind,
     ConsentForm,
     CoordinationPart,
@@ -35,6 +36,7 @@ from reko_fhir.mapping.journal.schema import (
     TABLES,
     FieldDef,
 )
+from reko_fhir.package_data import MAPPINGS_DIR
 
 READERS = ("json", "xml", "csv")
 _TABLE_CODES: dict[str, type[StrEnum]] = {
@@ -44,6 +46,7 @@ _TABLE_CODES: dict[str, type[StrEnum]] = {
     "consent_form": ConsentForm,
     "consent_change": ConsentChangeKind,
     "activity_status": ActivityStatus,
+    "careplan_category": CarePlanCategory,
 }
 MAPPING_SUFFIXES = (".yaml", ".yml")
 
@@ -94,16 +97,25 @@ class MappingSpec:
 
 
 def resolve_mapping_path(name_or_path: str, mappings_dir: Path | None = None) -> Path:
-    """Accept a file path, or a mapping name looked up in ``mappings_dir`` (``mappings/``)."""
+    """Accept a file path, or a mapping name looked up in ``mappings_dir`` (the shipped ones)."""
     candidate = Path(name_or_path)
     if candidate.is_file():
         return candidate
-    base = mappings_dir or Path("mappings")
+    base = mappings_dir or MAPPINGS_DIR
     for suffix in ("", *MAPPING_SUFFIXES):
         for path in (candidate.with_name(candidate.name + suffix), base / (name_or_path + suffix)):
             if path.is_file():
                 return path
-    raise MappingSpecError(f"no mapping file '{name_or_path}' (looked in {base}/)")
+    known = ", ".join(p.stem for p in shipped_mappings(base)) if base.is_dir() else "none"
+    raise MappingSpecError(
+        f"no mapping file '{name_or_path}' (looked in {base}/; shipped mappings: {known})"
+    )
+
+
+def shipped_mappings(mappings_dir: Path | None = None) -> list[Path]:
+    """The mapping files a name can pick, sorted by name."""
+    base = mappings_dir or MAPPINGS_DIR
+    return sorted(p for p in base.iterdir() if p.suffix in MAPPING_SUFFIXES and p.is_file())
 
 
 def load_mapping(path: Path) -> MappingSpec:

@@ -5,6 +5,9 @@ Each pulled resource is a conditional update on its first business identifier, s
 the same changes twice stores nothing new; one without an identifier is an update by id. A
 resource that fails validation is reported with its OperationOutcome and not stored; the
 others still are.
+
+It joins an adapter (the EHR target) to the FHIR router, so it sits beside the CLI, outside both
+``delivery`` and ``rest``: the layers below it import neither.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Protocol
 from reko_fhir.mapping.references import rename_references
 from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.router import FhirRouter
+from reko_fhir.store import FhirRepository
 
 Json = dict[str, Any]
 PULLED_TYPES = ("CarePlan", "Procedure")
@@ -46,12 +50,17 @@ def _request(resource: Json) -> FhirRequest:
 
 
 async def import_resources(
-    router: FhirRouter, resources: Iterable[Json], names: Mapping[str, str] | None = None
+    router: FhirRouter,
+    resources: Iterable[Json],
+    names: Mapping[str, str] | None = None,
+    *,
+    repository: FhirRepository | None = None,
 ) -> list[Imported]:
     """Store each pulled resource (validated); return one result per resource, in order.
 
     ``names`` maps the source's ``Type/id`` to ours for resources we delivered there, so a
-    pulled CarePlan points at our Patient, not at the EHR's copy of it."""
+    pulled CarePlan points at our Patient, not at the EHR's copy of it. ``repository`` is the
+    care unit's partition the resources belong to (default: the router's own)."""
     results: list[Imported] = []
     for resource in resources:
         incoming = rename_references(
@@ -60,7 +69,7 @@ async def import_resources(
         request = _request(incoming)
         if request.query:
             incoming.pop("id", None)  # the store keeps its own id for a matched identifier
-        answer = await router.handle(request, incoming)
+        answer = await router.handle(request, incoming, repository=repository)
         name = f"{incoming.get('resourceType')}/{resource.get('id', '?')}"
         refused = answer.status not in (200, 201)
         results.append(Imported(name, answer.status, answer.resource if refused else None))
@@ -83,10 +92,13 @@ async def pull_into_store(
     patient: str | None = None,
     resource_types: Iterable[str] = PULLED_TYPES,
     names: Mapping[str, str] | None = None,
+    repository: FhirRepository | None = None,
 ) -> list[Imported]:
-    """Pull ``resource_types`` from ``source`` and import them, CarePlans before activities."""
+    """Pull ``resource_types`` from ``source`` and import them, CarePlans before activities,
+    into ``repository`` (a care unit's partition, where a conditional update by identifier
+    finds what the unit sent out; None: the router's own repository)."""
     results: list[Imported] = []
     for kind in resource_types:
         pulled = await source.pull(kind, since=since, patient=patient)
-        results += await import_resources(router, pulled, names)
+        results += await import_resources(router, pulled, names, repository=repository)
     return results

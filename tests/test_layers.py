@@ -1,0 +1,62 @@
+"""The house's layers, checked on the import statements of src/ (issue 11): dependencies point
+inward, so ``rest`` reaches the store only through its interface and knows nothing of security,
+and ``security`` and ``delivery`` never reach up into ``rest``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "reko_fhir"
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    """Every ``reko_fhir`` module each file of ``package`` imports, type-checking ones included."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((SRC / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[str(path.relative_to(SRC))] = {n for n in names if n.startswith("reko_fhir")}
+    return found
+
+
+def test_rest_sees_the_store_only_through_its_interface_and_no_security() -> None:
+    wrong = {
+        name: sorted(
+            module
+            for module in modules
+            if module.startswith(("reko_fhir.security", "reko_fhir.api", "fastapi"))
+            or (
+                module.startswith("reko_fhir.store.")
+                and not module.startswith("reko_fhir.store.repository")
+                and module.count(".") >= 2
+                and module.split(".")[2] not in _STORE_INTERFACE_NAMES
+            )
+        )
+        for name, modules in imports_of("rest").items()
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+_STORE_INTERFACE_NAMES = {
+    # ``from reko_fhir.store import X`` shows up as reko_fhir.store.X: the package's own exports.
+    "COUNT_LIMIT", "DATE_PARAMS", "EVERY", "MATCH_LIMIT", "SEARCHABLE", "FhirRepository",
+    "FhirSession", "Partitions", "Search", "SqlRepository", "Stored", "gone", "instants",
+    "not_found",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", ["security", "delivery", "store", "validation", "domain"])
+def test_inner_layers_never_import_rest_or_api(package: str) -> None:
+    wrong = {
+        name: sorted(m for m in modules if m.startswith(("reko_fhir.rest", "reko_fhir.api")))
+        for name, modules in imports_of(package).items()
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
