@@ -48,7 +48,8 @@ def test_rest_sees_the_store_only_through_its_interface_and_no_security() -> Non
 _STORE_INTERFACE_NAMES = {
     # ``from reko_fhir.store import X`` shows up as reko_fhir.store.X: the package's own exports.
     "COUNT_LIMIT", "DATE_PARAMS", "EVERY", "MATCH_LIMIT", "SEARCHABLE", "FhirRepository",
-    "FhirSession", "Partitions", "Search", "SqlRepository", "Stored", "gone", "not_found",
+    "FhirSession", "Partitions", "Search", "SqlRepository", "Stored", "gone", "instants",
+    "not_found",
 }  # fmt: skip
 
 

@@ -163,7 +163,17 @@ def serve_command(
         raise typer.Exit(2)
     configure_logging()
     # uvicorn's own access log would print query strings unmasked (personnummer in searches).
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    # h11 with room for a 1 MB request head: a long URL then reaches the app, which answers
+    # 414 with an OperationOutcome (httptools refuses past ~80 KB with a plain-text 400).
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        http="h11",
+        h11_max_incomplete_event_size=1024 * 1024,
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -41,8 +41,15 @@ class Settings(BaseSettings):
     """The ``iss`` tokens must carry (with JWKS; the local key's issuer is fixed)."""
     token_audience: str = "reko-fhir"  # noqa: S105 - an audience name, not a secret
     """The ``aud`` tokens must carry."""
+    token_max_lifetime_seconds: float | None = 24 * 3600.0
+    """Tokens whose lifetime (``exp`` - ``iat``) is longer are refused (401); unset: no limit."""
     max_body_bytes: int = 10 * 1024 * 1024
     """Larger request bodies are refused with 413 before they are read to the end."""
+    max_url_bytes: int = 8 * 1024
+    """Longer request targets (path and query) are refused with 414."""
+    trust_forwarded: bool = False
+    """Build links and ``fullUrl``s from ``X-Forwarded-Proto``/``-Host``/``-Prefix`` (set this
+    only behind a proxy that sets them; otherwise a client could choose the links' host)."""
 
     @property
     def external_keys(self) -> bool:

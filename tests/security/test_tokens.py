@@ -190,3 +190,32 @@ def test_the_service_with_a_jwks_file_trusts_that_issuer_and_not_its_local_key(
 )
 def test_smart_scopes(scope: str, resource_type: str, permission: str, allowed: bool) -> None:
     assert Scopes.parse(scope).allows(resource_type, permission) is allowed
+
+
+async def test_a_token_living_longer_than_the_maximum_is_refused(tmp_path: Path) -> None:
+    """Issue 12: a 100-year token was accepted; ``REKO_TOKEN_MAX_LIFETIME_SECONDS`` bounds it."""
+    key = LocalSigningKey.load_or_create(tmp_path)
+    verifier = TokenVerifier(jwks=key.jwks(), max_lifetime=3600)
+    unit = "SE2321000016-15CQ"
+    ok = key.mint("system/*.r", subject="s", care_unit=unit, lifetime=3600)
+    assert (await verifier.verify(ok)).care_unit == unit
+    long = key.mint("system/*.r", subject="s", care_unit=unit, lifetime=100 * 365 * 86400)
+    with pytest.raises(AuthError, match="longer than 3600 s"):
+        await verifier.verify(long)
+
+
+async def test_a_token_whose_alg_is_not_its_keys_is_a_401_not_a_crash(tmp_path: Path) -> None:
+    """Issue 12: RS256 under the kid of an EC key raised TypeError (a 500 and a traceback)."""
+    key = LocalSigningKey.load_or_create(tmp_path)
+    verifier = TokenVerifier(jwks=key.jwks())
+    other, _ = rsa_key()
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": "s", "aud": "reko-fhir", "exp": now + 60, "iat": now},
+        other,
+        algorithm="RS256",
+        headers={"kid": key.kid},
+    )
+    with pytest.raises(AuthError, match="not its key's") as refused:
+        await verifier.verify(token)
+    assert refused.value.status == 401

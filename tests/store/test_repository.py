@@ -297,3 +297,20 @@ async def test_a_page_carries_the_total_of_all_matches(store: FhirRepository) ->
     # Past the end there is no row to carry the count: it is counted apart.
     assert await store.page("Procedure", Search(by_anna.params, 2, 10)) == ([], 5)
     assert await store.page("Procedure", Search.parse("patient=Patient/nobody")) == ([], 0)
+
+
+async def test_sort_by_a_date_parameter_puts_resources_without_it_last(
+    store: FhirRepository,
+) -> None:
+    """_sort on a date parameter (https://hl7.org/fhir/R4/search.html#sort), in every store."""
+    made = {}
+    for day in ("2025-03-01", "2025-01-01", None, "2025-02-01"):
+        resource = procedure("Patient/1")
+        if day:
+            resource["performedDateTime"] = day
+        made[day] = (await store.create(resource)).id
+    ascending = await store.search("Procedure", Search(sort=("date",)))
+    descending = await store.search("Procedure", Search(sort=("-date",)))
+    order = ["2025-01-01", "2025-02-01", "2025-03-01"]
+    assert [s.id for s in ascending] == [made[d] for d in [*order, None]]
+    assert [s.id for s in descending] == [made[d] for d in [*order[::-1], None]]

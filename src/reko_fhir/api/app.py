@@ -15,9 +15,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reko_fhir.api.auth import CHALLENGE, authenticate, build_verifier
+from reko_fhir.api.edges import base_url, check_target, framework_refusal, render, response
 from reko_fhir.api.openapi import openapi_document
 from reko_fhir.api.operations import add_operations_routes
 from reko_fhir.api.trail import access_record, record_access
@@ -26,10 +29,9 @@ from reko_fhir.delivery.config import load_targets
 from reko_fhir.delivery.service import DeliveryService
 from reko_fhir.delivery.worker import Target
 from reko_fhir.domain import mask_patient_ids
-from reko_fhir.formats import FormatError
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest import FhirRequest, FhirResponse, FhirRouter
-from reko_fhir.rest.negotiation import read_body, wants_xml, write_body
+from reko_fhir.rest.negotiation import read_body, wants_xml
 from reko_fhir.security.access_log import UnitAccessLog
 from reko_fhir.security.audit import AuditLog
 from reko_fhir.security.guard import Caller, GuardedRepository, ScopeCheck, writes_for
@@ -37,7 +39,8 @@ from reko_fhir.security.tokens import Principal
 from reko_fhir.store import SqlRepository
 from reko_fhir.validation.service import ValidationService, reko_definitions
 
-METHODS = ["GET", "POST", "PUT", "DELETE"]
+# Every method reaches the router, which answers what it does not serve with a 405 outcome.
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 CARE_UNIT_HEADER = "x-reko-care-unit"
 """The care unit a platform token's write is for (its partition)."""
 Json = dict[str, Any]
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi_document  # type: ignore[method-assign]
 
     app.add_middleware(RequestLog)
+    app.add_exception_handler(HTTPException, framework_refusal)
     add_operations_routes(app)
 
     @app.api_route("/{path:path}", methods=METHODS)
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body: Json | None = None
         try:
             # Who is asking comes first: nothing of a stranger's body is read or parsed.
+            check_target(request, settings)
             if not public:
                 principal = await authenticate(request)
             raw = await read_limited(request, settings.max_body_bytes)
@@ -81,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 else None
             )
             headers = {k.lower(): v for k, v in request.headers.items()}
-            fhir_request = FhirRequest(request.method, path, query, headers, raw)
+            fhir_request = FhirRequest(
+                request.method, path, query, headers, raw, base_url(request, settings)
+            )
             if principal is None:  # /metadata: nothing of the store is read
                 answer = await router.handle(fhir_request, body)
             else:
@@ -108,10 +115,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.exception("unexpected failure answering %s %s", request.method, where)
             message = "the server failed to answer this request; it has been logged"
             answer = FhirResponse(500, outcome_json([error(IssueCode.EXCEPTION, message, None)]))
+        # Rendered before it is logged: the access log holds the status the client gets.
+        answer, content, media_type = await render(answer, xml)
         if not public and not (guarded and guarded.audited and answer.status < 400):
             # A write's record was committed with it; everything else is logged here.
-            answer = await record_access(request, principal, answer, body)
-        return to_http(answer, xml)
+            logged = await record_access(request, principal, answer, body)
+            if logged is not answer:  # the log failed: nothing is disclosed
+                answer, content, media_type = await render(logged, xml)
+        return response(answer, content, media_type)
 
     return app
 
@@ -182,10 +193,13 @@ class RequestLog:
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
             target = scope["path"] + (f"?{query}" if query else "")
+            shown = mask_patient_ids(unquote(target))  # %-escaped digits are digits too
+            if len(shown) > 2048:  # masked first, so the cut cannot free a number's digits
+                shown = shown[:2048] + "…"
             access.info(
                 "%s %s %d %.1f ms",
                 scope["method"],
-                mask_patient_ids(unquote(target)),  # %-escaped digits are digits too
+                shown,
                 status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -204,25 +218,19 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if int(declared) > limit:
         raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def to_http(answer: FhirResponse, xml: bool) -> Response:
-    if answer.resource is None:
-        return Response(status_code=answer.status, headers=answer.headers)
     try:
-        content, media_type = write_body(answer.resource, xml)
-    except FormatError as failure:  # a bug of ours: the answer must still be an outcome
-        logger.error("the answer could not be written as XML: %s", failure.message)
-        message = "the answer could not be written in the asked format; it has been logged"
-        issue = error(IssueCode.EXCEPTION, message, None)
-        content, media_type = write_body(outcome_json([issue]), xml=False)
-        answer = FhirResponse(500, None, {})
-    return Response(
-        content, status_code=answer.status, headers=answer.headers, media_type=media_type
-    )
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client's doing, not a failure of ours: one line, no traceback.
+        logger.info(
+            "client aborted %s %s mid-body", request.method, mask_patient_ids(request.url.path)
+        )
+        message = "the client closed the connection before the body ended"
+        raise OperationOutcomeError(
+            [error(IssueCode.STRUCTURE, message, None)], status=400
+        ) from None
+    return b"".join(chunks)

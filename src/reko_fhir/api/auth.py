@@ -26,16 +26,23 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="reko-fhir"'}
 def build_verifier(settings: Settings) -> TokenVerifier:
     """Configured JWKS when given; else the local key in the data folder (created on first
     start), which ``reko-fhir serve`` trusts only on loopback."""
-    audience = settings.token_audience
+    audience, longest = settings.token_audience, settings.token_max_lifetime_seconds
     if settings.jwks_file is not None:
         keys = load_jwks_file(settings.jwks_file)
-        return TokenVerifier(jwks=keys, issuer=settings.token_issuer, audience=audience)
+        return TokenVerifier(
+            jwks=keys, issuer=settings.token_issuer, audience=audience, max_lifetime=longest
+        )
     if settings.jwks_url is not None:
         return TokenVerifier(
-            jwks_url=settings.jwks_url, issuer=settings.token_issuer, audience=audience
+            jwks_url=settings.jwks_url,
+            issuer=settings.token_issuer,
+            audience=audience,
+            max_lifetime=longest,
         )
     local = LocalSigningKey.load_or_create(settings.data_dir)
-    return TokenVerifier(jwks=local.jwks(), issuer=LOCAL_ISSUER, audience=audience)
+    return TokenVerifier(
+        jwks=local.jwks(), issuer=LOCAL_ISSUER, audience=audience, max_lifetime=longest
+    )
 
 
 async def authenticate(request: Request) -> Principal:

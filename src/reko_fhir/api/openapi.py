@@ -2,7 +2,8 @@
 
 FastAPI sees one catch-all route, so its generated schema says nothing; this one is built from
 what the router serves (https://hl7.org/fhir/R4/http.html): the types and their interactions from
-:mod:`reko_fhir.rest.capabilities`, the search parameters from the store's ``SEARCHABLE``, the
+:mod:`reko_fhir.rest.capabilities`, the search parameters from
+:mod:`reko_fhir.rest.searchparams`, the
 read-only types from the router. Written to https://spec.openapis.org/oas/v3.0.3; the CI runs
 schemathesis against it (``tests/security/test_schemathesis.py``).
 
@@ -15,11 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from reko_fhir import __version__
-from reko_fhir.rest.capabilities import RESOURCE_TYPES, WRITABLE
 from reko_fhir.rest.negotiation import JSON_TYPE, XML_TYPE
-from reko_fhir.rest.paging import includes_of
-from reko_fhir.rest.router import READ_ONLY
-from reko_fhir.store import SEARCHABLE
+from reko_fhir.rest.searchparams import (
+    READ_ONLY,
+    RESOURCE_TYPES,
+    WRITABLE,
+    chains,
+    includes_of,
+    search_parameters,
+)
 
 Json = dict[str, Any]
 
@@ -28,6 +33,12 @@ ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
 AUDIT = "AuditEvent"
 """The access log: read and search only, by its own few parameters."""
 AUDIT_SEARCH = ("patient", "date")
+
+
+def _served(kind: str) -> tuple[str, ...]:
+    return (*search_parameters(kind), *chains(kind))
+
+
 DATES = frozenset({"date", "sent", "_lastUpdated"})
 DATE = (  # a comparison prefix and a FHIR date or dateTime (datatypes.html#dateTime)
     r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])"
@@ -70,7 +81,7 @@ def openapi_document() -> Json:
         "/readyz": {"get": _probe("readyz", "The store answers (503 when not)", 200, 503)},
     }
     for kind in sorted(RESOURCE_TYPES - {AUDIT}):  # AuditEvent: its own, below
-        paths.update(_readable(kind, SEARCHABLE, history=kind not in READ_ONLY))
+        paths.update(_readable(kind, _served(kind), history=kind not in READ_ONLY))
         if kind in WRITABLE and kind not in READ_ONLY:
             _add_writes(paths, kind)
     paths.update(_readable(AUDIT, AUDIT_SEARCH, history=False, vread=False))
@@ -183,7 +194,7 @@ def _add_writes(paths: Json, kind: str) -> None:
         f"conditional-update-{kind}",
         f"Update the one {kind} the search names, or create it",
         WRITE,
-        [*_search(kind, SEARCHABLE), "Prefer"],
+        [*_search(kind, _served(kind)), "Prefer"],
         body=body,
     )
     paths[f"/{kind}/{{id}}"]["put"] = _op(

@@ -11,10 +11,11 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.rest.access import AccessLogReader
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.paging import CONTROL, number, page_links
+from reko_fhir.rest.searchparams import AUDIT_SEARCH
 from reko_fhir.store import not_found
 
 Json = dict[str, Any]
-AUDIT_PARAMS = frozenset({"patient", "date"})
+AUDIT_PARAMS = frozenset(AUDIT_SEARCH)
 
 
 async def read_access_log(
@@ -45,8 +46,16 @@ async def read_access_log(
     bundle: Json = {"resourceType": "Bundle", "type": "searchset", "total": total}
     if found:
         bundle["entry"] = [
-            {"fullUrl": f"AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}
+            {
+                "fullUrl": f"{request.base}/AuditEvent/{e['id']}"
+                if request.base
+                else f"AuditEvent/{e['id']}",
+                "resource": e,
+                "search": {"mode": "match"},
+            }
             for e in found
         ]
-    bundle["link"] = page_links("AuditEvent", request.query, offset, count, total)
+    bundle["link"] = page_links(
+        "AuditEvent", request.query, offset, count, total, base=request.base
+    )
     return FhirResponse(200, bundle)

@@ -9,87 +9,84 @@ from typing import Any
 
 from reko_fhir import __version__
 from reko_fhir.mapping.codings import structure
-from reko_fhir.rest.paging import includes_of
-from reko_fhir.store import DATE_PARAMS
-
-WRITABLE = (
-    "Patient",
-    "Organization",
-    "PractitionerRole",
-    "Consent",
-    "EpisodeOfCare",
-    "CarePlan",
-    "Procedure",
-    "CareTeam",
-    "Communication",
+from reko_fhir.rest.searchparams import (
+    AUDIT_INTERACTIONS,
+    AUDIT_SEARCH,
+    OPERATIONS,
+    RESOURCE_TYPES,
+    RESULT_PARAMS,
+    SYSTEM_INTERACTIONS,
+    WRITABLE,
+    chains,
+    includes_of,
+    interactions,
+    operations,
+    search_parameters,
+    sort_keys,
 )
-RESOURCE_TYPES = frozenset({*WRITABLE, "Provenance"})
-SEARCH = {
-    "_id": "token",
-    "identifier": "token",
-    "status": "token",
-    "code": "token",
-    "category": "token",
-    "subject": "reference",
-    "patient": "reference",
+
+__all__ = ["RESOURCE_TYPES", "WRITABLE", "capability_statement"]
+Json = dict[str, Any]
+_RESULT_DOCS = {
+    "_count": "Matches per page (0-1000; 0: the total only)",
+    "_offset": "Where the page starts",
+    "_total": "none, estimate (default: counted up to 1,000) or accurate",
+    "_summary": "count only (true, false, text and data answer the full resources)",
 }
 
 
-def search_parameters(kind: str) -> list[tuple[str, str]]:
-    """(name, type) of the parameters a search of ``kind`` takes: the common ones, the dates
-    the store indexes for the type, and ``_lastUpdated``. Chains (``patient.identifier``) and
-    result parameters (``_count``, ``_offset``, ``_sort``, ``_include``, ``_summary=count``,
-    ``_total``) are not search parameters in this sense."""
-    dates = sorted({param for param, _ in DATE_PARAMS.get(kind, ())})
-    return [*SEARCH.items(), *((name, "date") for name in dates), ("_lastUpdated", "date")]
+def _search_params(kind: str) -> list[Json]:
+    params: list[Json] = []
+    for name, type_ in search_parameters(kind).items():
+        param: Json = {"name": name, "type": type_}
+        chained = [c for c in chains(kind) if c.startswith(f"{name}.")]
+        if chained:
+            param["documentation"] = f"Also chained: {', '.join(chained)}"
+        params.append(param)
+    for name, type_ in RESULT_PARAMS.items():
+        if name == "_include":
+            continue  # searchInclude says which
+        docs = _RESULT_DOCS.get(name) or f"Sort on {', '.join(sort_keys(kind))} ('-': descending)"
+        params.append({"name": name, "type": type_, "documentation": docs})
+    return params
 
 
-INTERACTIONS = (
-    "read",
-    "vread",
-    "update",
-    "delete",
-    "history-instance",
-    "history-type",
-    "create",
-    "search-type",
-)
+def _resource(kind: str) -> Json:
+    """One type's entry, from the tables the router serves (:mod:`.searchparams`)."""
+    writable = kind in WRITABLE
+    entry: Json = {"type": kind}
+    if writable:
+        entry["supportedProfile"] = [structure(f"Reko{kind}")]
+    entry["interaction"] = [{"code": code} for code in interactions(kind)]
+    entry["versioning"] = "versioned-update"
+    entry["readHistory"] = True
+    entry["updateCreate"] = False  # an update of an unknown id is 404
+    entry["conditionalCreate"] = writable
+    entry["conditionalUpdate"] = writable
+    entry["conditionalDelete"] = "not-supported"
+    entry["searchParam"] = _search_params(kind)
+    if includes_of(kind):
+        entry["searchInclude"] = includes_of(kind)
+    if operations(kind):
+        entry["operation"] = [
+            {"name": name, "definition": OPERATIONS[name]} for name in operations(kind)
+        ]
+    return entry
 
 
-def capability_statement() -> dict[str, Any]:
-    resources = []
-    for kind in sorted(RESOURCE_TYPES):
-        allowed = INTERACTIONS if kind in WRITABLE else ("read", "vread", "search-type")
-        resources.append(
-            {
-                "type": kind,
-                **({"supportedProfile": [structure(f"Reko{kind}")]} if kind in WRITABLE else {}),
-                "interaction": [{"code": code} for code in allowed],
-                "versioning": "versioned-update",
-                "readHistory": True,
-                "updateCreate": True,
-                "conditionalCreate": kind in WRITABLE,
-                "conditionalUpdate": kind in WRITABLE,
-                "conditionalDelete": "not-supported",
-                "searchParam": [
-                    {"name": name, "type": type_} for name, type_ in search_parameters(kind)
-                ],
-                "searchInclude": includes_of(kind),
-                "operation": [
-                    {
-                        "name": "validate",
-                        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-                    }
-                ],
-            }
-        )
+def capability_statement(base: str = "") -> Json:
+    """The statement; ``base`` (the service's base URL) is its ``implementation.url``."""
+    resources = [_resource(kind) for kind in sorted(RESOURCE_TYPES)]
     resources.append(
         {
             "type": "AuditEvent",
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": [{"code": code} for code in AUDIT_INTERACTIONS],
             "searchParam": [
-                {"name": "patient", "type": "reference"},
-                {"name": "date", "type": "date"},
+                *({"name": n, "type": t} for n, t in AUDIT_SEARCH.items()),
+                *(
+                    {"name": n, "type": "number", "documentation": _RESULT_DOCS[n]}
+                    for n in ("_count", "_offset")
+                ),
             ],
         }
     )
@@ -117,8 +114,18 @@ def capability_statement() -> dict[str, Any]:
         "date": "2026-11-22",
         "kind": "instance",
         "software": {"name": "reko-fhir", "version": __version__},
-        "implementation": {"description": "reko-fhir: koordineringsinsatser as FHIR R4"},
+        "implementation": {
+            "description": "reko-fhir: koordineringsinsatser as FHIR R4",
+            **({"url": base} if base else {}),
+        },
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml"],
-        "rest": [{"mode": "server", "security": security, "resource": resources}],
+        "rest": [
+            {
+                "mode": "server",
+                "security": security,
+                "resource": resources,
+                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+            }
+        ],
     }

@@ -15,6 +15,9 @@ class FhirRequest:
     query: tuple[tuple[str, str], ...] = ()
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
+    base: str = ""
+    """The service's base URL as the client reached it (``https://host/fhir``): links and
+    ``fullUrl``s are absolute from it; empty for callers inside the process (relative ones)."""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -38,7 +38,9 @@ XML_TYPES = frozenset({XML_TYPE, "application/xml", "text/xml", "application/xml
 Json = dict[str, Any]
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([^"';\s]*)""", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# What no FHIR string holds and XML 1.0 cannot carry (https://www.w3.org/TR/xml/#charsets):
+# control characters, lone surrogates (which no database encodes as UTF-8 either), U+FFFE/F.
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # lxml reports errors of its own with the offending text; a message keeps this much of it.
 _MESSAGE_LENGTH = 200
 
@@ -86,20 +88,23 @@ def read_body(body: bytes, content_type: str | None) -> Json:
         raise _bad(IssueCode.STRUCTURE, "a FHIR resource is an object with a resourceType", 400)
     if json_depth(doc) > MAX_JSON_DEPTH:
         raise _bad(IssueCode.STRUCTURE, f"nested deeper than {MAX_JSON_DEPTH} levels", 400)
-    _check_tree(doc)
+    check_tree(doc)
     return doc
 
 
-def _check_tree(doc: Json) -> None:
-    """What no FHIR resource holds, whatever its profile: control characters in a string
-    (https://hl7.org/fhir/R4/datatypes.html#string; XML could not carry them), and a Bundle of
-    more entries than one request may hold (each entry is validated and written in one unit)."""
+def check_tree(doc: Json) -> None:
+    """What no FHIR resource holds, whatever its profile: control characters, lone surrogates
+    and U+FFFE/U+FFFF in a string (https://hl7.org/fhir/R4/datatypes.html#string; XML could
+    not carry them, so a stored one could never be read as XML), and a Bundle of more entries
+    than one request may hold (each entry is validated and written in one unit)."""
     stack: list[Any] = [doc]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
-            if _CONTROL.search(node):
-                raise _bad(IssueCode.STRUCTURE, "a string holds a control character", 400)
+            found = _UNWRITABLE.search(node)
+            if found:
+                message = f"a string holds U+{ord(found.group()):04X}, which FHIR cannot carry"
+                raise _bad(IssueCode.STRUCTURE, message, 400)
         elif isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, dict):

@@ -17,11 +17,6 @@ search counts its matches up to :data:`reko_fhir.store.unit.COUNT_LIMIT` and lea
 out beyond; ``accurate`` counts them all, however long it takes; ``none`` counts nothing."""
 
 
-def includes_of(kind: str) -> list[str]:
-    """The ``_include`` values a search of ``kind`` serves: the patient its matches name."""
-    return [f"{kind}:patient", f"{kind}:subject"]
-
-
 def number(text: str | None, default: int, most: int) -> int:
     """``_count`` or ``_offset``: a whole number, capped at ``most``."""
     if text is None:
@@ -41,16 +36,21 @@ def page_links(
     total: int | None,
     *,
     shown: int = 0,
+    base: str = "",
 ) -> list[Json]:
-    """self/next/previous links of a searchset page (https://hl7.org/fhir/R4/http.html#paging);
-    without a total, a full page (``shown`` == ``count``) has a next one."""
+    """self/next/previous links of a searchset page (https://hl7.org/fhir/R4/http.html#paging),
+    absolute from ``base`` (the service's base URL) when given; ``query`` holds only the
+    parameters applied. Without a total, a full page (``shown`` == ``count``) has a next one;
+    ``_count=0`` asks for no page at all, so it has none."""
 
     def url(at: int) -> str:
         kept = [(k, v) for k, v in query if k not in ("_offset", "_count")]
-        return f"{kind}?{urlencode([*kept, ('_count', str(count)), ('_offset', str(at))])}"
+        search = urlencode([*kept, ("_count", str(count)), ("_offset", str(at))])
+        return f"{base}/{kind}?{search}" if base else f"{kind}?{search}"
 
     links = [{"relation": "self", "url": url(offset)}]
-    if (offset + count < total) if total is not None else shown == count:
+    more = (offset + count < total) if total is not None else shown == count
+    if count > 0 and more:
         links.append({"relation": "next", "url": url(offset + count)})
     if offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})

@@ -29,25 +29,27 @@ from reko_fhir.outcomes import (
 )
 from reko_fhir.rest.access import ALLOW_ALL, AccessLogReader, Permissions
 from reko_fhir.rest.access_log import read_access_log
-from reko_fhir.rest.capabilities import RESOURCE_TYPES, capability_statement
-from reko_fhir.rest.inputs import check_request
+from reko_fhir.rest.capabilities import capability_statement
+from reko_fhir.rest.history import since_filter
+from reko_fhir.rest.inputs import check_request, shown
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
-from reko_fhir.rest.paging import CONTROL, includes_of, number, page_links
-from reko_fhir.rest.transaction import BundleProcessor
-from reko_fhir.store import (
-    MATCH_LIMIT,
-    SEARCHABLE,
-    FhirRepository,
-    FhirSession,
-    Search,
-    Stored,
-    not_found,
+from reko_fhir.rest.negotiation import check_tree
+from reko_fhir.rest.paging import page_links
+from reko_fhir.rest.searching import search_request
+from reko_fhir.rest.searchparams import (
+    READ_ONLY,
+    RESOURCE_TYPES,
+    includes_of,
+    interactions,
+    operations,
+    patient_element,
 )
+from reko_fhir.rest.transaction import BundleProcessor
+from reko_fhir.store import MATCH_LIMIT, FhirRepository, FhirSession, Search, Stored, not_found
 from reko_fhir.validation.service import ValidationService
 from reko_fhir.validation.store_rules import store_rule_issues
 
 Json = dict[str, Any]
-READ_ONLY = frozenset({"Provenance"})
 CASE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
 
 
@@ -93,16 +95,24 @@ class _Handler:
         self.repository = repository
         self.permissions = permissions
         self.access_log = access_log
+        self.base = ""  # the request's base URL, set by dispatch
 
     async def dispatch(self, request: FhirRequest, body: Json | None) -> FhirResponse:
         access = self.permissions
         check_request(request)
+        if body is not None:  # bodies from inside the process (pull) are checked as HTTP ones
+            check_tree(body)
         parts = [p for p in request.path.strip("/").split("/") if p]
         method = request.method.upper()
+        if method not in ("GET", "POST", "PUT", "DELETE"):  # PATCH, HEAD, OPTIONS…
+            raise _not_allowed(f"{shown(method)} is not an interaction here (GET POST PUT DELETE)")
+        self.base = request.base
         if parts == ["metadata"] and method == "GET":
-            return FhirResponse(200, capability_statement())
+            return FhirResponse(200, capability_statement(request.base))
         if not parts and method == "POST":
             return FhirResponse(200, await self._bundle(_need(body)))
+        if parts == ["_history"] and method == "GET":
+            return FhirResponse(200, await self._history_system(request))
         if parts and parts[0] == "AuditEvent":
             access.allow("AuditEvent", "read" if parts[1:] else "search-type")
             if self.access_log is None:
@@ -117,54 +127,82 @@ class _Handler:
         if method != "GET" and kind in READ_ONLY:
             raise _not_allowed(f"{kind} is read-only here")
         if rest and rest[-1] == "$validate" and method == "POST":
-            access.allow(kind, "validate")
+            self._allow(kind, "validate")
             return await self._validate(kind, _need(body), request.param("profile"))
         if method == "GET":
             return await self._get(kind, rest, request)
         if method == "POST" and not rest:
-            access.allow(kind, "create")
+            self._allow(kind, "create")
             return await self._create(kind, _need(body), request.header("if-none-exist"))
         if method == "PUT":
-            access.allow(kind, "update")
+            self._allow(kind, "update")
             return await self._update(kind, rest, _need(body), request)
         if method == "DELETE" and len(rest) == 1:
-            access.allow(kind, "delete")
+            self._allow(kind, "delete")
             return await self._delete(kind, rest[0])
         raise _not_allowed(f"{method} /{request.path.strip('/')} is not an interaction here")
+
+    def _allow(self, kind: str, interaction: str) -> None:
+        """Served here (the tables the CapabilityStatement is made of), then allowed by the
+        caller's scopes."""
+        if interaction not in interactions(kind) and interaction not in operations(kind):
+            raise _not_allowed(f"{interaction} is not an interaction on {kind} here")
+        self.permissions.allow(kind, interaction)
+
+    async def _history_system(self, request: FhirRequest) -> Json:
+        """``GET /_history`` (https://hl7.org/fhir/R4/http.html#history): every version of
+        every type the caller's scopes let it read the history of, newest first."""
+        since = since_filter(request)
+        found: list[Stored] = []
+        for kind in sorted(RESOURCE_TYPES):
+            if "history-type" not in interactions(kind):
+                continue
+            try:
+                self.permissions.allow(kind, "history-type")
+            except OperationOutcomeError:
+                continue  # a type the scopes do not reach is left out, not refused
+            found += [s for s in await self.repository.history(kind) if since(s)]
+        found.sort(key=lambda s: s.last_updated, reverse=True)
+        return _bundle("history", found, base=self.base)
 
     async def _bundle(self, bundle: Json) -> Json:
         kind = bundle.get("type") if bundle.get("resourceType") == "Bundle" else None
         processor = BundleProcessor(self.repository, self.validation, self.permissions)
-        if kind == "transaction":
-            return await processor.transaction(bundle)
-        if kind == "batch":
-            return await processor.batch(bundle)
+        if kind in ("transaction", "batch"):
+            answer = await (processor.transaction if kind == "transaction" else processor.batch)(
+                bundle
+            )
+            for entry in answer.get("entry", []):
+                if isinstance(entry.get("fullUrl"), str):
+                    entry["fullUrl"] = _full_url(self.base, entry["fullUrl"])
+            return answer
         message = "POST / takes a Bundle of type transaction or batch"
         raise OperationOutcomeError([error(IssueCode.INVALID, message, "Bundle.type")], status=400)
 
     async def _get(self, kind: str, rest: list[str], request: FhirRequest) -> FhirResponse:
-        access = self.permissions
         if not rest:
-            access.allow(kind, "search-type")
+            self._allow(kind, "search-type")
             return FhirResponse(200, await self._search(kind, request))
         if rest == ["_history"]:
-            access.allow(kind, "history-type")
-            return FhirResponse(200, _bundle("history", await self.repository.history(kind)))
-        if len(rest) == 2 and rest[1] == "$everything" and kind == "Patient":
-            access.allow(kind, "everything")
+            self._allow(kind, "history-type")
+            since = since_filter(request)
+            found = [s for s in await self.repository.history(kind) if since(s)]
+            return FhirResponse(200, _bundle("history", found, base=self.base))
+        if len(rest) == 2 and rest[1] == "$everything":
+            self._allow(kind, "everything")
             await self.repository.read(kind, rest[0])
             return FhirResponse(200, await self._everything(rest[0]))
         interaction = {1: "read", 2: "history-instance", 3: "vread"}.get(len(rest))
         if interaction is None or (len(rest) > 1 and rest[1] != "_history"):
             raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
-        access.allow(kind, interaction)
+        self._allow(kind, interaction)
         if len(rest) == 1:
             return _resource_response(200, await self.repository.read(kind, rest[0]))
         await _current_or_deleted(self.repository, kind, rest[0])
         if len(rest) == 2:
-            return FhirResponse(
-                200, _bundle("history", await self.repository.history(kind, rest[0]))
-            )
+            since = since_filter(request)
+            found = [s for s in await self.repository.history(kind, rest[0]) if since(s)]
+            return FhirResponse(200, _bundle("history", found, base=self.base))
         if rest[2].isdigit():
             return _resource_response(200, await self.repository.vread(kind, rest[0], int(rest[2])))
         raise _not_allowed(f"GET /{kind}/{'/'.join(rest)} is not an interaction here")
@@ -183,70 +221,40 @@ class _Handler:
         return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})
 
     async def _search(self, kind: str, request: FhirRequest) -> Json:
-        """A searchset page with self/next/previous links (https://hl7.org/fhir/R4/search.html).
-
-        Unknown parameters: 400 with ``Prefer: handling=strict``; otherwise ignored and named
-        in an OperationOutcome entry (search mode ``outcome``), as lenient handling asks.
-        """
-        strict = "handling=strict" in (request.header("prefer") or "")
-        params: list[tuple[str, str]] = []
-        unknown: list[tuple[str, str]] = []
-        for name, value in request.query:
-            if name in CONTROL:
-                continue
-            (params if name.split(":")[0] in SEARCHABLE else unknown).append((name, value))
-        if unknown and strict:
-            names = ", ".join(n for n, _ in unknown)
-            raise OperationOutcomeError(
-                [error(IssueCode.NOT_SUPPORTED, f"unknown search parameters: {names}", None)],
-                status=400,
-            )
-        count = number(request.param("_count"), 50, 1000)
-        offset = number(request.param("_offset"), 0, 10**9)
-        sort = tuple(k for k in (request.param("_sort") or "").split(",") if k)
-        if any(k.lstrip("-") not in ("_lastUpdated", "_id") for k in sort):
-            raise OperationOutcomeError(
-                [error(IssueCode.NOT_SUPPORTED, "_sort takes _lastUpdated or _id", "_sort")],
-                status=400,
-            )
-        search = Search(tuple(params), count, offset, sort)
-        summary_count = request.param("_summary") == "count"
-        total_mode = request.param("_total") or "estimate"
+        """A searchset page with self/next/previous links (https://hl7.org/fhir/R4/search.html);
+        which parameters apply and how is :func:`reko_fhir.rest.searchparams.search_request`'s."""
+        asked = search_request(kind, request)
+        search = Search(asked.params, asked.count, asked.offset, asked.sort)
         page: list[Stored]
         total: int | None
-        if summary_count:
-            total, page = await self.repository.total(kind, search), []
-        else:
-            page, total = await self.repository.page(kind, search, total=total_mode)
-        if summary_count:
+        if asked.summary_count:
+            total = await self.repository.total(kind, search)
             return {"resourceType": "Bundle", "type": "searchset", "total": total}
-        bundle = _bundle("searchset", page, total)
-        included = await self._includes(
-            kind, page, [v for k, v in request.query if k == "_include"]
-        )
+        page, total = await self.repository.page(kind, search, total=asked.total)
+        bundle = _bundle("searchset", page, total, base=self.base)
+        included = await self._includes(kind, page, asked.includes)
         if included:
             bundle.setdefault("entry", []).extend(
-                {
-                    "fullUrl": f"{r['resourceType']}/{r['id']}",
-                    "resource": r,
-                    "search": {"mode": "include"},
-                }
+                {"fullUrl": self._url(r), "resource": r, "search": {"mode": "include"}}
                 for r in included
             )
-        bundle["link"] = page_links(kind, request.query, offset, count, total, shown=len(page))
-        if unknown:
-            names = ", ".join(n for n, _ in unknown)
+        bundle["link"] = page_links(
+            kind, asked.applied, asked.offset, asked.count, total, shown=len(page), base=self.base
+        )
+        if asked.ignored:
+            names = ", ".join(asked.ignored)
             note = outcome_json(
-                [
-                    warning(
-                        IssueCode.NOT_SUPPORTED, f"ignored unknown search parameters: {names}", None
-                    )
-                ]
+                [warning(IssueCode.NOT_SUPPORTED, f"ignored search parameters: {names}", None)]
             )
             bundle.setdefault("entry", []).append({"resource": note, "search": {"mode": "outcome"}})
         return bundle
 
-    async def _includes(self, kind: str, page: list[Stored], includes: list[str]) -> list[Json]:
+    def _url(self, resource: Json) -> str:
+        return _full_url(self.base, f"{resource['resourceType']}/{resource['id']}")
+
+    async def _includes(
+        self, kind: str, page: list[Stored], includes: tuple[str, ...]
+    ) -> list[Json]:
         """``_include=Procedure:patient`` (or ``:subject``): the referenced Patients, once each."""
         elements = set()
         for value in includes:
@@ -257,8 +265,7 @@ class _Handler:
                 raise OperationOutcomeError(
                     [error(IssueCode.NOT_SUPPORTED, message, "_include")], status=400
                 )
-            # EpisodeOfCare and Consent name the patient in 'patient', the others in 'subject'.
-            elements.add("patient" if kind in ("EpisodeOfCare", "Consent") else "subject")
+            elements.add(patient_element(kind) or "subject")
         targets = sorted(
             {
                 ref
@@ -286,7 +293,7 @@ class _Handler:
         patient = await self.repository.read("Patient", patient_id)
         found: list[Stored] = [patient]
         for case_type in CASE_TYPES:
-            element = "patient" if case_type in ("EpisodeOfCare", "Consent") else "subject"
+            element = patient_element(case_type) or "subject"
             search = Search(((element, f"Patient/{patient_id}"),), MATCH_LIMIT)
             found += await self.repository.search(case_type, search)
         seen = {f"{s.resource['resourceType']}/{s.id}" for s in found}
@@ -298,15 +305,10 @@ class _Handler:
                 if ref.split("/")[0] in ("Organization", "PractitionerRole") and ref not in seen
             }
         )
-        bundle = _bundle("searchset", found, len(found))
+        bundle = _bundle("searchset", found, len(found), base=self.base)
         extra = await self._read_all(referenced)
         bundle.setdefault("entry", []).extend(
-            {
-                "fullUrl": f"{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "include"},
-            }
-            for r in extra
+            {"fullUrl": self._url(r), "resource": r, "search": {"mode": "include"}} for r in extra
         )
         return bundle
 
@@ -433,16 +435,21 @@ def _resource_response(status: int, stored: Stored) -> FhirResponse:
     return FhirResponse(status, stored.resource, headers)
 
 
-def _bundle(kind: str, found: list[Stored], total: int | None = None) -> Json:
+def _full_url(base: str, relative: str) -> str:
+    """``Type/id`` absolute from the base URL (https://hl7.org/fhir/R4/bundle.html#fullUrl)."""
+    return f"{base}/{relative}" if base else relative
+
+
+def _bundle(kind: str, found: list[Stored], total: int | None = None, *, base: str = "") -> Json:
     """A searchset or history Bundle (https://hl7.org/fhir/R4/bundle.html); a searchset's
-    ``total`` only when it is known."""
+    ``total`` only when it is known; ``fullUrl``s absolute from ``base`` when given."""
     bundle: Json = {"resourceType": "Bundle", "type": kind}
     if kind == "searchset" and total is not None:
         bundle["total"] = total
     entries = []
     for stored in found:
         url = f"{stored.resource['resourceType']}/{stored.id}"
-        entry: Json = {"fullUrl": url, "resource": stored.resource}
+        entry: Json = {"fullUrl": _full_url(base, url), "resource": stored.resource}
         if kind == "searchset":
             entry["search"] = {"mode": "match"}
         else:  # history entries say how each version came to be

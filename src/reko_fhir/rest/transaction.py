@@ -55,8 +55,16 @@ def _check_size(bundle: Json) -> list[Any]:
 
 def _parse(bundle: Json) -> list[_Entry]:
     entries = []
+    seen: dict[str, int] = {}
     for i, raw in enumerate(_check_size(bundle)):
         where = f"Bundle.entry[{i}]"
+        full_url = raw.get("fullUrl") if isinstance(raw, dict) else None
+        if isinstance(full_url, str):
+            # bdl-7: one fullUrl names one resource, else a reference to it means either.
+            if full_url in seen:
+                message = f"bdl-7: the fullUrl is that of Bundle.entry[{seen[full_url]}] too"
+                raise _invalid(f"{where}.fullUrl", message)
+            seen[full_url] = i
         request = raw.get("request") if isinstance(raw, dict) else None
         if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
             raise _invalid(f"{where}.request", "each entry has request.method and request.url")

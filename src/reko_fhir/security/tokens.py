@@ -179,6 +179,7 @@ class TokenVerifier:
         issuer: str | None = None,
         audience: str = DEFAULT_AUDIENCE,
         leeway: float = 30.0,
+        max_lifetime: float | None = None,
     ) -> None:
         if (jwks is None) == (jwks_url is None):
             raise ValueError("give the keys as a JWKS document or a JWKS URL, not both")
@@ -188,6 +189,7 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.max_lifetime = max_lifetime
 
     async def verify(self, token: str) -> Principal:
         if self._client is not None:  # its fetch is blocking urllib: kept off the event loop
@@ -197,11 +199,18 @@ class TokenVerifier:
     def _verify(self, token: str) -> Principal:
         try:
             key = self._signing_key(token)
+            # The token's alg must be the key's: an RS256 token against an EC key is a bad
+            # token (401), not a key the library cannot use (TypeError, a 500 before).
+            alg = jwt.get_unverified_header(token).get("alg")
+            if alg not in ALGORITHMS or alg != key.algorithm_name:
+                raise AuthError(
+                    f"the token is not valid: its alg ({str(alg)[:16]}) is not its key's"
+                )
             options = {"require": ["exp", "sub"], "verify_iss": self.issuer is not None}
             claims = jwt.decode(
                 token,
                 key.key,
-                algorithms=ALGORITHMS,
+                algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
@@ -215,9 +224,21 @@ class TokenVerifier:
             raise AuthError("the token is for another audience") from None
         except jwt.InvalidIssuerError:
             raise AuthError("the token is from an issuer not trusted here") from None
-        except (jwt.PyJWTError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise AuthError(f"the token is not valid: {type(exc).__name__}") from None
+        self._check_lifetime(claims)
         return principal_from_claims(claims)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """A token may live at most ``max_lifetime`` seconds (``exp`` - ``iat``; without
+        ``iat``, from now): a stolen long-lived token stays usable for as long as it says."""
+        if self.max_lifetime is None:
+            return
+        issued = claims.get("iat")
+        start = issued if isinstance(issued, int | float) else time.time()
+        exp = claims["exp"]
+        if not isinstance(exp, int | float) or exp - start > self.max_lifetime + self.leeway:
+            raise AuthError(f"the token lives longer than {int(self.max_lifetime)} s allowed here")
 
     def _signing_key(self, token: str) -> jwt.PyJWK:
         if self._client is not None:

@@ -4,7 +4,7 @@ SQLite is the embedded default; PostgreSQL the choice at scale. Schema migration
 run when the store opens.
 """
 
-from reko_fhir.store.index import DATE_PARAMS
+from reko_fhir.store.index import DATE_PARAMS, instants
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
@@ -32,5 +32,6 @@ __all__ = [
     "SqlRepository",
     "Stored",
     "gone",
+    "instants",
     "not_found",
 ]

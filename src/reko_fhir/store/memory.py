@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
@@ -154,12 +154,20 @@ class MemorySession:
 
     def _page(self, resource_type: str, search: Search) -> list[_Version]:
         rows = sorted(self.matching(resource_type, search), key=lambda r: r.id)
+        # Stable sorts from the last key to the first: the first key decides, the id breaks ties.
         for key in reversed(search.sort or ("-_lastUpdated",)):
-            field = key.lstrip("-")
-            rows.sort(
-                key=(lambda r: r.id) if field == "_id" else (lambda r: r.last_updated),
-                reverse=key.startswith("-"),
-            )
+            name, descending = key.lstrip("-"), key.startswith("-")
+            if name in ("_id", "_lastUpdated"):
+                field = (lambda r: r.id) if name == "_id" else (lambda r: r.last_updated)
+                rows.sort(key=field, reverse=descending)
+            else:  # as the SQL store: earliest (or latest) value; none sorts last either way
+                valued = [(r, _sort_value(r, name, descending)) for r in rows]
+                present = sorted(
+                    (pair for pair in valued if pair[1] is not None),
+                    key=lambda pair: pair[1],
+                    reverse=descending,
+                )
+                rows = [r for r, _ in present] + [r for r, v in valued if v is None]
         return rows[search.offset : search.offset + search.count]
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
@@ -294,6 +302,20 @@ class MemorySession:
             Change(resource_type, resource_id, version, copy.deepcopy(content), partition)
         )
         return written.stored()
+
+
+def _sort_value(row: _Version, name: str, descending: bool) -> Any:
+    """The value a date or token parameter sorts ``row`` by (https://hl7.org/fhir/R4/search.html#sort)."""
+    content = row.content or {}
+    if name in ("date", "sent"):
+        values: list[Any] = [
+            high if descending else low for p, low, high in index.dates(content) if p == name
+        ]
+    else:
+        values = [v for p, _, v in index.tokens(content) if p == name]
+    if not values:
+        return None
+    return max(values) if descending else min(values)
 
 
 def _token(content: Json, name: str, value: str) -> bool:

@@ -93,7 +93,7 @@ class Search:
     params: tuple[tuple[str, str], ...] = ()
     count: int = 50
     offset: int = 0
-    sort: tuple[str, ...] = ()  # "_lastUpdated", "-_lastUpdated", "_id", "-_id"
+    sort: tuple[str, ...] = ()  # "_lastUpdated", "-date", "status": a key, "-" for descending
 
     @classmethod
     def parse(cls, query: str, count: int = 50) -> Search:

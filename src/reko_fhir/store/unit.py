@@ -156,12 +156,17 @@ class Unit:
         by_patient = _by_patient(search)
         updated = resource_current.c.last_updated
         for key in search.sort or ("-_lastUpdated",):
-            column = (
-                resource_current.c.id
-                if key.lstrip("-") == "_id"
-                else (func.coalesce(updated, updated) if by_patient else updated)
-            )
-            order.append(column.desc() if key.startswith("-") else column.asc())
+            name, descending = key.lstrip("-"), key.startswith("-")
+            if name in ("_id", "_lastUpdated"):
+                column = (
+                    resource_current.c.id
+                    if name == "_id"
+                    else (func.coalesce(updated, updated) if by_patient else updated)
+                )
+                order.append(column.desc() if descending else column.asc())
+            else:  # resources without the value sort last either way
+                value = _sort_value(resource_type, name, descending)
+                order.append((value.desc() if descending else value.asc()).nulls_last())
         return (
             self._filtered(resource_type, search)
             .order_by(*order, resource_current.c.id)
@@ -492,6 +497,25 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
             reference_index.c.target.in_(targets),
         )
     return select(token_index.c.id).where(and_(*_token_match(resource_type, name, value)))
+
+
+def _sort_value(resource_type: str, name: str, descending: bool) -> Any:
+    """A resource's value of a date or token parameter to sort on: the earliest (ascending)
+    or latest (descending) of its values (https://hl7.org/fhir/R4/search.html#sort)."""
+    if name in ("date", "sent"):
+        table, column = date_index, date_index.c.high if descending else date_index.c.low
+    else:
+        table, column = token_index, token_index.c.value
+    pick = func.max(column) if descending else func.min(column)
+    return (
+        select(pick)
+        .where(
+            table.c.type == resource_type,
+            table.c.id == resource_current.c.id,
+            table.c.param == name,
+        )
+        .scalar_subquery()
+    )
 
 
 def _by_patient(search: Search) -> bool:

@@ -166,6 +166,10 @@ class Terminology:
             if (system, code) in expansion.codes:
                 return []
         systems = {s for s, _ in codings if s}
+        if not systems and expansion.unknown_systems:
+            # A bare code (a ``code`` element, e.g. a MIME type of urn:ietf:bcp:13) may be one
+            # of a system not known here: not checked, as a Coding of that system would not be.
+            return []
         if systems and systems <= expansion.unknown_systems:
             # A warning, louder than other undecided checks: the sender may have mistyped it.
             why = f"code system {', '.join(sorted(systems))} is not known here"
