@@ -84,14 +84,20 @@ def entities_in(resource: Any) -> list[str]:
 def _entity_of(path: str) -> set[str]:
     """The resource an instance interaction names (``Procedure/9``), but a Patient (a patient
     of the event, not an entity)."""
-    parts = [p for p in path.strip("/").split("/") if p]
+    parts = _instance(path)
     if len(parts) > 1 and parts[0] not in ("Patient", "AuditEvent") and parts[0][:1].isupper():
         return {f"{parts[0]}/{parts[1]}"}
     return set()
 
 
-def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
+def _instance(path: str) -> list[str]:
+    """The path's parts; a type's ``_history`` or ``$operation`` names no resource."""
     parts = [p for p in path.strip("/").split("/") if p]
+    return parts[:1] if len(parts) > 1 and parts[1][:1] in ("_", "$") else parts
+
+
+def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
+    parts = _instance(path)
     found = {f"Patient/{parts[1]}"} if len(parts) > 1 and parts[0] == "Patient" else set()
     for name, value in query:
         if (
