@@ -7,7 +7,14 @@ import copy
 from typing import Any
 
 from tests.isolation.compare import DIRECTORY
-from tests.isolation.conftest import HSA, ONLY_A, PNR, bare_patient, without_server_fields
+from tests.isolation.conftest import (
+    HSA,
+    ONLY_A,
+    PNR,
+    UNIT_A,
+    bare_patient,
+    without_server_fields,
+)
 from tests.isolation.script import CASE_TYPES, PATIENT_DATA, Holdings, Step, q
 
 Json = dict[str, Any]
@@ -153,6 +160,28 @@ def b_writes(a: Holdings) -> list[Step]:
             lambda _b: "/Patient",
             body=lambda _b: bare_patient(ONLY_A),
             headers={"if-none-exist": cond_pnr},
+        ),
+    ]
+    # A care unit's token naming another unit in the header a platform token uses: ignored.
+    as_a = {"x-reko-care-unit": UNIT_A}
+    steps += [
+        Step("B names A's unit: search", "B", "GET", lambda _b: q("/Patient"), headers=as_a),
+        Step("B names A's unit: read", "B", "GET", lambda _b: f"/Patient/{pid}", headers=as_a),
+        Step(
+            "B names A's unit: conditional create",
+            "B",
+            "POST",
+            lambda _b: "/Patient",
+            body=lambda _b: bare_patient(ONLY_A),
+            headers={"if-none-exist": cond_pnr, **as_a},
+        ),
+        Step(
+            "B names A's unit: update",
+            "B",
+            "PUT",
+            lambda _b: f"/Patient/{pid}",
+            body=lambda _b: {**bare_patient(ONLY_A), "id": pid},
+            headers=as_a,
         ),
     ]
     # B's own EpisodeOfCare naming A's patients by id (a guessed or leaked id): B may write

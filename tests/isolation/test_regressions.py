@@ -303,6 +303,9 @@ def test_6_the_outbox_is_partitioned_audited_and_replays_only_valid_edits(server
     assert send(server, b_admin, "GET", f"/_outbox/messages/{number}").status_code == 404
     assert send(server, b_admin, "POST", f"/_outbox/messages/{number}/$replay").status_code == 404
     assert send(server, b_admin, "DELETE", f"/_outbox/messages/{number}").json() == {"purged": 0}
+    assert send(server, b_admin, "POST", "/_outbox/$replay").json() == {"replayed": 0}
+    assert send(server, b_admin, "POST", "/_outbox/$purge").json() == {"purged": 0}
+    assert send(server, a_admin, "GET", f"/_outbox/messages/{number}").json()["status"] == "dead"
     # A's operator reads it, and the read is in A's access log with the patient.
     shown = send(server, a_admin, "GET", f"/_outbox/messages/{number}").json()
     assert shown["payload"]["resourceType"] == "Procedure"
