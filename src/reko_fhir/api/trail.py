@@ -84,14 +84,20 @@ def entities_in(resource: Any) -> list[str]:
 def _entity_of(path: str) -> set[str]:
     """The resource an instance interaction names (``Procedure/9``), but a Patient (a patient
     of the event, not an entity)."""
-    parts = [p for p in path.strip("/").split("/") if p]
+    parts = _instance(path)
     if len(parts) > 1 and parts[0] not in ("Patient", "AuditEvent") and parts[0][:1].isupper():
         return {f"{parts[0]}/{parts[1]}"}
     return set()
 
 
-def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
+def _instance(path: str) -> list[str]:
+    """The path's parts; a type's ``_history`` or ``$operation`` names no resource."""
     parts = [p for p in path.strip("/").split("/") if p]
+    return parts[:1] if len(parts) > 1 and parts[1][:1] in ("_", "$") else parts
+
+
+def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
+    parts = _instance(path)
     found = {f"Patient/{parts[1]}"} if len(parts) > 1 and parts[0] == "Patient" else set()
     for name, value in query:
         if (
@@ -103,11 +109,47 @@ def _from_request(path: str, query: tuple[tuple[str, str], ...]) -> set[str]:
     return found
 
 
+def _named_in_bundle(body: Any) -> set[str]:
+    """``Type/id`` a transaction or batch names in its entries' request URLs (a delete or an
+    update by id names its resource though it carries none)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        return set()
+    found = set()
+    for entry in body.get("entry") or []:
+        request = entry.get("request") if isinstance(entry, dict) else None
+        url = str(request.get("url") or "") if isinstance(request, dict) else ""
+        parts = url.strip("/").split("?")[0].split("/")
+        if "?" not in url and len(parts) == 2 and parts[0][:1].isupper():
+            found.add("/".join(parts))
+    return found
+
+
+def _located_in(answer: Any) -> list[str]:
+    """``Type/id`` of each entry of a transaction or batch response (what it wrote or matched)."""
+    if not isinstance(answer, dict) or answer.get("type") not in (
+        "transaction-response",
+        "batch-response",
+    ):
+        return []
+    found = []
+    for entry in answer.get("entry") or []:
+        location = str((entry.get("response") or {}).get("location") or "")
+        if location.count("/") >= 1:
+            found.append("/".join(location.split("/")[:2]))
+    return found
+
+
 def access_record(
     request: Request, principal: Principal | None, body: Json | None, status: int
 ) -> AccessRecord:
-    """The request's access-log record, no patients or resources named yet."""
+    """The request's access-log record with the patients and resources the request names (its
+    path, query and body); what the answer shows is added by :func:`record_access`."""
     action, interaction = classify(request.method, request.url.path, body)
+    path, query = request.url.path, tuple(request.query_params.multi_items())
+    named = _named_in_bundle(body)
+    patients = _from_request(path, query) | patients_in(body)
+    patients |= {r for r in named if r.startswith("Patient/")}
+    entities = _entity_of(path) | {r for r in named if not r.startswith("Patient/")}
     return AccessRecord(
         action=action,
         interaction=interaction,
@@ -116,8 +158,8 @@ def access_record(
         unit=principal.on_behalf_of if principal else None,
         client_id=principal.client_id if principal else None,
         source_address=request.client.host if request.client else None,
-        patients=(),
-        entities=(),
+        patients=tuple(sorted(p for p in patients if len(p) <= 128)),
+        entities=tuple(sorted(entities)[:MOST_ENTITIES]),
         query=mask_patient_ids(unquote(request.url.query)) if request.url.query else None,
         recorded=datetime.now(UTC),
     )
@@ -131,11 +173,13 @@ async def record_access(
 ) -> FhirResponse:
     """Log the access; the answer itself, or a 500 when the log could not be written."""
     audit: AuditLog = request.app.state.audit
-    path = request.url.path
-    query = tuple(request.query_params.multi_items())
-    patients = _from_request(path, query) | patients_in(body) | patients_in(answer.resource)
-    entities = _entity_of(path) | set(entities_in(answer.resource))
-    record = access_record(request, principal, body, answer.status)
+    named = access_record(request, principal, body, answer.status)
+    located = set(_located_in(answer.resource))
+    patients = set(named.patients) | patients_in(answer.resource)
+    patients |= {r for r in located if r.startswith("Patient/")}
+    entities = set(named.entities) | set(entities_in(answer.resource))
+    entities |= {r for r in located if not r.startswith(("Patient/", "Provenance/"))}
+    record = named
     try:
         await audit.record(
             replace(

@@ -215,7 +215,13 @@ class _Handler:
                 if failure.status == 410:
                     return None  # deleted already: deleting again changes nothing
                 raise
-            return await unit.delete(kind, resource_id)
+            version = await unit.delete(kind, resource_id)
+            if version is None:
+                # Read but not deleted: another unit's directory entry (Organization,
+                # PractitionerRole), which every unit reads but only its own deletes. It
+                # answers as a missing one, not 204 for a delete that did not happen.
+                raise not_found(kind, resource_id)
+            return version
 
         version = await self.repository.in_unit(delete)
         return FhirResponse(204, None, {"ETag": f'W/"{version}"'} if version else {})

@@ -46,6 +46,7 @@ from reko_fhir.validation.store_rules import patient_context
 Json = dict[str, Any]
 T = TypeVar("T")
 EXTERNAL_READS = frozenset({"read", "search-type"})
+MOST_ENTITIES = 50  # as reko_fhir.api.trail: the resources one access-log record names
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 
@@ -184,9 +185,11 @@ class GuardedRepository(SingleInteractions):
 
         async def guarded(unit: FhirSession) -> T:
             nonlocal logged
-            result = await work(GuardedSession(unit, principal))
+            session = GuardedSession(unit, principal)
+            result = await work(session)
             if unit.changes and self.caller.record is not None:
-                unit.audit.append(audit_entry(_write_record(self.caller.record, unit.changes)))
+                record = _write_record(self.caller.record, unit.changes, session.touched)
+                unit.audit.append(audit_entry(record))
                 logged = True
             return result
 
@@ -243,6 +246,9 @@ class GuardedSession:
         self.changes = inner.changes
         self.audit = inner.audit
         self.partitions = inner.partitions
+        # What the unit's writes matched or returned unchanged (a conditional create that found
+        # its resource, a no-op update): in the write's access-log record beside the changes.
+        self.touched: list[Stored] = []
 
     async def read(self, resource_type: str, resource_id: str) -> Stored:
         return await self.inner.read(resource_type, resource_id)
@@ -251,7 +257,10 @@ class GuardedSession:
         return await self.inner.search(resource_type, search)
 
     async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
-        return await self.inner.one_match(resource_type, condition)
+        found = await self.inner.one_match(resource_type, condition)
+        if found is not None:
+            self.touched.append(found)
+        return found
 
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
         return await self.inner.about_patient(patient, types)
@@ -264,6 +273,7 @@ class GuardedSession:
     ) -> Stored:
         self._check(resource)
         stored = await self.inner.create(resource, condition=condition, resource_id=resource_id)
+        self.touched.append(stored)
         if stored.created:
             await self._provenance(stored, "CREATE")
         return stored
@@ -272,6 +282,7 @@ class GuardedSession:
         self._check(resource)
         await self._stays_at_unit(resource, None)
         stored = await self.inner.update(resource, if_match=if_match)
+        self.touched.append(stored)
         if not stored.unchanged:
             await self._provenance(stored, "UPDATE")
         return stored
@@ -282,6 +293,7 @@ class GuardedSession:
         self._check(resource)
         await self._stays_at_unit(resource, existing)
         stored = await self.inner.update_match(resource, condition, existing)
+        self.touched.append(stored)
         if stored.created or not stored.unchanged:
             await self._provenance(stored, "CREATE" if stored.created else "UPDATE")
         return stored
@@ -350,16 +362,23 @@ def provenance_of(principal: Principal, stored: Stored, activity: str) -> Json |
     }
 
 
-def _write_record(template: AccessRecord, changes: list[Change]) -> AccessRecord:
-    """The request's record with the patients and resources its writes touched."""
-    patients: set[str] = set()
-    entities: list[str] = []
-    for change in changes:
-        if change.resource_type == "Provenance":
+def _write_record(
+    template: AccessRecord, changes: list[Change], touched: list[Stored]
+) -> AccessRecord:
+    """The request's record (with what the request named) and the patients and resources its
+    writes changed or matched, each with the patient it is about."""
+    patients: set[str] = set(template.patients)
+    entities: list[str] = list(template.entities)
+    written = [
+        (c.resource_type, c.resource_id, c.resource if c.resource is not None else c.before)
+        for c in changes
+    ]
+    written += [(str(s.resource["resourceType"]), s.id, s.resource) for s in touched]
+    for kind, rid, content in written:
+        if kind == "Provenance":
             continue
-        content = change.resource if change.resource is not None else change.before
-        ref = f"{change.resource_type}/{change.resource_id}"
-        if change.resource_type == "Patient":
+        ref = f"{kind}/{rid}"
+        if kind == "Patient":
             patients.add(ref)
         else:
             entities.append(ref)
@@ -370,7 +389,7 @@ def _write_record(template: AccessRecord, changes: list[Change]) -> AccessRecord
     return replace(
         template,
         patients=tuple(sorted(p for p in patients if len(p) <= 128)),
-        entities=tuple(sorted(set(entities))),
+        entities=tuple(sorted(set(entities))[:MOST_ENTITIES]),
         recorded=datetime.now(UTC),
     )
 

@@ -111,6 +111,7 @@ class Unit:
         """SELECT of the current, not deleted resources matching every parameter, in the
         partitions the caller reads (``own``: in the one it writes to, for conditions)."""
         partitions = self._own_partitions() if own else self.partitions.reads(resource_type)
+        patients = self._own_partitions() if own else self.partitions.reads("Patient")
         query = select(resource_current).where(
             resource_current.c.type == resource_type,
             resource_current.c.deleted.is_(False),
@@ -124,7 +125,7 @@ class Unit:
                 query = query.where(date_condition(resource_current.c.last_updated, value))
             else:
                 query = query.where(
-                    resource_current.c.id.in_(_condition(resource_type, name, value))
+                    resource_current.c.id.in_(_condition(resource_type, name, value, patients))
                 )
         return query
 
@@ -466,8 +467,11 @@ def version_rows(
     )
 
 
-def _condition(resource_type: str, name: str, value: str) -> Any:
-    """A sub-select of ids for one search parameter (https://hl7.org/fhir/R4/search.html)."""
+def _condition(
+    resource_type: str, name: str, value: str, partitions: frozenset[str] | None = None
+) -> Any:
+    """A sub-select of ids for one search parameter (https://hl7.org/fhir/R4/search.html);
+    ``partitions``: where a chained parameter's Patients are looked for."""
     if name == "_id":
         return select(resource_current.c.id).where(
             resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
@@ -479,9 +483,24 @@ def _condition(resource_type: str, name: str, value: str) -> Any:
             span_condition(date_index.c.low, date_index.c.high, value),
         )
     if name in ("subject.identifier", "patient.identifier"):
-        # Chained: references whose target Patient has this identifier.
-        patients = select(literal("Patient/") + token_index.c.id).where(
-            and_(*_token_match("Patient", "identifier", value))
+        # Chained: references whose target Patient has this identifier — a Patient the caller
+        # sees. Else a unit's own resource naming another unit's Patient by id would match
+        # that Patient's personnummer, and tell whose id it is.
+        patients = (
+            select(literal("Patient/") + token_index.c.id)
+            .select_from(
+                token_index.join(
+                    resource_current,
+                    and_(
+                        resource_current.c.type == token_index.c.type,
+                        resource_current.c.id == token_index.c.id,
+                    ),
+                )
+            )
+            .where(
+                and_(*_token_match("Patient", "identifier", value)),
+                in_partitions(resource_current.c.partition, partitions),
+            )
         )
         return select(reference_index.c.id).where(
             reference_index.c.type == resource_type,
