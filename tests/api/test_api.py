@@ -54,7 +54,9 @@ async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         # … writing into one care unit's partition, as a platform names it per request.
         headers = {"authorization": f"Bearer {token}", "x-reko-care-unit": PLATFORM_UNIT}
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://reko.test", headers=headers
+            transport=transport,
+            base_url="http://reko.test",
+            headers=headers,
         ) as http:
             _APPS[http] = app
             yield http

@@ -378,7 +378,8 @@ def b_script(capabilities: Json, a: Holdings, a_events: list[str]) -> list[Step]
 
     steps += b_writes(a)
     steps += external(a)
-    steps.append(Step("B system history", "B", "GET", lambda _b: "/_history"))
+    # The system history holds the directory too (readable by every unit): strip A's entries.
+    steps.append(Step("B system history", "B", "GET", lambda _b: "/_history", strip=True))
     for pnr, pid in a_patients.items():
         steps.append(
             Step(

@@ -210,7 +210,8 @@ def test_5_no_unit_attaches_to_reads_overwrites_or_squats_anothers_patient(serve
     post_case(server, a, a_case)
     a_patient = send(server, a, "GET", "/Patient").json()["entry"][0]["resource"]
     pid = a_patient["id"]
-    # Attach: B's own EpisodeOfCare naming A's patient is B's (201), and opens nothing.
+    # Attach: B's EpisodeOfCare naming A's patient is refused as naming an unknown patient
+    # (422, as for an id that never existed), and opens nothing.
     post_case(
         server,
         b,
@@ -220,7 +221,8 @@ def test_5_no_unit_attaches_to_reads_overwrites_or_squats_anothers_patient(serve
     b_episode = {**without_server_fields(episode), "patient": {"reference": f"Patient/{pid}"}}
     b_episode["identifier"] = [{**episode["identifier"][0], "value": "REKO-I5-B"}]
     attached = send(server, b, "POST", "/EpisodeOfCare", b_episode)
-    assert attached.status_code == 201, attached.text
+    assert attached.status_code == 422, attached.text
+    assert attached.json()["issue"][0]["expression"] == ["EpisodeOfCare.patient"]
     for url in (
         f"/Patient/{pid}",
         f"/Patient/{pid}/_history",
@@ -472,3 +474,60 @@ def test_8_a_write_whose_log_fails_leaves_nothing_committed(server: Server) -> N
     assert total(server, logged, "/Organization", identifier=f"{HSA}|{unit}") == 0
     # The same writes by staff whose log works go in.
     assert send(server, logged, "POST", "/Patient", bare_patient(number)).status_code == 201
+
+
+# -- found by this suite, after the items --------------------------------------------------------
+def test_no_unit_writes_entries_of_another_units_directory(server: Server) -> None:
+    """The directory is read by all: a unit could write an Organization with another unit's
+    HSA-id, or a PractitionerRole at another unit's Organization, and so spoof its entries."""
+    own, other = "SE2321000016-D1AA", "SE2321000016-D2BB"
+    post_case(server, token(server, own), case("a-primary-care", own))
+    (organization,) = send(
+        server, token(server, other), "GET", "/Organization", params={"identifier": f"{HSA}|{own}"}
+    ).json()["entry"]
+    spoof = without_server_fields(organization["resource"])
+    spoof.pop("id", None)
+    refused = send(server, token(server, other), "POST", "/Organization", spoof)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["issue"][0]["expression"] == ["Organization.identifier"]
+
+    bundle = case("a-primary-care", other)
+    role = next(
+        without_server_fields(e["resource"])
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "PractitionerRole"
+    )
+    role["organization"] = {"reference": f"Organization/{organization['resource']['id']}"}
+    refused = send(server, token(server, other), "POST", "/PractitionerRole", role)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["issue"][0]["expression"] == ["PractitionerRole.organization"]
+    # Its own Organization with its own HSA-id is the unit's to write, as ever.
+    assert send(server, token(server, other), "POST", "/", bundle).status_code == 200
+
+
+def test_another_units_consent_releases_no_notice_to_an_external_actor(server: Server) -> None:
+    """Försäkringskassan reads a notice only while a consent *of the unit holding it* covers it:
+    a Consent another unit writes naming the same Patient id releases nothing."""
+    holder, other = "SE2321000016-E1AA", "SE2321000016-E2BB"
+    post_case(server, token(server, holder), case("b-psychiatry-revoked-consent", holder))
+    notices = send(server, server.headers("external"), "GET", "/Communication").json()
+    before = {e["resource"]["id"] for e in notices.get("entry", [])}
+    patient = send(server, token(server, holder), "GET", "/Patient").json()["entry"][0]
+    post_case(server, token(server, other), case("b-psychiatry-revoked-consent", other))
+    theirs = send(server, token(server, other), "GET", "/Consent").json()["entry"]
+    covering = next(
+        without_server_fields(e["resource"])
+        for e in theirs
+        if e["resource"]["identifier"][0]["value"].endswith("-2")
+    )
+    covering.pop("id", None)
+    covering["status"] = "active"
+    covering["identifier"][0]["value"] = "SAM-RELEASE-1"
+    covering["extension"] = [x for x in covering["extension"] if "revoked" not in json.dumps(x)]
+    covering["patient"] = {"reference": f"Patient/{patient['resource']['id']}"}
+    covering["provision"]["period"].pop("end")  # in force today
+    written = send(server, token(server, other), "POST", "/Consent", covering)
+    # Written or refused, the holder's notice stays unreleased.
+    assert written.status_code in (201, 404, 422), written.text
+    notices = send(server, server.headers("external"), "GET", "/Communication").json()
+    assert {e["resource"]["id"] for e in notices.get("entry", [])} == before

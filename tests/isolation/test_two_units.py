@@ -115,7 +115,8 @@ def test_the_script_reaches_every_interaction_and_both_outcomes(world: World) ->
     """The comparison is not vacuous: B's script got data (200/201), absences (404), refusals
     (403, 422) and A's ids reached the server in reads, writes, searches and transactions."""
     statuses = {a.status for a in world.without_a}
-    assert {200, 201, 204, 403, 404, 422} <= statuses, statuses
+    # (B's EpisodeOfCare about A's patient is refused, 422, in both worlds: no 204 for its delete.)
+    assert {200, 201, 403, 404, 422} <= statuses, statuses
     labels = " ".join(s.label for s in world.steps)
     for words in (
         "B reads <A's Patient",

@@ -228,12 +228,38 @@ class GuardedRepository(SingleInteractions):
         if not recipients & mine or not isinstance(patient, str):
             return False
         today = datetime.now(UTC).date()
-        resolver = await patient_context(self.inner, patient, set(mine))
+        # Only the consents of the unit that holds the notice: another unit could write a
+        # Consent naming this Patient's id, and must not release this unit's notice with it.
+        holder = _InPartition(self.inner, stored.partition)
+        resolver = await patient_context(holder, patient, set(mine))
         return any(
             covers(consent, today, org, resolver)
             for consent in resolver.consents_for(patient)
             for org in mine
         )
+
+
+class _InPartition:
+    """The rules' reads of a patient's consents and episodes, kept to one partition (the
+    directory stays shared)."""
+
+    def __init__(self, inner: FhirRepository, partition: str) -> None:
+        self.inner = inner
+        self.partition = partition
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        found = await self.inner.search(resource_type, search)
+        return [s for s in found if s.partition == self.partition]
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        return await self.inner.read(resource_type, resource_id)
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        found = await self.inner.about_patient(patient, types)
+        return [s for s in found if s.partition == self.partition]
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
+        return await self.inner.read_current(resource_type, ids)
 
 
 class GuardedSession:
@@ -272,6 +298,8 @@ class GuardedSession:
         self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
     ) -> Stored:
         self._check(resource)
+        await self._directory_of_own_unit(resource)
+        await self._patient_of_own_unit(resource)
         stored = await self.inner.create(resource, condition=condition, resource_id=resource_id)
         self.touched.append(stored)
         if stored.created:
@@ -280,6 +308,9 @@ class GuardedSession:
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
         self._check(resource)
+        await self._exists_in_own_unit(resource)
+        await self._directory_of_own_unit(resource)
+        await self._patient_of_own_unit(resource)
         await self._stays_at_unit(resource, None)
         stored = await self.inner.update(resource, if_match=if_match)
         self.touched.append(stored)
@@ -291,6 +322,8 @@ class GuardedSession:
         self, resource: Json, condition: Search, existing: Stored | None
     ) -> Stored:
         self._check(resource)
+        await self._directory_of_own_unit(resource)
+        await self._patient_of_own_unit(resource)
         await self._stays_at_unit(resource, existing)
         stored = await self.inner.update_match(resource, condition, existing)
         self.touched.append(stored)
@@ -305,6 +338,58 @@ class GuardedSession:
     def _check(self, resource: Json) -> None:
         if resource.get("resourceType") == "Provenance":
             raise forbidden("Provenance is written by the server, with each change")
+
+    async def _exists_in_own_unit(self, resource: Json) -> None:
+        """An update of what this unit does not hold answers 404 before any rule speaks, as
+        for an id that never existed (another unit's directory entry is readable, not ours)."""
+        kind, resource_id = str(resource.get("resourceType")), resource.get("id")
+        if not isinstance(resource_id, str):
+            return  # the store refuses an update without an id
+        found = await self.inner.read_current(kind, [resource_id])
+        if found and found[0].partition != self.inner.partitions.own:
+            raise not_found(kind, resource_id)
+
+    async def _patient_of_own_unit(self, resource: Json) -> None:
+        """A unit's record is about a Patient of its own partition: naming another unit's
+        Patient id (or one that does not exist) would attach to that patient's record."""
+        for element in ("patient", "subject"):
+            reference = (resource.get(element) or {}).get("reference")
+            if not isinstance(reference, str) or not reference.startswith("Patient/"):
+                continue
+            found = await self.inner.read_current("Patient", [reference.split("/", 1)[1]])
+            if not found or found[0].partition != self.inner.partitions.own:
+                kind = resource.get("resourceType")
+                message = f"{reference} is not known in this care unit"
+                raise _unprocessable(message, f"{kind}.{element}")
+
+    async def _directory_of_own_unit(self, resource: Json) -> None:
+        """A unit's directory speaks only for that unit: an Organization with the HSA-id of a
+        care unit whose own Organization is stored (in its own partition) is that unit's, not
+        another's to write; a PractitionerRole works at an Organization of the writer's own
+        partition (profile contract 2: one person at one care unit). Else one unit could spoof
+        another's directory entries."""
+        own = self.inner.partitions.own
+        kind = resource.get("resourceType")
+        if kind == "Organization":
+            for identifier in resource.get("identifier") or []:
+                value = identifier.get("value") if isinstance(identifier, dict) else None
+                if identifier.get("system") not in c.HSA_SYSTEMS or value in (None, own):
+                    continue
+                token = f"{identifier['system']}|{value}"
+                held = await self.inner.search("Organization", Search((("identifier", token),)))
+                if any(s.partition == value for s in held):
+                    message = f"the Organization {value} is that care unit's own, not {own}'s"
+                    raise _unprocessable(message, "Organization.identifier")
+        if kind == "PractitionerRole":
+            reference = (resource.get("organization") or {}).get("reference")
+            if isinstance(reference, str) and reference.startswith("Organization/"):
+                found = await self.inner.read_current("Organization", [reference.split("/")[1]])
+                if found and found[0].partition != own:
+                    message = (
+                        f"a PractitionerRole works at an Organization of its own care unit "
+                        f"({own}); {reference} is another unit's"
+                    )
+                    raise _unprocessable(message, "PractitionerRole.organization")
 
     async def _stays_at_unit(self, resource: Json, before: Stored | None) -> None:
         """A PractitionerRole is one person at one care unit (profile contract 2): no write
@@ -334,6 +419,10 @@ class GuardedSession:
         provenance = provenance_of(self.principal, stored, activity)
         if provenance is not None:
             await self.inner.create(provenance)
+
+
+def _unprocessable(message: str, expression: str) -> OperationOutcomeError:
+    return OperationOutcomeError([error(IssueCode.BUSINESS_RULE, message, expression)], status=422)
 
 
 def provenance_of(principal: Principal, stored: Stored, activity: str) -> Json | None:
