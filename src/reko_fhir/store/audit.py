@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Index, String, Table, Text, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reko_fhir.store.conditions import date_condition
 from reko_fhir.store.repository import Json
 from reko_fhir.store.schema import metadata
-from reko_fhir.store.unit import date_condition
 
 audit_event = Table(
     "audit_event",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
+from reko_fhir.store.conditions import date_condition, span_condition
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
@@ -34,7 +35,7 @@ from reko_fhir.store.repository import (
     not_found,
     update_match,
 )
-from reko_fhir.store.unit import comparable, date_condition, span_condition, version_rows
+from reko_fhir.store.unit import comparable, version_rows
 
 if TYPE_CHECKING:
     from reko_fhir.store.audit import AuditEntry

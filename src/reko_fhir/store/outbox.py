@@ -37,9 +37,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reko_fhir.store.conditions import any_row
 from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.schema import metadata, resource_current
-from reko_fhir.store.unit import any_row
 
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import audit as _audit
 from reko_fhir.store import outbox
+from reko_fhir.store.conditions import in_partitions
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     FhirSession,
@@ -45,7 +46,7 @@ from reko_fhir.store.repository import (
 )
 from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.sqlite_inline import inline_creator
-from reko_fhir.store.unit import Unit, in_partitions, stored_from_row
+from reko_fhir.store.unit import Unit, stored_from_row
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
+from reko_fhir.store.conditions import (
+    by_patient,
+    date_condition,
+    id_condition,
+    in_partitions,
+    instant_text,
+    sort_value,
+)
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
@@ -44,9 +52,6 @@ from reko_fhir.store.schema import (
     token_index,
 )
 
-_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-
-
 # Built once: a statement built per write pays for its cache key every time.
 _INSERT_VERSION = insert(resource_version)
 _INSERT_CURRENT = insert(resource_current)
@@ -60,15 +65,6 @@ def stored_from_row(row: Any) -> Stored:
     # SQLite gives naive UTC back; PostgreSQL an aware time in the session's zone: both → UTC.
     moment = row.last_updated if row.last_updated.tzinfo else row.last_updated.replace(tzinfo=UTC)
     return Stored(resource, row.version, moment.astimezone(UTC), partition=row.partition)
-
-
-def in_partitions(column: Any, partitions: frozenset[str] | None) -> Any:
-    """The care-unit condition of a query (None: every partition)."""
-    if partitions is None:
-        return literal(True)
-    return (
-        column.in_(sorted(partitions)) if len(partitions) != 1 else column == next(iter(partitions))
-    )
 
 
 class Unit:
@@ -125,7 +121,7 @@ class Unit:
                 query = query.where(date_condition(resource_current.c.last_updated, value))
             else:
                 query = query.where(
-                    resource_current.c.id.in_(_condition(resource_type, name, value, patients))
+                    resource_current.c.id.in_(id_condition(resource_type, name, value, patients))
                 )
         return query
 
@@ -154,7 +150,7 @@ class Unit:
         # 1,000,000 Procedures: 51 s on PostgreSQL, over 1 s on SQLite). COALESCE(x, x) sorts
         # the same but no index serves it; the cost is bounded by the matches, which
         # ``total`` counts anyway.
-        by_patient = _by_patient(search)
+        patients_first = by_patient(search)
         updated = resource_current.c.last_updated
         for key in search.sort or ("-_lastUpdated",):
             name, descending = key.lstrip("-"), key.startswith("-")
@@ -162,11 +158,11 @@ class Unit:
                 column = (
                     resource_current.c.id
                     if name == "_id"
-                    else (func.coalesce(updated, updated) if by_patient else updated)
+                    else (func.coalesce(updated, updated) if patients_first else updated)
                 )
                 order.append(column.desc() if descending else column.asc())
             else:  # resources without the value sort last either way
-                value = _sort_value(resource_type, name, descending)
+                value = sort_value(resource_type, name, descending)
                 order.append((value.desc() if descending else value.asc()).nulls_last())
         return (
             self._filtered(resource_type, search)
@@ -192,7 +188,7 @@ class Unit:
         Other pages come from walking an index and stop early; their matches are counted apart.
         """
         query = self._page_query(resource_type, search)
-        if total == "none" or not _by_patient(search):
+        if total == "none" or not by_patient(search):
             found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
             if total == "none":
                 return found, None
@@ -447,7 +443,11 @@ def version_rows(
     partition: str = "",
 ) -> VersionRows:
     """The content (id, ``meta.versionId``, ``meta.lastUpdated`` set) and every row of it."""
-    meta = {**(resource.get("meta") or {}), "versionId": str(version), "lastUpdated": _instant(now)}
+    meta = {
+        **(resource.get("meta") or {}),
+        "versionId": str(version),
+        "lastUpdated": instant_text(now),
+    }
     content = {**resource, "id": resource_id, "meta": meta}
     text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
     owner = {"type": resource_type, "id": resource_id}
@@ -465,147 +465,3 @@ def version_rows(
         [{**owner, "param": p, "target": t} for p, t in index.references(content)],
         [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)],
     )
-
-
-def _condition(
-    resource_type: str, name: str, value: str, partitions: frozenset[str] | None = None
-) -> Any:
-    """A sub-select of ids for one search parameter (https://hl7.org/fhir/R4/search.html);
-    ``partitions``: where a chained parameter's Patients are looked for."""
-    if name == "_id":
-        return select(resource_current.c.id).where(
-            resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
-        )
-    if name in ("date", "sent"):
-        return select(date_index.c.id).where(
-            date_index.c.type == resource_type,
-            date_index.c.param == name,
-            span_condition(date_index.c.low, date_index.c.high, value),
-        )
-    if name in ("subject.identifier", "patient.identifier"):
-        # Chained: references whose target Patient has this identifier — a Patient the caller
-        # sees. Else a unit's own resource naming another unit's Patient by id would match
-        # that Patient's personnummer, and tell whose id it is.
-        patients = (
-            select(literal("Patient/") + token_index.c.id)
-            .select_from(
-                token_index.join(
-                    resource_current,
-                    and_(
-                        resource_current.c.type == token_index.c.type,
-                        resource_current.c.id == token_index.c.id,
-                    ),
-                )
-            )
-            .where(
-                and_(*_token_match("Patient", "identifier", value)),
-                in_partitions(resource_current.c.partition, partitions),
-            )
-        )
-        return select(reference_index.c.id).where(
-            reference_index.c.type == resource_type,
-            reference_index.c.param == name.split(".", maxsplit=1)[0],
-            reference_index.c.target.in_(patients),
-        )
-    if name in ("subject", "patient", "recipient"):
-        default = "Organization/" if name == "recipient" else "Patient/"
-        targets = [v if "/" in v else f"{default}{v}" for v in value.split(",")]
-        return select(reference_index.c.id).where(
-            reference_index.c.type == resource_type,
-            reference_index.c.param == name,
-            reference_index.c.target.in_(targets),
-        )
-    return select(token_index.c.id).where(and_(*_token_match(resource_type, name, value)))
-
-
-def _sort_value(resource_type: str, name: str, descending: bool) -> Any:
-    """A resource's value of a date or token parameter to sort on: the earliest (ascending)
-    or latest (descending) of its values (https://hl7.org/fhir/R4/search.html#sort)."""
-    if name in ("date", "sent"):
-        table, column = date_index, date_index.c.high if descending else date_index.c.low
-    else:
-        table, column = token_index, token_index.c.value
-    pick = func.max(column) if descending else func.min(column)
-    return (
-        select(pick)
-        .where(
-            table.c.type == resource_type,
-            table.c.id == resource_current.c.id,
-            table.c.param == name,
-        )
-        .scalar_subquery()
-    )
-
-
-def _by_patient(search: Search) -> bool:
-    return any(name.split(".")[0] in ("subject", "patient") for name, _ in search.params)
-
-
-def any_row(*where: Any) -> Any:
-    """``(SELECT 1 WHERE … LIMIT 1) IS NOT NULL``: a probe per outer row through an index.
-
-    Not EXISTS: PostgreSQL turns an EXISTS into a semi- or anti-join, and on misleading
-    statistics then compares every row with every other — a unit's million ``_unit`` rows read
-    for a search that matches a few hundred (1 search/s), or every pending outbox message
-    with every other (29 s per claim at 10,000 pending). A scalar subquery is not flattened.
-    """
-    return select(literal(1)).where(*where).limit(1).scalar_subquery().is_not(None)
-
-
-def _token_match(resource_type: str, name: str, value: str) -> list[Any]:
-    """``system|code``, ``code`` or ``system|`` (https://hl7.org/fhir/R4/search.html#token)."""
-    system, bar, code = value.rpartition("|")
-    match = [token_index.c.type == resource_type, token_index.c.param == name]
-    if code:
-        match.append(token_index.c.value == code)
-    if bar:
-        match.append(token_index.c.system == system)
-    return match
-
-
-def _instant(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def date_condition(column: Any, value: str) -> Any:
-    """``ge2025-01-01``, ``lt2025-03``…: a date search on an instant column (whole-day precision
-    or finer, as given). https://hl7.org/fhir/R4/search.html#prefix"""
-    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
-    text = value[2:] if value[:2] in _PREFIXES else value
-    low, high = _range(text)
-    if prefix in ("gt", "sa"):
-        return column >= high
-    if prefix in ("lt", "eb"):
-        return column < low
-    if prefix == "ge":
-        return column >= low
-    if prefix == "le":
-        return column < high
-    if prefix == "ne":
-        return (column < low) | (column >= high)
-    return (column >= low) & (column < high)
-
-
-def _range(text: str) -> tuple[datetime, datetime]:
-    try:
-        return index.instants(text)
-    except ValueError:
-        message = f"'{text}' is not a FHIR date or dateTime"
-        raise OperationOutcomeError([error(IssueCode.VALUE, message, None)], status=400) from None
-
-
-def span_condition(low: Any, high: Any, value: str) -> Any:
-    """Prefixes on a stored range [low, high) (https://hl7.org/fhir/R4/search.html#prefix)."""
-    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
-    q_low, q_high = _range(value[2:] if value[:2] in _PREFIXES else value)
-    if prefix in ("gt", "sa"):
-        return high > q_high
-    if prefix in ("lt", "eb"):
-        return low < q_low
-    if prefix == "ge":
-        return high > q_low
-    if prefix == "le":
-        return low < q_high
-    if prefix == "ne":
-        return (low < q_low) | (high > q_high)
-    return (low >= q_low) & (high <= q_high)
