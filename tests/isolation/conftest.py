@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
-import pytest
 
 from tests.golden import FIXTURES
 from tests.service import Service, start_service
-from tests.store.conftest import PG_DSN
+from tests.store.conftest import fresh_schema
 
 Json = dict[str, Any]
 HSA = "urn:oid:1.2.752.29.4.19"
@@ -125,21 +121,8 @@ class Server:
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh schema in the test database (dropped afterwards): the server's REKO_DATABASE_URL."""
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            pass
-    except psycopg.OperationalError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI ({PG_DSN})")
-        pytest.skip(f"no PostgreSQL at {PG_DSN} on this machine; CI runs these")
-    schema = f"reko_iso_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_DSN}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema("reko_iso") as url:
+        yield url
 
 
 @contextmanager

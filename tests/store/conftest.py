@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -67,11 +67,18 @@ async def store(
 @asynccontextmanager
 async def postgres_schema() -> AsyncIterator[str]:
     """A fresh schema in the test database, dropped afterwards; yields a URL that selects it."""
+    with fresh_schema("reko_test") as url:
+        yield url
+
+
+@contextmanager
+def fresh_schema(prefix: str) -> Iterator[str]:
+    """:func:`postgres_schema` for synchronous callers (a server started as a process)."""
     if not _postgres_available():
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required in CI ({PG_DSN})")
         pytest.skip(f"no PostgreSQL at {PG_DSN} on this machine; CI runs these")
-    schema = f"reko_test_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:

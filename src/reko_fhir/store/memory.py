@@ -31,9 +31,11 @@ from reko_fhir.store.repository import (
     Search,
     SingleInteractions,
     Stored,
+    check_version,
     gone,
     not_found,
     update_match,
+    update_target,
 )
 from reko_fhir.store.unit import comparable, version_rows
 
@@ -250,19 +252,11 @@ class MemorySession:
         return replace(stored, created=True)
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
-        resource_type, resource_id = str(resource["resourceType"]), resource.get("id")
-        if not isinstance(resource_id, str) or not resource_id:
-            message = "an update names the resource's id"
-            raise OperationOutcomeError([error(IssueCode.REQUIRED, message, f"{resource_type}.id")])
+        resource_type, resource_id = update_target(resource)
         current = self._own_row(resource_type, resource_id)
         if current is None:
             raise not_found(resource_type, resource_id)
-        if if_match is not None and current.version != if_match:
-            have = "deleted" if current.deleted else str(current.version)
-            message = f"If-Match version {if_match} is stale: the current version is {have}"
-            raise OperationOutcomeError(
-                [error(IssueCode.CONFLICT, message, resource_type)], status=412
-            )
+        check_version(resource_type, if_match, current.version, current.deleted)
         if not current.deleted and _same(current.content, resource):
             return replace(current.stored(), unchanged=True)
         return self._write(resource_type, resource_id, resource, current.version + 1)

@@ -227,3 +227,21 @@ async def update_match(
         message = f"the resource's id {resource['id']} is not the matching {existing.id}"
         raise OperationOutcomeError([error(IssueCode.CONFLICT, message, f"{resource_type}.id")])
     return await session.update({**resource, "id": existing.id})
+
+
+def update_target(resource: Json) -> tuple[str, str]:
+    """The type and id an update writes (https://hl7.org/fhir/R4/http.html#update)."""
+    resource_type, resource_id = str(resource["resourceType"]), resource.get("id")
+    if not isinstance(resource_id, str) or not resource_id:
+        message = "an update names the resource's id"
+        raise OperationOutcomeError([error(IssueCode.REQUIRED, message, f"{resource_type}.id")])
+    return resource_type, resource_id
+
+
+def check_version(resource_type: str, if_match: int | None, version: int, deleted: bool) -> None:
+    """412 when ``If-Match`` names another version than the current one
+    (https://hl7.org/fhir/R4/http.html#concurrency)."""
+    if if_match is not None and version != if_match:
+        have = "deleted" if deleted else str(version)
+        message = f"If-Match version {if_match} is stale: the current version is {have}"
+        raise OperationOutcomeError([error(IssueCode.CONFLICT, message, resource_type)], status=412)

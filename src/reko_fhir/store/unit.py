@@ -39,9 +39,11 @@ from reko_fhir.store.repository import (
     Json,
     Search,
     Stored,
+    check_version,
     gone,
     not_found,
     update_match,
+    update_target,
 )
 from reko_fhir.store.schema import (
     conditional_create,
@@ -294,21 +296,13 @@ class Unit:
         return Stored(stored.resource, 1, stored.last_updated, created=True, partition=partition)
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
-        resource_type, resource_id = str(resource["resourceType"]), resource.get("id")
-        if not isinstance(resource_id, str) or not resource_id:
-            message = "an update names the resource's id"
-            raise OperationOutcomeError([error(IssueCode.REQUIRED, message, f"{resource_type}.id")])
+        resource_type, resource_id = update_target(resource)
         current = await self._lock_current(resource_type, resource_id)
         if current is None:
             # No update-as-create: ids are the server's. A client-chosen id could be one another
             # care unit holds, and the answer would then tell that it exists.
             raise not_found(resource_type, resource_id)
-        if if_match is not None and current.version != if_match:
-            have = "deleted" if current.deleted else str(current.version)
-            message = f"If-Match version {if_match} is stale: the current version is {have}"
-            raise OperationOutcomeError(
-                [error(IssueCode.CONFLICT, message, resource_type)], status=412
-            )
+        check_version(resource_type, if_match, current.version, current.deleted)
         if not current.deleted and same_content(current.content, resource):
             # A no-op (https://hapifhir.io/hapi-fhir/docs/server_jpa/configuration.html): no
             # new version, no index rows, nothing for the outbox.
