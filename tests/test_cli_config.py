@@ -29,7 +29,7 @@ EXPORT = FIXTURES / "mapping" / "a-primary-care" / "input.nordjournal-json.json"
 COMMANDS: dict[str, list[str]] = {
     "serve": ["serve", "--port", "18999"],
     "worker": ["worker", "--once"],
-    "pull": ["pull", "--target", "ehr-north"],
+    "pull": ["pull", "--target", "ehr-north", "--unit", "SE2321000016-VC01"],
     "map": ["map", "-m", "nordjournal-json", str(EXPORT)],
     "validate": ["validate", str(FIXTURES / "valid")],
     "token": ["token", "--scope", "user/*.rs", "--unit", "SE2321000016-VC01"],
