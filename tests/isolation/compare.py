@@ -19,13 +19,14 @@ from typing import Any
 
 import httpx
 
+from reko_fhir.security.audit import MOST_ENTITIES  # resources an AuditEvent names
+
 Json = dict[str, Any]
 ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b")
 MASKED = re.compile(r"[0-9a-f][0-9a-f*-]{7,}")
 INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 HEADERS = ("content-type", "etag", "location", "last-modified", "www-authenticate")
 DIRECTORY = ("Organization", "PractitionerRole")
-MOST_ENTITIES = 50  # reko_fhir.api.trail.MOST_ENTITIES: resources an AuditEvent names
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from reko_fhir.api.auth import CHALLENGE, authenticate
-from reko_fhir.api.trail import MOST_ENTITIES, access_record, patients_in
+from reko_fhir.api.trail import access_record, patients_in
 from reko_fhir.delivery import admin, metrics
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest.router import FhirRouter
-from reko_fhir.security.audit import AuditWriteError
+from reko_fhir.security.audit import MOST_ENTITIES, AuditWriteError
 from reko_fhir.security.guard import forbidden
 from reko_fhir.security.scopes import ADMIN_SCOPE
 from reko_fhir.security.tokens import Principal

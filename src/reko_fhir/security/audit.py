@@ -33,6 +33,9 @@ logger = logging.getLogger("reko_fhir.audit")
 
 HSA = "urn:oid:1.2.752.29.4.19"
 OBSERVER = "reko-fhir"
+MOST_ENTITIES = 50
+"""Resources one access-log record names (a search page names its patients; the rest of its
+entries stay countable)."""
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 _INTERACTION = "http://hl7.org/fhir/restful-interaction"

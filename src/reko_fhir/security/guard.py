@@ -28,7 +28,7 @@ from reko_fhir.domain.errors import DomainError
 from reko_fhir.domain.identifiers import HsaId
 from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
-from reko_fhir.security.audit import AccessRecord, audit_entry
+from reko_fhir.security.audit import MOST_ENTITIES, AccessRecord, audit_entry
 from reko_fhir.security.tokens import Principal
 from reko_fhir.store import (
     MATCH_LIMIT,
@@ -46,7 +46,6 @@ from reko_fhir.validation.store_rules import patient_context
 Json = dict[str, Any]
 T = TypeVar("T")
 EXTERNAL_READS = frozenset({"read", "search-type"})
-MOST_ENTITIES = 50  # as reko_fhir.api.trail: the resources one access-log record names
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 
@@ -308,10 +307,10 @@ class GuardedSession:
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
         self._check(resource)
-        await self._exists_in_own_unit(resource)
+        before = await self._own_current(resource)
         await self._directory_of_own_unit(resource)
         await self._patient_of_own_unit(resource)
-        await self._stays_at_unit(resource, None)
+        _stays_at_unit(resource, before)
         stored = await self.inner.update(resource, if_match=if_match)
         self.touched.append(stored)
         if not stored.unchanged:
@@ -324,7 +323,7 @@ class GuardedSession:
         self._check(resource)
         await self._directory_of_own_unit(resource)
         await self._patient_of_own_unit(resource)
-        await self._stays_at_unit(resource, existing)
+        _stays_at_unit(resource, existing)
         stored = await self.inner.update_match(resource, condition, existing)
         self.touched.append(stored)
         if stored.created or not stored.unchanged:
@@ -339,15 +338,17 @@ class GuardedSession:
         if resource.get("resourceType") == "Provenance":
             raise forbidden("Provenance is written by the server, with each change")
 
-    async def _exists_in_own_unit(self, resource: Json) -> None:
-        """An update of what this unit does not hold answers 404 before any rule speaks, as
-        for an id that never existed (another unit's directory entry is readable, not ours)."""
+    async def _own_current(self, resource: Json) -> Stored | None:
+        """The current version an update replaces, when this unit holds it. What another unit
+        holds answers 404 before any rule speaks, as an id that never existed does (another
+        unit's directory entry is readable, not ours to write)."""
         kind, resource_id = str(resource.get("resourceType")), resource.get("id")
         if not isinstance(resource_id, str):
-            return  # the store refuses an update without an id
+            return None  # the store refuses an update without an id
         found = await self.inner.read_current(kind, [resource_id])
         if found and found[0].partition != self.inner.partitions.own:
             raise not_found(kind, resource_id)
+        return found[0] if found else None
 
     async def _patient_of_own_unit(self, resource: Json) -> None:
         """A unit's record is about a Patient of its own partition: naming another unit's
@@ -372,7 +373,9 @@ class GuardedSession:
         kind = resource.get("resourceType")
         if kind == "Organization":
             for identifier in resource.get("identifier") or []:
-                value = identifier.get("value") if isinstance(identifier, dict) else None
+                if not isinstance(identifier, dict):
+                    continue  # validation names the broken element
+                value = identifier.get("value")
                 if identifier.get("system") not in c.HSA_SYSTEMS or value in (None, own):
                     continue
                 token = f"{identifier['system']}|{value}"
@@ -391,34 +394,25 @@ class GuardedSession:
                     )
                     raise _unprocessable(message, "PractitionerRole.organization")
 
-    async def _stays_at_unit(self, resource: Json, before: Stored | None) -> None:
-        """A PractitionerRole is one person at one care unit (profile contract 2): no write
-        moves it to another organisation."""
-        if resource.get("resourceType") != "PractitionerRole":
-            return
-        if before is None and isinstance(resource.get("id"), str):
-            try:
-                before = await self.inner.read("PractitionerRole", resource["id"])
-            except OperationOutcomeError:
-                return  # the update answers for a missing one
-        if before is None or before.partition != self.inner.partitions.own:
-            return  # another unit's: the write answers as for a missing one
-        was = (before.resource.get("organization") or {}).get("reference")
-        now = (resource.get("organization") or {}).get("reference")
-        if was and now != was:
-            message = (
-                f"a PractitionerRole stays at its care unit: organization is {was}; "
-                "the same person at another unit is another PractitionerRole"
-            )
-            raise OperationOutcomeError(
-                [error(IssueCode.BUSINESS_RULE, message, "PractitionerRole.organization")],
-                status=422,
-            )
-
     async def _provenance(self, stored: Stored, activity: str) -> None:
         provenance = provenance_of(self.principal, stored, activity)
         if provenance is not None:
             await self.inner.create(provenance)
+
+
+def _stays_at_unit(resource: Json, before: Stored | None) -> None:
+    """A PractitionerRole is one person at one care unit (profile contract 2): no write moves
+    the unit's own (``before``, the version it replaces) to another organisation."""
+    if resource.get("resourceType") != "PractitionerRole" or before is None:
+        return
+    was = (before.resource.get("organization") or {}).get("reference")
+    now = (resource.get("organization") or {}).get("reference")
+    if was and now != was:
+        message = (
+            f"a PractitionerRole stays at its care unit: organization is {was}; "
+            "the same person at another unit is another PractitionerRole"
+        )
+        raise _unprocessable(message, "PractitionerRole.organization")
 
 
 def _unprocessable(message: str, expression: str) -> OperationOutcomeError:
