@@ -16,7 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from reko_fhir.outcomes import OperationOutcomeError
-from reko_fhir.store import FhirRepository, Search, SqlRepository
+from reko_fhir.store import FhirRepository, Partitions, Search, SqlRepository
+from reko_fhir.store.memory import MemoryRepository
 from reko_fhir.store.schema import metadata
 from tests.store.conftest import postgres_schema
 
@@ -314,3 +315,17 @@ async def test_sort_by_a_date_parameter_puts_resources_without_it_last(
     order = ["2025-01-01", "2025-02-01", "2025-03-01"]
     assert [s.id for s in ascending] == [made[d] for d in [*order, None]]
     assert [s.id for s in descending] == [made[d] for d in [*order[::-1], None]]
+
+
+async def test_a_chained_search_finds_only_patients_of_the_partitions_it_reads(
+    store: SqlRepository | MemoryRepository,
+) -> None:
+    """``Procedure?subject.identifier=…`` in unit B names no Patient of unit A, even when B's
+    own Procedure points at A's Patient id (every store: SQLite, PostgreSQL, memory)."""
+    unit_a = store.scoped(Partitions.of_unit("SE2321000016-AAAA"))
+    unit_b = store.scoped(Partitions.of_unit("SE2321000016-BBBB"))
+    anna = await unit_a.create(patient("191212121212"))
+    await unit_b.create(procedure(f"Patient/{anna.id}"))
+    chained = Search.parse(f"subject.identifier={PNR}|191212121212")
+    assert await unit_b.search("Procedure", chained) == []
+    assert len(await store.search("Procedure", chained)) == 1  # seen from every partition

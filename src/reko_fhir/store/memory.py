@@ -24,7 +24,6 @@ from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
     MATCH_LIMIT,
-    SEARCHABLE,
     Change,
     FhirSession,
     Json,
@@ -34,8 +33,10 @@ from reko_fhir.store.repository import (
     check_version,
     gone,
     not_found,
+    require_searchable,
     update_match,
     update_target,
+    writes_to,
 )
 from reko_fhir.store.unit import comparable, version_rows
 
@@ -69,7 +70,6 @@ class _Data:
     def __init__(self) -> None:
         self.versions: list[_Version] = []
         self.current: dict[Key, _Version] = {}
-        self.conditions: dict[tuple[str, str, str], str] = {}
         self.audit: list[AuditEntry] = []
         self.changes: list[Change] = []
 
@@ -84,12 +84,10 @@ class MemorySession:
         self.audit: list[AuditEntry] = []
         self._current: dict[Key, _Version] = {}
         self._versions: list[_Version] = []
-        self._conditions: dict[tuple[str, str, str], str] = {}
 
     def commit(self) -> None:
         self._data.versions += self._versions
         self._data.current.update(self._current)
-        self._data.conditions.update(self._conditions)
         self._data.audit += self.audit
         self._data.changes += self.changes
 
@@ -115,19 +113,21 @@ class MemorySession:
     def matching(self, resource_type: str, search: Search, *, own: bool = False) -> list[_Version]:
         """Current, not deleted matches of every parameter, in the partitions read (or own)."""
         partitions = frozenset({self._own()}) if own else self.partitions.reads(resource_type)
+        # A chain looks for its Patients where the search looks, as the SQL store's does.
+        patients = frozenset({self._own()}) if own else self.partitions.reads("Patient")
         found = [
             row
             for row in self._all_current()
             if row.type == resource_type and not row.deleted and self._visible(row, partitions)
         ]
         for name, value in search.params:
-            if name not in SEARCHABLE:
-                message = f"the search parameter '{name}' is not supported for {resource_type}"
-                raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, name)])
-            found = [row for row in found if self._matches(row, name, value)]
+            require_searchable(resource_type, name)
+            found = [row for row in found if self._matches(row, name, value, patients)]
         return found
 
-    def _matches(self, row: _Version, name: str, value: str) -> bool:
+    def _matches(
+        self, row: _Version, name: str, value: str, patients: frozenset[str] | None
+    ) -> bool:
         content = row.content or {}
         if name == "_id":
             return row.id in value.split(",")
@@ -140,15 +140,16 @@ class MemorySession:
                 if param == name
             )
         if name in ("subject.identifier", "patient.identifier"):
-            patients = {
+            chained = {
                 f"Patient/{p.id}"
                 for p in self._all_current()
                 if p.type == "Patient"
                 and not p.deleted
+                and self._visible(p, patients)
                 and _token(p.content or {}, "identifier", value)
             }
             param = name.split(".", maxsplit=1)[0]
-            return any(t in patients for p, t in index.references(content) if p == param)
+            return any(t in chained for p, t in index.references(content) if p == param)
         if name in ("subject", "patient", "recipient"):
             default = "Organization/" if name == "recipient" else "Patient/"
             targets = {v if "/" in v else f"{default}{v}" for v in value.split(",")}
@@ -223,11 +224,7 @@ class MemorySession:
 
     # -- writing -----------------------------------------------------------------------------
     def _own(self) -> str:
-        if self.partitions.own is None:
-            raise OperationOutcomeError(
-                [error(IssueCode.FORBIDDEN, "this caller writes to no care unit", None)], status=403
-            )
-        return self.partitions.own
+        return writes_to(self.partitions)
 
     def _own_row(self, resource_type: str, resource_id: str) -> _Version | None:
         row = self._get((resource_type, resource_id))
@@ -237,7 +234,7 @@ class MemorySession:
         self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
     ) -> Stored:
         resource_type = str(resource["resourceType"])
-        partition = self._own()
+        self._own()  # 403 before anything else for a caller that writes nowhere
         if condition is not None:
             existing = await self.one_match(resource_type, condition)
             if existing is not None:
@@ -247,8 +244,6 @@ class MemorySession:
             message = f"{resource_type}/{new_id} exists already"
             raise OperationOutcomeError([error(IssueCode.DUPLICATE, message, None)], status=409)
         stored = self._write(resource_type, new_id, resource, 1)
-        if condition is not None:
-            self._conditions[(partition, resource_type, condition.canonical())] = new_id
         return replace(stored, created=True)
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
@@ -276,7 +271,6 @@ class MemorySession:
         )
         self._versions.append(tombstone)
         self._current[(resource_type, resource_id)] = tombstone
-        self._conditions = {k: v for k, v in self._conditions.items() if v != resource_id}
         self.changes.append(
             Change(resource_type, resource_id, version, None, current.partition, current.content)
         )
@@ -284,10 +278,7 @@ class MemorySession:
 
     def _write(self, resource_type: str, resource_id: str, resource: Json, version: int) -> Stored:
         now = datetime.now(UTC)
-        partition = self._own()
-        current = self._get((resource_type, resource_id))
-        if current is not None:
-            partition = current.partition  # a resource never changes partition
+        partition = self._own()  # updates and deletes reach only the own partition's rows
         rows = version_rows(resource_type, resource_id, resource, version, now, partition=partition)
         content = copy.deepcopy(rows.content)
         written = _Version(resource_type, resource_id, version, now, False, content, partition)

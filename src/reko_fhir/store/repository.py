@@ -49,6 +49,23 @@ def not_found(resource_type: str, resource_id: str) -> OperationOutcomeError:
     return OperationOutcomeError([error(IssueCode.NOT_FOUND, message, resource_type)])
 
 
+def require_searchable(resource_type: str, name: str) -> None:
+    """400 for a parameter no implementation serves (the router refuses unknown ones first)."""
+    if name not in SEARCHABLE:
+        message = f"the search parameter '{name}' is not supported for {resource_type}"
+        raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, name)])
+
+
+def writes_to(partitions: Partitions) -> str:
+    """The partition ``partitions`` writes to; 403 for a caller that writes to none (the guard
+    refuses such writers before they reach a store)."""
+    if partitions.own is None:
+        raise OperationOutcomeError(
+            [error(IssueCode.FORBIDDEN, "this caller writes to no care unit", None)], status=403
+        )
+    return partitions.own
+
+
 def gone(resource_type: str, resource_id: str) -> OperationOutcomeError:
     """410: deleted (https://hl7.org/fhir/R4/http.html#read)."""
     message = f"{resource_type}/{resource_id} has been deleted"

@@ -34,7 +34,6 @@ from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
     MATCH_LIMIT,
-    SEARCHABLE,
     Change,
     Json,
     Search,
@@ -42,8 +41,10 @@ from reko_fhir.store.repository import (
     check_version,
     gone,
     not_found,
+    require_searchable,
     update_match,
     update_target,
+    writes_to,
 )
 from reko_fhir.store.schema import (
     conditional_create,
@@ -116,9 +117,7 @@ class Unit:
             in_partitions(resource_current.c.partition, partitions),
         )
         for name, value in search.params:
-            if name not in SEARCHABLE:
-                message = f"the search parameter '{name}' is not supported for {resource_type}"
-                raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, name)])
+            require_searchable(resource_type, name)
             if name == "_lastUpdated":
                 query = query.where(date_condition(resource_current.c.last_updated, value))
             else:
@@ -131,11 +130,7 @@ class Unit:
         return frozenset({self._own()})
 
     def _own(self) -> str:
-        if self.partitions.own is None:  # the guard refuses such writers before they get here
-            raise OperationOutcomeError(
-                [error(IssueCode.FORBIDDEN, "this caller writes to no care unit", None)], status=403
-            )
-        return self.partitions.own
+        return writes_to(self.partitions)
 
     async def match(self, resource_type: str, search: Search) -> list[str]:
         """Ids matching a condition in the own partition (a few at most are expected)."""
