@@ -127,9 +127,7 @@ class GuardedRepository(SingleInteractions):
         self._no_external()
         return await self.inner.vread(resource_type, resource_id, version)
 
-    async def history(
-        self, resource_type: str | None = None, resource_id: str | None = None
-    ) -> list[Stored]:
+    async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]:
         self._no_external()
         return await self.inner.history(resource_type, resource_id)
 

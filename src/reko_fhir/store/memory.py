@@ -356,22 +356,16 @@ class MemoryRepository(SingleInteractions):
                 return row.stored()
         raise not_found(resource_type, f"{resource_id}/_history/{version}")
 
-    async def history(
-        self, resource_type: str | None = None, resource_id: str | None = None
-    ) -> list[Stored]:
+    async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]:
+        wanted = self.partitions.reads(resource_type)
         rows = [
             row
             for row in self.data.versions
             if not row.deleted
-            and (resource_type is None or row.type == resource_type)
+            and row.type == resource_type
             and (resource_id is None or row.id == resource_id)
+            and (wanted is None or row.partition in wanted)
         ]
-
-        def visible(row: _Version) -> bool:
-            wanted = self.partitions.reads(row.type) if resource_type else self.partitions.visible
-            return wanted is None or row.partition in wanted
-
-        rows = [row for row in rows if visible(row)]
         rows.sort(key=lambda r: (r.last_updated, r.version), reverse=True)
         return [row.stored() for row in rows]
 

@@ -1,8 +1,9 @@
 """The store's interface, named after the FHIR interactions (https://hl7.org/fhir/R4/http.html).
 
 Implementations: :class:`reko_fhir.store.sql.SqlRepository` (SQLite embedded, PostgreSQL at
-scale). Failures are :class:`~reko_fhir.outcomes.OperationOutcomeError` with the status the
-interaction defines (404 unknown, 410 deleted, 412 stale version or several matches).
+scale) and :class:`reko_fhir.store.memory.MemoryRepository` (tests). Failures are
+:class:`~reko_fhir.outcomes.OperationOutcomeError` with the status the interaction defines
+(404 unknown, 410 deleted, 412 stale version or several matches).
 """
 
 from __future__ import annotations
@@ -181,9 +182,9 @@ class FhirRepository(Protocol):
 
     async def total(self, resource_type: str, search: Search) -> int: ...
 
-    async def history(
-        self, resource_type: str | None = None, resource_id: str | None = None
-    ) -> list[Stored]: ...
+    async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]:
+        """Every version of a type (or of one resource), newest first. The system history is
+        the router's, type by type, as far as the caller's scopes reach."""
 
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]: ...
 

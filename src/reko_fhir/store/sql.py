@@ -184,21 +184,14 @@ class SqlRepository(SingleInteractions):
             raise gone(resource_type, f"{resource_id}/_history/{version}")
         return stored_from_row(row)
 
-    async def history(
-        self, resource_type: str | None = None, resource_id: str | None = None
-    ) -> list[Stored]:
+    async def history(self, resource_type: str, resource_id: str | None = None) -> list[Stored]:
         """Every version (of a type, of one resource), newest first; deletions are in the
         history but carry no content."""
-        query = select(resource_version).where(resource_version.c.deleted.is_(False))
-        if resource_type is not None:
-            query = query.where(
-                resource_version.c.type == resource_type,
-                in_partitions(resource_version.c.partition, self.partitions.reads(resource_type)),
-            )
-        else:
-            query = query.where(
-                in_partitions(resource_version.c.partition, self.partitions.visible)
-            )
+        query = select(resource_version).where(
+            resource_version.c.deleted.is_(False),
+            resource_version.c.type == resource_type,
+            in_partitions(resource_version.c.partition, self.partitions.reads(resource_type)),
+        )
         if resource_id is not None:
             query = query.where(resource_version.c.id == resource_id)
         order = (resource_version.c.last_updated.desc(), resource_version.c.version.desc())
