@@ -78,9 +78,32 @@ class RekoStatus(StrEnum):
 
     @property
     def rehabstod_id(self) -> str:
-        """Rehabstöd's id of the status (``REKO_1`` for ``ingen`` … ``REKO_8``), in code order."""
-        return f"REKO_{list(RekoStatus).index(self) + 1}"
+        """Rehabstöd's id of the status (``REKO_1`` for ``ingen`` … ``REKO_8``): the
+        ``rehabstod-id`` property of CodeSystem reko-status (contract 2)."""
+        return REHABSTOD_IDS[self]
 
+    @classmethod
+    def from_rehabstod_id(cls, rehabstod_id: str) -> RekoStatus:
+        """The status Rehabstöd calls ``rehabstod_id`` (``REKO_3`` → ``aktiv``); ValueError
+        for an id it does not have."""
+        try:
+            return _BY_REHABSTOD_ID[rehabstod_id]
+        except KeyError:
+            raise ValueError(f"{rehabstod_id[:20]!r} is not a Rehabstöd REKO status") from None
+
+
+REHABSTOD_IDS: dict[RekoStatus, str] = {
+    RekoStatus.INGEN: "REKO_1",
+    RekoStatus.KONTAKTAD: "REKO_2",
+    RekoStatus.AKTIV: "REKO_3",
+    RekoStatus.UPPFOLJNING: "REKO_4",
+    RekoStatus.AVSLUTAD: "REKO_5",
+    RekoStatus.AVBOJT: "REKO_6",
+    RekoStatus.LAMNAS_UTAN_ATGARD: "REKO_7",
+    RekoStatus.MEDICINSK_REHAB: "REKO_8",
+}
+"""Each REKO status's id in Rehabstöd (RekoStatusType), both ways with ``from_rehabstod_id``."""
+_BY_REHABSTOD_ID = {rehabstod_id: status for status, rehabstod_id in REHABSTOD_IDS.items()}
 
 _CLOSED_STATUSES = frozenset(
     {RekoStatus.AVSLUTAD, RekoStatus.AVBOJT, RekoStatus.LAMNAS_UTAN_ATGARD}

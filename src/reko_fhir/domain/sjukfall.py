@@ -84,9 +84,7 @@ def _days(periods: list[SickLeavePeriod], today: date) -> int:
 
 
 def _degree(periods: list[SickLeavePeriod], today: date) -> int:
-    covering = [
-        p.degree for p in periods if p.start <= today and (p.end is None or today <= p.end)
-    ]
+    covering = [p.degree for p in periods if p.start <= today and (p.end is None or today <= p.end)]
     if covering:
         return max(covering)
     begun = [p for p in periods if p.start <= today]
@@ -137,9 +135,7 @@ def chain_sjukfall(
     return sorted(found, key=lambda s: (s.care_unit.value, s.start, s.patient.value))
 
 
-def _sjukfall(
-    patient: PatientId, unit: HsaId, chain: list[Certificate], today: date
-) -> Sjukfall:
+def _sjukfall(patient: PatientId, unit: HsaId, chain: list[Certificate], today: date) -> Sjukfall:
     periods = [p for c in chain for p in c.periods]
     start, end = _span(tuple(periods), today)
     return Sjukfall(

@@ -56,8 +56,10 @@ _IF_MATCH = re.compile(r'(W/)?"?[0-9]{1,18}"?')
 TOKEN_PARAMS = frozenset(
     {"identifier", "status", "code", "category", "patient.identifier", "subject.identifier"}
 )
-DATE_PARAMS = frozenset({"date", "sent", "_lastUpdated"})
-REFERENCE_PARAMS = frozenset({"patient", "subject"})
+DATE_PARAMS = frozenset({"date", "sent", "_lastUpdated", "sick-leave-start"})
+REFERENCE_PARAMS = frozenset({"patient", "subject", "owner"})
+NUMBER_PARAMS = frozenset({"sick-leave-length"})
+_NUMBER = re.compile(r"(eq|ne|gt|lt|ge|le)?-?[0-9]{1,18}")
 FORMATS = frozenset(
     {
         "json",
@@ -193,6 +195,8 @@ def check_parameter(name: str, value: str) -> None:
         _expect(bool(_DATE.fullmatch(value)), "is a FHIR date with an optional prefix", name)
     elif base in REFERENCE_PARAMS:
         _expect(all(_REFERENCE.fullmatch(v) for v in value.split(",")), "is [Type/]id", name)
+    elif base in NUMBER_PARAMS:
+        _expect(bool(_NUMBER.fullmatch(value)), "is a whole number with an optional prefix", name)
     elif base in TOKEN_PARAMS:
         _expect(bool(_TOKEN.fullmatch(value)), "is [system|]code", name)
 

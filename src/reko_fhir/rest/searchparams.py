@@ -22,6 +22,7 @@ WRITABLE = (
     "Procedure",
     "CareTeam",
     "Communication",
+    "Task",  # the early-identification worklist (RekoWorklistTask)
 )
 READ_ONLY = frozenset({"Provenance"})
 RESOURCE_TYPES = frozenset({*WRITABLE, *READ_ONLY})
@@ -44,6 +45,15 @@ _TYPED: dict[str, dict[str, str]] = {
         "category": "token",
         "recipient": "reference",
     },
+    # Custom: the worklist's sick leave (index.TASK_DATE_INPUTS / TASK_NUMBER_INPUTS).
+    "Task": {
+        "identifier": "token",
+        "status": "token",
+        "code": "token",
+        "owner": "reference",
+        "sick-leave-start": "date",
+        "sick-leave-length": "number",
+    },
 }
 # Where each type names its patient: ``patient`` (and ``subject`` when the element is one).
 _PATIENT_ELEMENT = {
@@ -53,6 +63,7 @@ _PATIENT_ELEMENT = {
     "Procedure": "subject",
     "CareTeam": "subject",
     "Communication": "subject",
+    "Task": "for",  # R4: Task's ``patient`` and ``subject`` both search Task.for
 }
 
 RESOURCE_INTERACTIONS = (
@@ -96,7 +107,7 @@ def search_parameters(kind: str) -> dict[str, str]:
     element = patient_element(kind)
     if element is not None:
         params["patient"] = "reference"
-        if element == "subject":
+        if element in ("subject", "for"):
             params["subject"] = "reference"
     for name in sorted({param for param, _ in DATE_PARAMS.get(kind, ())}):
         params[name] = "date"
@@ -108,7 +119,7 @@ def chains(kind: str) -> list[str]:
     return [
         f"{name}.identifier"
         for name, t in search_parameters(kind).items()
-        if t == "reference" and name != "recipient"
+        if t == "reference" and name not in ("recipient", "owner")
     ]
 
 
@@ -119,8 +130,8 @@ def applies(kind: str, name: str) -> bool:
 
 
 def sort_keys(kind: str) -> list[str]:
-    """``_sort`` takes every date and token parameter of ``kind``."""
-    return [n for n, t in search_parameters(kind).items() if t in ("date", "token")]
+    """``_sort`` takes every date, number and token parameter of ``kind``."""
+    return [n for n, t in search_parameters(kind).items() if t in ("date", "number", "token")]
 
 
 def includes_of(kind: str) -> list[str]:

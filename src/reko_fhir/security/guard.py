@@ -12,7 +12,9 @@ check. What it adds to the store:
   one its request names. The directory (Organization, PractitionerRole) is read across units.
 - **External actors** (Försäkringskassan and the like) read only the Communications addressed to
   them, and only while a consent of the patient covers that disclosure today.
-- **Writes**: a PractitionerRole stays at its care unit; each change gets its Provenance
+- **Writes**: a PractitionerRole stays at its care unit; a coordination case started for a
+  patient accepts the unit's open worklist Tasks for them, in the same transaction (contract
+  2); each change gets its Provenance
   (https://hl7.org/fhir/R4/provenance.html), and the access-log record of the write is
   committed **in the write's own transaction** (a write that cannot be logged is not stored).
 """
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 from reko_fhir.domain.errors import DomainError
 from reko_fhir.domain.identifiers import HsaId
 from reko_fhir.mapping import codings as c
+from reko_fhir.mapping import worklist as wl
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.security.audit import MOST_ENTITIES, AccessRecord, audit_entry
 from reko_fhir.security.tokens import Principal
@@ -301,6 +304,7 @@ class GuardedSession:
         self.touched.append(stored)
         if stored.created:
             await self._provenance(stored, "CREATE")
+            await self._accept_candidates(stored)
         return stored
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
@@ -313,6 +317,7 @@ class GuardedSession:
         self.touched.append(stored)
         if not stored.unchanged:
             await self._provenance(stored, "UPDATE")
+            await self._accept_candidates(stored)
         return stored
 
     async def update_match(
@@ -326,6 +331,7 @@ class GuardedSession:
         self.touched.append(stored)
         if stored.created or not stored.unchanged:
             await self._provenance(stored, "CREATE" if stored.created else "UPDATE")
+            await self._accept_candidates(stored)
         return stored
 
     async def delete(self, resource_type: str, resource_id: str) -> int | None:
@@ -351,7 +357,7 @@ class GuardedSession:
     async def _patient_of_own_unit(self, resource: Json) -> None:
         """A unit's record is about a Patient of its own partition: naming another unit's
         Patient id (or one that does not exist) would attach to that patient's record."""
-        for element in ("patient", "subject"):
+        for element in ("patient", "subject", "for"):
             reference = (resource.get(element) or {}).get("reference")
             if not isinstance(reference, str) or not reference.startswith("Patient/"):
                 continue
@@ -391,6 +397,20 @@ class GuardedSession:
                         f"({own}); {reference} is another unit's"
                     )
                     raise _unprocessable(message, "PractitionerRole.organization")
+
+    async def _accept_candidates(self, stored: Stored) -> None:
+        """A coordination case going on for a patient: the unit's worklist Tasks still to
+        assess for that patient become ``accepted`` (contract 2), each with its Provenance."""
+        patient = (stored.resource.get("patient") or {}).get("reference")
+        if not wl.is_open_episode(stored.resource) or not isinstance(patient, str):
+            return
+        open_tasks = Search(
+            (("patient", patient), ("code", wl.TASK_TOKEN), ("status", wl.REQUESTED)),
+            MATCH_LIMIT,
+        )
+        for task in await self.inner.search("Task", open_tasks):
+            if task.partition == self.inner.partitions.own:
+                await self.update(wl.accepted(task.resource))
 
     async def _provenance(self, stored: Stored, activity: str) -> None:
         provenance = provenance_of(self.principal, stored, activity)
@@ -463,7 +483,7 @@ def _write_record(
             patients.add(ref)
         else:
             entities.append(ref)
-        for element in ("subject", "patient"):
+        for element in ("subject", "patient", "for"):
             target = ((content or {}).get(element) or {}).get("reference")
             if isinstance(target, str) and target.startswith("Patient/") and target.count("/") == 1:
                 patients.add(target)

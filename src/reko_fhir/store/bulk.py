@@ -30,6 +30,7 @@ from reko_fhir.store import outbox
 from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.schema import (
     date_index,
+    number_index,
     reference_index,
     resource_current,
     resource_version,
@@ -90,6 +91,7 @@ async def _store(repository: SqlRepository, chunk: list[Json], partition: str) -
         (token_index, [token for rows in built for token in rows.tokens]),
         (reference_index, [ref for rows in built for ref in rows.references]),
         (date_index, [span for rows in built for span in rows.dates]),
+        (number_index, [number for rows in built for number in rows.numbers]),
     ]
     async with repository.transaction() as conn:
         for table, values in tables:

@@ -13,7 +13,13 @@ from sqlalchemy import and_, func, literal, select
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
 from reko_fhir.store.repository import Search
-from reko_fhir.store.schema import date_index, reference_index, resource_current, token_index
+from reko_fhir.store.schema import (
+    date_index,
+    number_index,
+    reference_index,
+    resource_current,
+    token_index,
+)
 
 
 def in_partitions(column: Any, partitions: frozenset[str] | None) -> Any:
@@ -37,11 +43,17 @@ def id_condition(
         return select(resource_current.c.id).where(
             resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
         )
-    if name in ("date", "sent"):
+    if name in index.DATE_NAMES:
         return select(date_index.c.id).where(
             date_index.c.type == resource_type,
             date_index.c.param == name,
             span_condition(date_index.c.low, date_index.c.high, value),
+        )
+    if name in index.NUMBER_NAMES:
+        return select(number_index.c.id).where(
+            number_index.c.type == resource_type,
+            number_index.c.param == name,
+            number_condition(number_index.c.value, value),
         )
     if name in ("subject.identifier", "patient.identifier"):
         # Chained: references whose target Patient has this identifier — a Patient the caller
@@ -68,8 +80,8 @@ def id_condition(
             reference_index.c.param == name.split(".", maxsplit=1)[0],
             reference_index.c.target.in_(patients),
         )
-    if name in ("subject", "patient", "recipient"):
-        default = "Organization/" if name == "recipient" else "Patient/"
+    if name in ("subject", "patient", "recipient", "owner"):
+        default = "Organization/" if name in ("recipient", "owner") else "Patient/"
         targets = [v if "/" in v else f"{default}{v}" for v in value.split(",")]
         return select(reference_index.c.id).where(
             reference_index.c.type == resource_type,
@@ -80,10 +92,13 @@ def id_condition(
 
 
 def sort_value(resource_type: str, name: str, descending: bool) -> Any:
-    """A resource's value of a date or token parameter to sort on: the earliest (ascending)
-    or latest (descending) of its values (https://hl7.org/fhir/R4/search.html#sort)."""
-    if name in ("date", "sent"):
+    """A resource's value of a date, number or token parameter to sort on: the earliest
+    (ascending) or latest (descending) of its values (https://hl7.org/fhir/R4/search.html#sort)."""
+    table: Any
+    if name in index.DATE_NAMES:
         table, column = date_index, date_index.c.high if descending else date_index.c.low
+    elif name in index.NUMBER_NAMES:
+        table, column = number_index, number_index.c.value
     else:
         table, column = token_index, token_index.c.value
     pick = func.max(column) if descending else func.min(column)
@@ -170,3 +185,30 @@ def span_condition(low: Any, high: Any, value: str) -> Any:
     if prefix == "ne":
         return (low < q_low) | (high > q_high)
     return (low >= q_low) & (high <= q_high)
+
+
+def number_value(value: str) -> tuple[str, int]:
+    """``prefix`` and whole number of a number search (https://hl7.org/fhir/R4/search.html#number);
+    400 when it is none."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    text = value[2:] if value[:2] in _PREFIXES else value
+    if prefix in ("sa", "eb", "ap") or not text.lstrip("-").isdigit() or len(text) > 18:
+        message = f"'{value[:40]}' is not a whole number with an optional eq/ne/gt/lt/ge/le prefix"
+        raise OperationOutcomeError([error(IssueCode.VALUE, message, None)], status=400)
+    return prefix, int(text)
+
+
+def number_condition(column: Any, value: str) -> Any:
+    """A number search on a whole-number column (also on plain ints: the memory store's)."""
+    prefix, number = number_value(value)
+    if prefix == "gt":
+        return column > number
+    if prefix == "lt":
+        return column < number
+    if prefix == "ge":
+        return column >= number
+    if prefix == "le":
+        return column <= number
+    if prefix == "ne":
+        return column != number
+    return column == number

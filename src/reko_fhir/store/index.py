@@ -3,6 +3,9 @@
 Only the parameters the store searches on are indexed (https://hl7.org/fhir/R4/search.html):
 ``identifier``, ``status``, ``code`` and ``category`` as tokens; ``subject`` and ``patient``
 as references (a Procedure's ``subject`` answers ``patient`` too, as in the R4 definitions).
+A worklist Task's ``for`` answers ``subject`` and ``patient``, its ``owner`` ``owner``; its
+sick leave's start and length (in ``input``) are the custom ``sick-leave-start`` (date) and
+``sick-leave-length`` (number), so the worklist sorts on them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ REFERENCE_PARAMS = {
     "subject": ("subject", "patient"),
     "patient": ("patient",),
     "recipient": ("recipient",),  # Communication: whom a notice went to (an external actor)
+    "for": ("subject", "patient"),  # Task (https://hl7.org/fhir/R4/task.html#search)
+    "owner": ("owner",),
 }
 # The R4 date parameters of the resources the store serves: (param, element).
 DATE_PARAMS = {
@@ -26,6 +31,14 @@ DATE_PARAMS = {
     "Consent": (("date", "dateTime"),),
     "Communication": (("sent", "sent"),),
 }
+# Values of a Task's ``input`` (by its reko-task-input code) indexed as custom parameters.
+TASK_INPUT_SYSTEM = "http://reko-fhir.se/fhir/CodeSystem/reko-task-input"
+TASK_DATE_INPUTS = {"sick-leave-start": ("sjukfall-start", "valueDate")}
+TASK_NUMBER_INPUTS = {"sick-leave-length": ("sjukfall-dagar", "valueInteger")}
+DATE_NAMES = frozenset({"date", "sent", *TASK_DATE_INPUTS})
+"""Every date search parameter the store indexes (``date_index``)."""
+NUMBER_NAMES = frozenset(TASK_NUMBER_INPUTS)
+"""Every number search parameter the store indexes (``number_index``)."""
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -73,6 +86,7 @@ UNIT_ELEMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Communication": (("sender",), ("recipient",)),
     "Provenance": (("agent", "who"), ("agent", "onBehalfOf")),
     "PractitionerRole": (("organization",),),
+    "Task": (("owner",),),
 }
 _UNIT_TYPES = ("Organization/", "PractitionerRole/")
 
@@ -134,3 +148,30 @@ def dates(resource: Json) -> Iterator[tuple[str, datetime, datetime]]:
                 yield param, low, instants(end)[1] if isinstance(end, str) else FAR_FUTURE
         except ValueError:
             continue  # validation reports malformed dates; the index leaves them out
+    yield from _task_dates(resource)
+
+
+def _task_input(resource: Json, code: str, element: str) -> Iterator[Any]:
+    if resource.get("resourceType") != "Task" or not isinstance(resource.get("input"), list):
+        return
+    for item in resource["input"]:
+        if isinstance(item, dict) and (TASK_INPUT_SYSTEM, code) in set(_codings(item.get("type"))):
+            yield item.get(element)
+
+
+def _task_dates(resource: Json) -> Iterator[tuple[str, datetime, datetime]]:
+    for param, (code, element) in TASK_DATE_INPUTS.items():
+        for value in _task_input(resource, code, element):
+            try:
+                if isinstance(value, str):
+                    yield (param, *instants(value))
+            except ValueError:
+                continue
+
+
+def numbers(resource: Json) -> Iterator[tuple[str, int]]:
+    """(param, value) rows of the number parameters (whole numbers: a sick leave's days)."""
+    for param, (code, element) in TASK_NUMBER_INPUTS.items():
+        for value in _task_input(resource, code, element):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62:
+                yield param, value

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
-from reko_fhir.store.conditions import date_condition, span_condition
+from reko_fhir.store.conditions import date_condition, number_condition, span_condition
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
@@ -133,10 +133,16 @@ class MemorySession:
             return row.id in value.split(",")
         if name == "_lastUpdated":
             return bool(date_condition(row.last_updated, value))
-        if name in ("date", "sent"):
+        if name in index.DATE_NAMES:
             return any(
                 bool(span_condition(low, high, value))
                 for param, low, high in index.dates(content)
+                if param == name
+            )
+        if name in index.NUMBER_NAMES:
+            return any(
+                bool(number_condition(number, value))
+                for param, number in index.numbers(content)
                 if param == name
             )
         if name in ("subject.identifier", "patient.identifier"):
@@ -150,8 +156,8 @@ class MemorySession:
             }
             param = name.split(".", maxsplit=1)[0]
             return any(t in chained for p, t in index.references(content) if p == param)
-        if name in ("subject", "patient", "recipient"):
-            default = "Organization/" if name == "recipient" else "Patient/"
+        if name in ("subject", "patient", "recipient", "owner"):
+            default = "Organization/" if name in ("recipient", "owner") else "Patient/"
             targets = {v if "/" in v else f"{default}{v}" for v in value.split(",")}
             return any(t in targets for p, t in index.references(content) if p == name)
         return _token(content, name, value)
@@ -293,10 +299,11 @@ class MemorySession:
 def _sort_value(row: _Version, name: str, descending: bool) -> Any:
     """The value a date or token parameter sorts ``row`` by (https://hl7.org/fhir/R4/search.html#sort)."""
     content = row.content or {}
-    if name in ("date", "sent"):
-        values: list[Any] = [
-            high if descending else low for p, low, high in index.dates(content) if p == name
-        ]
+    values: list[Any]
+    if name in index.DATE_NAMES:
+        values = [high if descending else low for p, low, high in index.dates(content) if p == name]
+    elif name in index.NUMBER_NAMES:
+        values = [v for p, v in index.numbers(content) if p == name]
     else:
         values = [v for p, _, v in index.tokens(content) if p == name]
     if not values:

@@ -36,6 +36,9 @@ SEARCHABLE = (
     "date",
     "sent",
     "recipient",
+    "owner",
+    "sick-leave-start",
+    "sick-leave-length",
 )
 """The search parameters every implementation serves (https://hl7.org/fhir/R4/search.html)."""
 MATCH_LIMIT = 1000

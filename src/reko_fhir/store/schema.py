@@ -11,6 +11,7 @@ decided when the resource was created and never changed.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -84,6 +85,17 @@ date_index = Table(
     Column("high", DateTime(timezone=True), nullable=False),
     Index("ix_date_lookup", "type", "param", "low", "high"),
     Index("ix_date_owner", "type", "id"),
+)
+
+number_index = Table(
+    "number_index",
+    metadata,
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("param", String(64), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Index("ix_number_lookup", "type", "param", "value"),
+    Index("ix_number_owner", "type", "id"),
 )
 
 conditional_create = Table(

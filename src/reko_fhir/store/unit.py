@@ -49,6 +49,7 @@ from reko_fhir.store.repository import (
 from reko_fhir.store.schema import (
     conditional_create,
     date_index,
+    number_index,
     reference_index,
     resource_current,
     resource_version,
@@ -61,6 +62,7 @@ _INSERT_CURRENT = insert(resource_current)
 _INSERT_TOKENS = insert(token_index)
 _INSERT_REFERENCES = insert(reference_index)
 _INSERT_DATES = insert(date_index)
+_INSERT_NUMBERS = insert(number_index)
 
 
 def stored_from_row(row: Any) -> Stored:
@@ -382,12 +384,14 @@ class Unit:
             await self.conn.execute(_INSERT_REFERENCES, rows.references)
         if rows.dates:
             await self.conn.execute(_INSERT_DATES, rows.dates)
+        if rows.numbers:
+            await self.conn.execute(_INSERT_NUMBERS, rows.numbers)
         partition = str(rows.version["partition"])
         self.changes.append(Change(resource_type, resource_id, version, rows.content, partition))
         return Stored(rows.content, version, now, partition=partition)
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
-        for table in (token_index, reference_index, date_index):
+        for table in (token_index, reference_index, date_index, number_index):
             await self.conn.execute(
                 delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
             )
@@ -403,6 +407,7 @@ class VersionRows:
     tokens: list[dict[str, Any]]
     references: list[dict[str, Any]]
     dates: list[dict[str, Any]]
+    numbers: list[dict[str, Any]]
 
 
 def same_content(stored_text: str | None, resource: Json) -> bool:
@@ -453,4 +458,5 @@ def version_rows(
         [{**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)],
         [{**owner, "param": p, "target": t} for p, t in index.references(content)],
         [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)],
+        [{**owner, "param": p, "value": v} for p, v in index.numbers(content)],
     )

@@ -28,6 +28,10 @@ from reko_fhir.validation.validator import Validator
 Json = dict[str, Any]
 
 
+# Types whose reko profile is not Reko<Type>: every stored Task is a worklist Task (contract 2).
+_DEFAULT_PROFILE = {"Task": "RekoWorklistTask"}
+
+
 class ProfilesNotFoundError(RuntimeError):
     """The reko profiles are missing: validating would check nothing, so nothing may start."""
 
@@ -76,7 +80,8 @@ class ValidationService:
             )
         if loaded:
             return [p.split("|")[0] for p in loaded], notes
-        default = structure(f"Reko{resource.get('resourceType')}")
+        kind = str(resource.get("resourceType"))
+        default = structure(_DEFAULT_PROFILE.get(kind, f"Reko{kind}"))
         return [default if self.definitions.structure(default) else None], notes
 
     def validate(

@@ -202,6 +202,12 @@ class _CaseBuilder:
         entries: dict[str, Any] = (
             self.spec.activity_codes if table == "activity_code" else self.spec.tables[table]
         )
+        if text not in entries and table == "reko_status":
+            # Rehabstöd's ids (REKO_1 … REKO_8) need no table: they come from the national side.
+            try:
+                return (text, RekoStatus.from_rehabstod_id(text).value)
+            except ValueError:
+                pass
         if text not in entries:
             raise convert.ConversionError(f"unknown local code '{text}' (table {table})")
         # The local wording travels with its translation: staff titles are kept verbatim.

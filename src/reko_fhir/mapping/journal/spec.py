@@ -226,6 +226,8 @@ class _Checker:
     def code_table(self, name: str, raw: object) -> dict[str, str]:
         allowed = {c.value for c in _TABLE_CODES[name]}
         table = {str(k): str(v) for k, v in self.table(raw, f"tables.{name}").items()}
+        if name == "reko_status":  # a local code may translate to Rehabstöd's id (REKO_3)
+            table = {k: _reko_code(v) for k, v in table.items()}
         for local, code in table.items():
             if code not in allowed:
                 raise self.fail(
@@ -296,3 +298,11 @@ def _compile_path(reader: str, expression: str, namespaces: dict[str, str]) -> N
 
 def _names(known: dict[str, Any]) -> str:
     return ", ".join(sorted(known))
+
+
+def _reko_code(code: str) -> str:
+    """A reko-status code, also when written as Rehabstöd's id (``REKO_3`` → ``aktiv``)."""
+    try:
+        return RekoStatus.from_rehabstod_id(code).value
+    except ValueError:
+        return code

@@ -1,0 +1,34 @@
+"""Sick-leave certificates for the worklist tests, built like the RIVTA client's answers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from reko_fhir.delivery.rivta.sick_leaves import ActiveSickLeave
+from reko_fhir.domain import HsaId, PatientId, SickLeavePeriod, luhn_check_digit
+
+UNIT = HsaId("SE2321000016-E001")
+OTHER_UNIT = HsaId("SE2321000016-E002")
+DOCTOR = HsaId("SE2321000016-D001")
+TODAY = date(2026, 3, 2)
+
+
+def patient(n: int) -> PatientId:
+    """A valid personnummer per ``n`` (born 1980, serial n)."""
+    first = f"19800101{n:03d}"
+    return PatientId(first + str(luhn_check_digit(first[2:])))
+
+
+def certificate(  # noqa: PLR0913 - a test builder
+    cid: str,
+    who: PatientId,
+    start: date,
+    end: date | None,
+    degree: int = 100,
+    unit: HsaId = UNIT,
+) -> ActiveSickLeave:
+    return ActiveSickLeave(cid, who, unit, DOCTOR, (SickLeavePeriod(start, end, degree),))
+
+
+def days_ago(n: int) -> date:
+    return TODAY - timedelta(days=n)
