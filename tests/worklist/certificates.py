@@ -19,7 +19,7 @@ def patient(n: int) -> PatientId:
     return PatientId(first + str(luhn_check_digit(first[2:])))
 
 
-def certificate(  # noqa: PLR0913 - a test builder
+def certificate(
     cid: str,
     who: PatientId,
     start: date,
