@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     trust_forwarded: bool = False
     """Build links and ``fullUrl``s from ``X-Forwarded-Proto``/``-Host``/``-Prefix`` (set this
     only behind a proxy that sets them; otherwise a client could choose the links' host)."""
+
+    worklist_max_days_between: int = Field(default=5, ge=0, le=90)
+    """Days that may lie between two certificates of one sick leave (Rehabstöd's
+    maxAntalDagarMellanIntyg, 0-90)."""
+    worklist_focus_days: int = Field(default=90, ge=1, le=3650)
+    """How many days from its start a sick leave is a worklist candidate."""
 
     @property
     def external_keys(self) -> bool:

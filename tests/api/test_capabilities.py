@@ -15,7 +15,7 @@ from reko_fhir.config import Settings
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.api.test_api import _serving, client, post_bundle  # noqa: F401 - SQLite and PG
 
-SAMPLES = {"token": "x", "reference": "Patient/x", "date": "ge2025-01-01"}
+SAMPLES = {"token": "x", "reference": "Patient/x", "date": "ge2025-01-01", "number": "gt30"}
 RESULT = {"_count": "2", "_offset": "0", "_total": "accurate", "_summary": "count"}
 
 

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
-from reko_fhir.store.conditions import date_condition, number_condition, span_condition
+from reko_fhir.store.conditions import (
+    date_condition,
+    number_condition,
+    number_value,
+    span_condition,
+)
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
@@ -122,6 +127,8 @@ class MemorySession:
         ]
         for name, value in search.params:
             require_searchable(resource_type, name)
+            if name in index.NUMBER_NAMES:
+                number_value(value)  # refused as the SQL store refuses it, matches or not
             found = [row for row in found if self._matches(row, name, value, patients)]
         return found
 

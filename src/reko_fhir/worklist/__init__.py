@@ -12,5 +12,12 @@ from reko_fhir.worklist.importing import (
     WorklistSettings,
     import_sick_leaves,
 )
+from reko_fhir.worklist.listing import WorklistRow, read_worklist
 
-__all__ = ["WorklistChanges", "WorklistSettings", "import_sick_leaves"]
+__all__ = [
+    "WorklistChanges",
+    "WorklistRow",
+    "WorklistSettings",
+    "import_sick_leaves",
+    "read_worklist",
+]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from reko_fhir.config import Settings
 from reko_fhir.domain.identifiers import HsaId, PatientId
 from reko_fhir.domain.sjukfall import (
     DEFAULT_MAX_DAYS_BETWEEN,
@@ -39,6 +40,11 @@ class WorklistSettings:
 
     max_days_between: int = DEFAULT_MAX_DAYS_BETWEEN
     focus_days: int = DEFAULT_FOCUS_DAYS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorklistSettings:
+        """REKO_WORKLIST_MAX_DAYS_BETWEEN and REKO_WORKLIST_FOCUS_DAYS (checked at start-up)."""
+        return cls(settings.worklist_max_days_between, settings.worklist_focus_days)
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_days_between <= MAX_DAYS_BETWEEN_LIMIT:
