@@ -20,6 +20,7 @@ import typer
 from reko_fhir.config import Settings
 from reko_fhir.delivery import admin
 from reko_fhir.delivery.config import TargetConfigError, load_targets
+from reko_fhir.delivery.national import load_national
 from reko_fhir.domain.errors import DomainError
 from reko_fhir.domain.identifiers import HsaId
 from reko_fhir.logs import configure_logging
@@ -115,7 +116,8 @@ def worker_command(
     once: Annotated[bool, typer.Option(help="Deliver what is due, then stop.")] = False,
     workers: Annotated[int, typer.Option(help="Concurrent workers in this process.")] = 1,
 ) -> None:
-    """Deliver the outbox to the configured targets, apart from the API process."""
+    """Deliver the outbox to the configured targets, apart from the API process (and import
+    the sick-leave feed when the national file schedules it here)."""
     from reko_fhir.delivery.service import DeliveryService  # noqa: PLC0415
     from reko_fhir.delivery.targets import build_targets  # noqa: PLC0415
 
@@ -126,11 +128,19 @@ def worker_command(
     except TargetConfigError as exc:
         typer.echo(f"reko-fhir: {exc}", err=True)
         raise typer.Exit(2) from None
-    if not configs:
-        typer.echo("reko-fhir: no delivery targets configured (REKO_TARGETS_FILE)", err=True)
+    national = load_national(settings.national_file) if settings.national_file else None
+    scheduled = national is not None and national.schedule is not None
+    if not configs and not (scheduled and not once):
+        typer.echo(
+            "reko-fhir: no delivery targets configured (REKO_TARGETS_FILE), "
+            "nor a sick-leave schedule (REKO_NATIONAL_FILE)",
+            err=True,
+        )
         raise typer.Exit(2)
 
     async def run(repository: SqlRepository) -> None:
+        from reko_fhir.sick_leave_feed import schedule_for  # noqa: PLC0415
+
         targets = build_targets(configs)
         service = DeliveryService(
             repository,
@@ -151,8 +161,13 @@ def worker_command(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
+        feed = schedule_for(repository, settings, "worker")
         service.start()
+        if feed is not None:
+            feed.start()
         await stopping.wait()
+        if feed is not None:
+            await feed.stop()
         await service.stop()
 
     asyncio.run(_with_store(run))

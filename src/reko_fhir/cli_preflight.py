@@ -39,6 +39,7 @@ def check_configuration() -> Settings:
     except TargetConfigError as exc:
         raise ConfigurationError(str(exc)) from None
     _check_targets(configs, str(settings.targets_file or "REKO_TARGETS"))
+    _check_national(settings.national_file)
     check_profiles()
     return settings
 
@@ -82,6 +83,32 @@ def _check_targets(configs: list[TargetConfig], where: str) -> None:
         except (OSError, ValueError, TypeError) as exc:  # unreadable or malformed key files
             raise ConfigurationError(f"{where}: target {config.name}: {exc}") from None
         asyncio.run(target.aclose())
+
+
+def _check_national(path: Path | None) -> None:
+    """The national file loads and its client certificates load (``delivery/national.py``)."""
+    if path is None:
+        return
+    from reko_fhir.delivery.national import (  # noqa: PLC0415 - httpx only when needed
+        CONTRACTS,
+        NationalConfigError,
+        http_client,
+        load_national,
+    )
+
+    try:
+        national = load_national(path)
+    except NationalConfigError as exc:
+        raise ConfigurationError(str(exc)) from None
+    for contract in CONTRACTS:
+        endpoint = national.endpoint(contract)
+        if endpoint is None:
+            continue
+        try:
+            client = http_client(endpoint)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad key or PEM
+            raise ConfigurationError(f"{path}: {contract}.tls: {exc}") from None
+        asyncio.run(client.aclose())
 
 
 def _files_of(config: TargetConfig) -> list[tuple[str, Path]]:

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     """The delivery targets (YAML/JSON, see :mod:`reko_fhir.delivery.config`)."""
     targets: str | None = None
     """Targets inline, the same document as the file (for container environments)."""
+    national_file: Path | None = None
+    """The national services: RIVTA endpoints, mTLS, schedule (``delivery/national.py``)."""
     workers: int = 1
     """Delivery workers inside ``reko-fhir serve`` (0: run ``reko-fhir worker`` apart)."""
     worker_batch: int = 64

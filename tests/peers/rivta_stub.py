@@ -41,6 +41,7 @@ ACTIVE = (
 )
 CARE = "urn:riv:clinicalprocess:healthcond:certificate:ListSickLeavesForCareResponder:1"
 STORE = "urn:riv:informationsecurity:auditing:log:StoreLogResponder:2"
+TYPES2 = "urn:riv:clinicalprocess:healthcond:certificate:types:2"
 XSDS = {
     ACTIVE: "intyg/clinicalprocess-healthcond-rehabilitation/schemas/interactions/"
     "ListActiveSickLeavesForCareUnitInteraction/ListActiveSickLeavesForCareUnitResponder_1.0.xsd",
@@ -81,7 +82,7 @@ def _ii(tag: str, prefix: str, root: str, ext: str) -> str:
     return f"<{tag}><{prefix}:root>{root}</{prefix}:root><{prefix}:extension>{ext}</{prefix}:extension></{tag}>"
 
 
-def _certificate(cid: str, pnr: str, periods: list[tuple[str, str, int]]) -> str:
+def _certificate(cid: str, pnr: str, periods: list[tuple[str, str, int]], unit: str = UNIT) -> str:
     pid_root = "1.2.752.129.2.1.3.3" if int(pnr[6:8]) > 60 else "1.2.752.129.2.1.3.1"
     formagor = "".join(
         f"<c:formaga><c:startdatum>{s}</c:startdatum><c:slutdatum>{e}</c:slutdatum>"
@@ -94,7 +95,7 @@ def _certificate(cid: str, pnr: str, periods: list[tuple[str, str, int]]) -> str
         "<c:fullstandigtNamn>Tolvan Tolvansson</c:fullstandigtNamn></c:patient>"
         f"<c:skapadAv>{_ii('c:personalId', 't', HSA, DOCTOR)}"
         "<c:fullstandigtNamn>Ajla Doktor</c:fullstandigtNamn><c:befattningar/>"
-        f"<c:enhet>{_ii('c:enhetsId', 't', HSA, UNIT)}<c:enhetsnamn>VC Tolvberga</c:enhetsnamn>"
+        f"<c:enhet>{_ii('c:enhetsId', 't', HSA, unit)}<c:enhetsnamn>VC Tolvberga</c:enhetsnamn>"
         "</c:enhet></c:skapadAv>"
         "<c:diagnoskod>F432</c:diagnoskod><c:bidiagnoser>M545</c:bidiagnoser>"
         "<c:bidiagnoser>Z733</c:bidiagnoser>"
@@ -105,8 +106,17 @@ def _certificate(cid: str, pnr: str, periods: list[tuple[str, str, int]]) -> str
     )
 
 
-def active_answer(code: str, comment: str | None, *, certificates: bool, valid: bool = True) -> str:
-    listing = ""
+def active_answer(
+    code: str,
+    comment: str | None,
+    *,
+    certificates: bool,
+    valid: bool = True,
+    listing: str | None = None,
+) -> str:
+    """The answer; ``listing`` (intygsData elements) replaces the three fixed certificates."""
+    if listing is None:
+        listing = ""
     if certificates:
         listing = (
             _certificate(
@@ -200,6 +210,8 @@ class RivtaStub:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.mode = "ok"
         self.tls = tls
+        # A generated feed: care unit HSA-id -> its intygsData (tests/peers/sick_leave_feed.py).
+        self.feed: dict[str, str] | None = None
         self.exchanges: list[Exchange] = []
         self.schemas = {ns: load_schema(ns) for ns in XSDS}
         self._lock = threading.Lock()  # libxml2 schemas are not shared across threads safely
@@ -268,6 +280,10 @@ class RivtaStub:
                 return 200, envelope(
                     active_answer("INFO", "Svaret är ofullständigt", certificates=True)
                 )
+            if mode == "ok" and self.feed is not None:
+                unit = request.findtext(f"{{{ACTIVE}}}enhets-id/{{{TYPES2}}}extension") or ""
+                listing = self.feed.get(unit, "")
+                return 200, envelope(active_answer("OK", None, certificates=False, listing=listing))
             if mode in ("ok", "invalid-answer"):
                 return 200, envelope(
                     active_answer("OK", None, certificates=True, valid=mode == "ok")

@@ -36,6 +36,7 @@ from reko_fhir.security.access_log import UnitAccessLog
 from reko_fhir.security.audit import AuditLog
 from reko_fhir.security.guard import Caller, GuardedRepository, ScopeCheck, writes_for
 from reko_fhir.security.tokens import Principal
+from reko_fhir.sick_leave_feed import schedule_for
 from reko_fhir.store import SqlRepository
 from reko_fhir.validation.service import ValidationService, reko_definitions
 
@@ -157,9 +158,14 @@ async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         dead_retention=timedelta(days=settings.dead_retention_days),
     )
     delivery.start()
+    feed = schedule_for(repository, settings, "serve")  # the national file's sick-leave import
+    if feed is not None:
+        feed.start()
     try:
         yield
     finally:
+        if feed is not None:
+            await feed.stop()
         await delivery.stop()
         await app.state.audit.close()
         await repository.close()
