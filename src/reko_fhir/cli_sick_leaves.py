@@ -22,7 +22,13 @@ import typer
 
 from reko_fhir.cli_delivery import _with_store
 from reko_fhir.config import Settings
-from reko_fhir.delivery.national import NationalServices, load_national
+from reko_fhir.delivery.national import (
+    LIST_ACTIVE,
+    LIST_FOR_CARE,
+    NationalServices,
+    NotConfiguredError,
+    load_national,
+)
 from reko_fhir.delivery.rivta import SickLeaveCase
 from reko_fhir.domain import DomainError, HsaId, PatientId, mask_patient_ids
 from reko_fhir.logs import configure_logging
@@ -54,11 +60,17 @@ def _unit(value: str) -> HsaId:
         raise _fail(f"--unit is a care unit's HSA-id, not '{value[:40]}'", 2) from None
 
 
-def _services() -> NationalServices:
+def _services(contract: str, unit: HsaId) -> NationalServices:
+    """The configured services, once they can route ``contract`` for ``unit``."""
     path = Settings().national_file
     if path is None:
         raise _fail("set REKO_NATIONAL_FILE to the national services file", 2)
-    return NationalServices(load_national(path))  # the preflight has loaded it once already
+    services = NationalServices(load_national(path))  # the preflight has loaded it once already
+    try:
+        services.endpoint_for(contract, unit)
+    except NotConfiguredError as exc:
+        raise _fail(str(exc), 2) from None
+    return services
 
 
 def _warn(issues: tuple[Issue, ...]) -> None:
@@ -78,7 +90,7 @@ def import_command(
 ) -> None:
     """Fetch the unit's active sick leaves (ListActiveSickLeavesForCareUnit) into its worklist."""
     care_unit = _unit(unit)
-    services = _services()
+    services = _services(LIST_ACTIVE, care_unit)
     configure_logging()
     settings = WorklistSettings.from_settings(Settings())
 
@@ -101,7 +113,7 @@ def import_command(
         return
     closed = ", ".join(f"{n} {s}" for s, n in result.changes.closed.items())
     typer.echo(
-        f"{care_unit}: {summary['certificates']} certificate(s), {summary['left_out']} left out; "
+        f"{care_unit}: {summary['certificates']} certificate(s), {summary['problems']} problem(s); "
         f"worklist: {summary['created']} created, {summary['updated']} updated, "
         f"{summary['unchanged']} unchanged, {summary['closed']} closed"
         + (f" ({closed})" if closed else "")
@@ -137,7 +149,7 @@ def history_command(
         person = PatientId(patient)
     except DomainError as exc:
         raise _fail(f"--patient: {exc.message}", 2) from None
-    services = _services()
+    services = _services(LIST_FOR_CARE, care_unit)
     configure_logging()
     try:
         cases, issues = asyncio.run(

@@ -60,8 +60,8 @@ class FeedError(Exception):
 @dataclass(frozen=True)
 class FeedResult:
     """One import: certificates taken from the answer, the issues on what was left out of
-    it (located, e.g. ``…intygsData[2].patient.personId.extension``), and the worklist's
-    changes."""
+    them (located, e.g. ``…intygsData[2].patient.personId.extension``: a record or a period
+    that could not be taken), and the worklist's changes."""
 
     unit: HsaId
     certificates: int
@@ -75,7 +75,7 @@ class FeedResult:
         return {
             "unit": self.unit.value,
             "certificates": self.certificates,
-            "left_out": sum(1 for i in self.issues if i.is_error),
+            "problems": sum(1 for i in self.issues if i.is_error),
             "created": changes.created,
             "updated": changes.updated,
             "unchanged": changes.unchanged,
@@ -134,7 +134,7 @@ async def import_unit(
     result = FeedResult(
         unit, len(answer.records), answer.issues, answer.result_code, answer.message, changes
     )
-    log.info("sick_leaves.imported", **result.summary(), issues=len(answer.issues))
+    log.info("sick_leaves.imported", **result.summary())
     return result
 
 

@@ -30,9 +30,9 @@ import httpx
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from tenacity import AsyncRetrying, RetryCallState
 
 from reko_fhir.delivery.config import Retry
-from reko_fhir.delivery.errors import is_retryable
 from reko_fhir.delivery.rivta import (
     ListActiveSickLeavesForCareUnitClient,
     ListSickLeavesForCareClient,
@@ -194,7 +194,7 @@ class NationalServices:
         self.national = national
         self._schemas = schemas
 
-    def _endpoint(self, contract: str, unit: HsaId) -> tuple[ContractEndpoint, str]:
+    def endpoint_for(self, contract: str, unit: HsaId) -> tuple[ContractEndpoint, str]:
         endpoint = self.national.endpoint(contract)
         if endpoint is None:
             raise NotConfiguredError(f"the national file configures no {contract}")
@@ -216,7 +216,7 @@ class NationalServices:
     async def list_active(
         self, unit: HsaId
     ) -> AsyncIterator[ListActiveSickLeavesForCareUnitClient]:
-        endpoint, address = self._endpoint(LIST_ACTIVE, unit)
+        endpoint, address = self.endpoint_for(LIST_ACTIVE, unit)
         async with http_client(endpoint) as http:
             yield ListActiveSickLeavesForCareUnitClient(
                 http, endpoint.base_url, address, schemas=self.schemas(endpoint)
@@ -224,7 +224,7 @@ class NationalServices:
 
     @asynccontextmanager
     async def list_for_care(self, unit: HsaId) -> AsyncIterator[ListSickLeavesForCareClient]:
-        endpoint, address = self._endpoint(LIST_FOR_CARE, unit)
+        endpoint, address = self.endpoint_for(LIST_FOR_CARE, unit)
         async with http_client(endpoint) as http:
             yield ListSickLeavesForCareClient(
                 http, endpoint.base_url, address, schemas=self.schemas(endpoint)
@@ -235,18 +235,21 @@ class NationalServices:
         (refused, reset, timed out, 5xx without a fault) is tried again, the rest raised."""
         endpoint = self.national.endpoint(contract)
         policy = (endpoint.retry if endpoint is not None else NationalRetry()).policy()
-        async for attempt in policy.retrying():
-            with attempt:
-                try:
-                    return await call()
-                except Exception as exc:
-                    if is_retryable(exc):
-                        # The kind of failure and the attempt: no unit data, no patient.
-                        log.warning(
-                            "national.retry",
-                            contract=contract,
-                            attempt=attempt.retry_state.attempt_number,
-                            error=type(exc).__name__,
-                        )
-                    raise
-        raise AssertionError("unreachable: tenacity reraises the last failure")  # pragma: no cover
+
+        def before_sleep(state: RetryCallState) -> None:
+            # The kind of failure, the attempt and the wait: no unit data, no patient.
+            failed = state.outcome.exception() if state.outcome is not None else None
+            log.warning(
+                "national.retry",
+                contract=contract,
+                attempt=state.attempt_number,
+                error=type(failed).__name__,
+                wait=round(state.upcoming_sleep, 3),
+            )
+
+        async def attempt() -> T:  # a coroutine function, so tenacity awaits it
+            return await call()
+
+        retrying: AsyncRetrying = policy.retrying().copy(before_sleep=before_sleep)
+        result: T = await retrying(attempt)
+        return result

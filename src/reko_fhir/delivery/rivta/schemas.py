@@ -10,6 +10,7 @@ offending value.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import cast
@@ -36,7 +37,20 @@ RESPONDER_XSDS = {
     "StoreLogInteraction/StoreLogResponder_2.0.xsd",
 }
 _MAX_MESSAGES = 5
+_NAMESPACE = re.compile(r"\{[^{}]*\}")
+# A value libxml2 quotes: "The value 'X'", "': 'X' is not", "[facet …] … 'X'" after the element.
+_QUOTED_VALUE = re.compile(r"((?:[Vv]alue |': ))'[^']*'")
 SCHEMA_ROOT = RIVTA_XSD_DIR
+
+
+def located(entry: etree._LogEntry) -> str:
+    """libxml2's message, led by the element path it is about (``/r:…/c:intygsData[2]/…``),
+    namespaces left out. A value under a diagnosis element is withheld: the message must not
+    carry the diagnosis it complains about (patient numbers are masked everywhere)."""
+    message = _NAMESPACE.sub("", entry.message)
+    if "diagnos" in (entry.path or "").lower():
+        message = _QUOTED_VALUE.sub(r"\1'(withheld)'", message)
+    return mask_patient_ids(f"{entry.path or f'line {entry.line}'}: {message}")
 
 
 class RivtaSchemas:
@@ -69,8 +83,8 @@ class RivtaSchemas:
         if schema.validate(document):
             return []
         return [
-            mask_patient_ids(f"line {e.line}: {e.message}")
-            for e in list(cast("Iterable[etree._LogEntry]", schema.error_log))[:_MAX_MESSAGES]
+            located(entry)
+            for entry in list(cast("Iterable[etree._LogEntry]", schema.error_log))[:_MAX_MESSAGES]
         ]
 
     def is_valid(self, body: etree._Element) -> bool:
