@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from reko_fhir.domain import KvaCode
 from reko_fhir.mapping import codings as c
 from reko_fhir.mapping import worklist as wl
 from reko_fhir.outcomes import OperationOutcomeError
@@ -19,7 +18,15 @@ from reko_fhir.store.memory import MemoryRepository
 from reko_fhir.store.sql import SqlRepository
 from reko_fhir.worklist import WorklistSettings, import_sick_leaves
 from reko_fhir.worklist.unit import AsUnit, worklist_router
-from tests.worklist.certificates import OTHER_UNIT, TODAY, UNIT, certificate, days_ago, patient
+from tests.worklist.certificates import (
+    OTHER_UNIT,
+    TODAY,
+    UNIT,
+    certificate,
+    days_ago,
+    episode,
+    patient,
+)
 
 Store = SqlRepository | MemoryRepository
 P1, P2, P3, P4 = patient(1), patient(2), patient(3), patient(4)
@@ -125,24 +132,6 @@ async def test_a_rejection_without_a_reason_is_refused(store: Store) -> None:
     with pytest.raises(OperationOutcomeError) as refused:
         await AsUnit(store, UNIT, router).put_task(task["identifier"][0]["value"], bare)
     assert "reko-task-1" in str(refused.value.issues)
-
-
-def episode(patient_ref: str, owner: str, status: str = "active") -> dict[str, Any]:
-    return {
-        "resourceType": "EpisodeOfCare",
-        "meta": c.profile("EpisodeOfCare"),
-        "extension": [{"url": c.EXT_STATUS, "valueCoding": c.coding(c.CS_STATUS, "aktiv")}],
-        "identifier": [c.identifier("urn:example:case", "1")],
-        "status": status,
-        "type": [c.kva(KvaCode.GC001)],
-        "patient": {"reference": patient_ref},
-        "managingOrganization": {"reference": owner},
-        "period": {"start": TODAY.isoformat()},
-        "careManager": {
-            "type": "Practitioner",
-            "identifier": c.identifier(c.HSA, "SE2321000016-K001"),
-        },
-    }
 
 
 async def test_a_case_started_at_the_unit_accepts_the_task_at_once_and_at_import(
