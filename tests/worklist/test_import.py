@@ -171,3 +171,22 @@ async def test_another_unit_sees_none_of_it(store: Store) -> None:
     ]
     assert len(await tasks(store)) == 1
     assert len(await tasks(store, OTHER_UNIT.value)) == 1
+
+
+async def test_an_import_writes_only_over_the_version_it_read(store: Store) -> None:
+    """A Task changed between the import's read and its write (a case started, a coordinator's
+    rejection) is left as it is: the update names the version read (If-Match)."""
+    router = worklist_router(store)
+    await import_sick_leaves(store, UNIT, FEED, today=TODAY, router=router)
+    (task,) = await tasks(store)
+    writer = AsUnit(store, UNIT, router)
+    value = task["identifier"][0]["value"]
+    rejected = {k: v for k, v in task.items() if k != "meta"} | {
+        "status": "rejected",
+        "statusReason": c.concept(c.CS_EXCLUSION, "annan"),
+    }
+    assert await writer.put_task(value, rejected) is not None  # now version 2
+    stale = {k: v for k, v in task.items() if k != "meta"} | {"status": "completed"}
+    assert await writer.put_task(value, stale, version="1", task_id=task["id"]) is None
+    (kept,) = await tasks(store)
+    assert (kept["status"], kept["meta"]["versionId"]) == ("rejected", "2")
