@@ -190,3 +190,42 @@ async def test_an_import_writes_only_over_the_version_it_read(store: Store) -> N
     assert await writer.put_task(value, stale, version="1", task_id=task["id"]) is None
     (kept,) = await tasks(store)
     assert (kept["status"], kept["meta"]["versionId"]) == ("rejected", "2")
+
+
+async def test_a_case_in_a_transaction_bundle_accepts_the_task_in_that_transaction(
+    store: Store,
+) -> None:
+    router = worklist_router(store)
+    await import_sick_leaves(store, UNIT, FEED, today=TODAY, router=router)
+    (task,) = await tasks(store)
+    writer = AsUnit(store, UNIT, router)
+    writer.principal = replace(writer.principal, scopes=Scopes.parse("user/*.cruds"))
+    case = episode(task["for"]["reference"], task["owner"]["reference"])
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": case, "request": {"method": "POST", "url": "EpisodeOfCare"}}],
+    }
+    answer = await writer.handle(
+        FhirRequest("POST", "/"), bundle, action="C", interaction="transaction"
+    )
+    assert answer.status == 200, answer.resource
+    (accepted,) = await tasks(store)
+    assert accepted["status"] == "accepted"
+
+
+async def test_a_case_that_is_over_accepts_nothing(store: Store) -> None:
+    router = worklist_router(store)
+    await import_sick_leaves(store, UNIT, FEED, today=TODAY, router=router)
+    (task,) = await tasks(store)
+    writer = AsUnit(store, UNIT, router)
+    writer.principal = replace(writer.principal, scopes=Scopes.parse("user/*.cruds"))
+    finished = episode(task["for"]["reference"], task["owner"]["reference"], status="finished")
+    finished["extension"][0]["valueCoding"]["code"] = "avslutad"
+    finished["period"]["end"] = TODAY.isoformat()
+    answer = await writer.handle(
+        FhirRequest("POST", "/EpisodeOfCare"), finished, action="C", interaction="create"
+    )
+    assert answer.status == 201
+    (still,) = await tasks(store)
+    assert still["status"] == "requested"
