@@ -60,3 +60,36 @@ def test_inner_layers_never_import_rest_or_api(package: str) -> None:
         for name, modules in imports_of(package).items()
     }
     assert {k: v for k, v in wrong.items() if v} == {}
+
+
+@pytest.mark.parametrize(
+    "package", ["domain", "mapping", "validation", "store", "security", "delivery", "rest"]
+)
+def test_no_inner_layer_imports_the_worklist(package: str) -> None:
+    """The worklist joins the domain's chaining to the router and the guard (like ``pull``):
+    it sits beside the CLI, and nothing below imports it."""
+    wrong = {
+        name: sorted(m for m in modules if m.startswith(("reko_fhir.worklist", "reko_fhir.cli")))
+        for name, modules in imports_of(package).items()
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_the_worklist_reaches_the_store_only_through_the_router_and_the_guard() -> None:
+    """Its writes go through FhirRouter on a GuardedRepository (partitions, Provenance, access
+    log): it never touches the SQL store's tables or sessions itself, nor the API."""
+    wrong = {
+        name: sorted(
+            m
+            for m in modules
+            if m.startswith(("reko_fhir.api", "reko_fhir.store.sql", "reko_fhir.store.unit"))
+            or m.startswith("reko_fhir.store.schema")
+        )
+        for name, modules in imports_of("worklist").items()
+    }
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_the_sick_leave_chaining_is_pure_domain() -> None:
+    modules = imports_of("domain")["domain/sjukfall.py"]
+    assert all(m.startswith("reko_fhir.domain") for m in modules), modules

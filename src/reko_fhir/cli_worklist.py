@@ -18,7 +18,7 @@ import typer
 
 from reko_fhir.cli_delivery import _with_store
 from reko_fhir.domain.errors import DomainError
-from reko_fhir.domain.identifiers import HsaId
+from reko_fhir.domain.identifiers import HsaId, mask_patient_ids
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.security.audit import AuditLog
 from reko_fhir.store.sql import SqlRepository
@@ -55,7 +55,8 @@ def worklist_command(
     try:
         care_unit = HsaId(unit)
     except DomainError:
-        typer.echo(f"reko-fhir: --unit is a care unit's HSA-id, not '{unit[:40]}'", err=True)
+        shown = mask_patient_ids(unit[:40])
+        typer.echo(f"reko-fhir: --unit is a care unit's HSA-id, not '{shown}'", err=True)
         raise typer.Exit(2) from None
 
     async def run(repository: SqlRepository) -> list[WorklistRow]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from reko_fhir.delivery.rivta.sick_leaves import ActiveSickLeave
-from reko_fhir.domain import HsaId, PatientId, SickLeavePeriod, luhn_check_digit
+from reko_fhir.domain import HsaId, KvaCode, PatientId, SickLeavePeriod, luhn_check_digit
+from reko_fhir.mapping import codings as c
 
 UNIT = HsaId("SE2321000016-E001")
 OTHER_UNIT = HsaId("SE2321000016-E002")
@@ -32,3 +34,22 @@ def certificate(
 
 def days_ago(n: int) -> date:
     return TODAY - timedelta(days=n)
+
+
+def episode(patient_ref: str, owner: str, status: str = "active") -> dict[str, Any]:
+    """A RekoEpisodeOfCare: a coordination case of the patient at the unit."""
+    return {
+        "resourceType": "EpisodeOfCare",
+        "meta": c.profile("EpisodeOfCare"),
+        "extension": [{"url": c.EXT_STATUS, "valueCoding": c.coding(c.CS_STATUS, "aktiv")}],
+        "identifier": [c.identifier("urn:example:case", "1")],
+        "status": status,
+        "type": [c.kva(KvaCode.GC001)],
+        "patient": {"reference": patient_ref},
+        "managingOrganization": {"reference": owner},
+        "period": {"start": TODAY.isoformat()},
+        "careManager": {
+            "type": "Practitioner",
+            "identifier": c.identifier(c.HSA, "SE2321000016-K001"),
+        },
+    }

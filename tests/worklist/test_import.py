@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from reko_fhir.domain import KvaCode
 from reko_fhir.mapping import codings as c
 from reko_fhir.mapping import worklist as wl
 from reko_fhir.outcomes import OperationOutcomeError
@@ -19,7 +18,15 @@ from reko_fhir.store.memory import MemoryRepository
 from reko_fhir.store.sql import SqlRepository
 from reko_fhir.worklist import WorklistSettings, import_sick_leaves
 from reko_fhir.worklist.unit import AsUnit, worklist_router
-from tests.worklist.certificates import OTHER_UNIT, TODAY, UNIT, certificate, days_ago, patient
+from tests.worklist.certificates import (
+    OTHER_UNIT,
+    TODAY,
+    UNIT,
+    certificate,
+    days_ago,
+    episode,
+    patient,
+)
 
 Store = SqlRepository | MemoryRepository
 P1, P2, P3, P4 = patient(1), patient(2), patient(3), patient(4)
@@ -127,24 +134,6 @@ async def test_a_rejection_without_a_reason_is_refused(store: Store) -> None:
     assert "reko-task-1" in str(refused.value.issues)
 
 
-def episode(patient_ref: str, owner: str, status: str = "active") -> dict[str, Any]:
-    return {
-        "resourceType": "EpisodeOfCare",
-        "meta": c.profile("EpisodeOfCare"),
-        "extension": [{"url": c.EXT_STATUS, "valueCoding": c.coding(c.CS_STATUS, "aktiv")}],
-        "identifier": [c.identifier("urn:example:case", "1")],
-        "status": status,
-        "type": [c.kva(KvaCode.GC001)],
-        "patient": {"reference": patient_ref},
-        "managingOrganization": {"reference": owner},
-        "period": {"start": TODAY.isoformat()},
-        "careManager": {
-            "type": "Practitioner",
-            "identifier": c.identifier(c.HSA, "SE2321000016-K001"),
-        },
-    }
-
-
 async def test_a_case_started_at_the_unit_accepts_the_task_at_once_and_at_import(
     store: Store,
 ) -> None:
@@ -182,3 +171,61 @@ async def test_another_unit_sees_none_of_it(store: Store) -> None:
     ]
     assert len(await tasks(store)) == 1
     assert len(await tasks(store, OTHER_UNIT.value)) == 1
+
+
+async def test_an_import_writes_only_over_the_version_it_read(store: Store) -> None:
+    """A Task changed between the import's read and its write (a case started, a coordinator's
+    rejection) is left as it is: the update names the version read (If-Match)."""
+    router = worklist_router(store)
+    await import_sick_leaves(store, UNIT, FEED, today=TODAY, router=router)
+    (task,) = await tasks(store)
+    writer = AsUnit(store, UNIT, router)
+    value = task["identifier"][0]["value"]
+    rejected = {k: v for k, v in task.items() if k != "meta"} | {
+        "status": "rejected",
+        "statusReason": c.concept(c.CS_EXCLUSION, "annan"),
+    }
+    assert await writer.put_task(value, rejected) is not None  # now version 2
+    stale = {k: v for k, v in task.items() if k != "meta"} | {"status": "completed"}
+    assert await writer.put_task(value, stale, version="1", task_id=task["id"]) is None
+    (kept,) = await tasks(store)
+    assert (kept["status"], kept["meta"]["versionId"]) == ("rejected", "2")
+
+
+async def test_a_case_in_a_transaction_bundle_accepts_the_task_in_that_transaction(
+    store: Store,
+) -> None:
+    router = worklist_router(store)
+    await import_sick_leaves(store, UNIT, FEED, today=TODAY, router=router)
+    (task,) = await tasks(store)
+    writer = AsUnit(store, UNIT, router)
+    writer.principal = replace(writer.principal, scopes=Scopes.parse("user/*.cruds"))
+    case = episode(task["for"]["reference"], task["owner"]["reference"])
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": case, "request": {"method": "POST", "url": "EpisodeOfCare"}}],
+    }
+    answer = await writer.handle(
+        FhirRequest("POST", "/"), bundle, action="C", interaction="transaction"
+    )
+    assert answer.status == 200, answer.resource
+    (accepted,) = await tasks(store)
+    assert accepted["status"] == "accepted"
+
+
+async def test_a_case_that_is_over_accepts_nothing(store: Store) -> None:
+    router = worklist_router(store)
+    await import_sick_leaves(store, UNIT, FEED, today=TODAY, router=router)
+    (task,) = await tasks(store)
+    writer = AsUnit(store, UNIT, router)
+    writer.principal = replace(writer.principal, scopes=Scopes.parse("user/*.cruds"))
+    finished = episode(task["for"]["reference"], task["owner"]["reference"], status="finished")
+    finished["extension"][0]["valueCoding"]["code"] = "avslutad"
+    finished["period"]["end"] = TODAY.isoformat()
+    answer = await writer.handle(
+        FhirRequest("POST", "/EpisodeOfCare"), finished, action="C", interaction="create"
+    )
+    assert answer.status == 201
+    (still,) = await tasks(store)
+    assert still["status"] == "requested"

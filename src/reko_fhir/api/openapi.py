@@ -39,7 +39,9 @@ def _served(kind: str) -> tuple[str, ...]:
     return (*search_parameters(kind), *chains(kind))
 
 
-DATES = frozenset({"date", "sent", "_lastUpdated"})
+DATES = frozenset({"date", "sent", "_lastUpdated", "sick-leave-start"})
+NUMBERS = frozenset({"sick-leave-length"})
+NUMBER = r"^(eq|ne|gt|lt|ge|le)?-?[0-9]{1,18}$"  # a comparison prefix and a whole number
 DATE = (  # a comparison prefix and a FHIR date or dateTime (datatypes.html#dateTime)
     r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])"
     r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-][01][0-9]:[0-5][0-9]))?)?)?$"
@@ -225,7 +227,9 @@ def _search(kind: str, searchable: tuple[str, ...]) -> list[Json | str]:
         _query(
             n,
             f"search parameter '{n}'",
-            {"type": "string", "pattern": DATE} if n in DATES else None,
+            {"type": "string", "pattern": DATE}
+            if n in DATES
+            else ({"type": "string", "pattern": NUMBER} if n in NUMBERS else None),
         )
         for n in searchable
     ]

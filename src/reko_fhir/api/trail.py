@@ -52,7 +52,7 @@ def patients_in(resource: Any) -> set[str]:
     kind = resource.get("resourceType")
     if kind == "Patient" and isinstance(resource.get("id"), str):
         found.add(f"Patient/{resource['id']}")
-    for element in ("subject", "patient"):
+    for element in ("subject", "patient", "for"):  # "for": a Task (the worklist)
         ref = (
             (resource.get(element) or {}).get("reference")
             if isinstance(resource.get(element), dict)

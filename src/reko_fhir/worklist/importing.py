@@ -99,45 +99,47 @@ async def import_sick_leaves(
     writer = AsUnit(repository, unit, router)
     owner = await writer.ensure(wl.organization_resource(unit), (c.HSA, unit.value))
     stored = {value: task for task in await writer.tasks(owner) if (value := _identifier(task))}
-    counts: Counter[str] = Counter()
-    closed: Counter[str] = Counter()
-    ids: list[str] = []
+    # The unit's patients and cases, read once (not per sick leave).
+    patients = _by_patient_number(await writer.search("Patient", ()))
+    in_case = {
+        str(e["patient"]["reference"])
+        for e in await writer.search("EpisodeOfCare", ())
+        if wl.is_open_episode(e) and isinstance(e.get("patient"), dict)
+    }
+    tally = _Tally()
     seen: set[str] = set()
     for sjukfall in chained:
         value = wl.task_identifier(unit, sjukfall.patient, sjukfall.start)
         seen.add(value)
         before = stored.get(value)
         if before is not None and before.get("status") in wl.FINAL:
-            counts["unchanged"] += 1
-            ids.append(str(before["id"]))
+            tally.counts["unchanged"] += 1
+            tally.ids.append(str(before["id"]))
             continue
-        patient = await writer.find("Patient", _patient_resource(sjukfall.patient)[1])
-        in_case = patient is not None and await writer.in_case(patient)
+        patient = patients.get(sjukfall.patient.value)
         status = wanted_status(
-            sjukfall, in_case=in_case, today=today, focus_days=settings.focus_days
+            sjukfall, in_case=patient in in_case, today=today, focus_days=settings.focus_days
         )
         if before is None and status != wl.REQUESTED:
             continue  # not a candidate, and never was one
-        reference = patient or await writer.ensure(*_patient_resource(sjukfall.patient))
+        if patient is None:
+            patient = await writer.ensure(*_patient_resource(sjukfall.patient))
+            patients[sjukfall.patient.value] = patient
         task = wl.worklist_task(
-            sjukfall, status=status, patient=reference, owner=owner, before=before
+            sjukfall, status=status, patient=patient, owner=owner, before=before
         )
-        written = await writer.put_task(value, task)
-        ids.append(str(written["id"]))
-        _count(before, written, counts, closed)
+        await _write(writer, value, task, before, tally)
     for value, before in stored.items():
         if value not in seen and before.get("status") == wl.REQUESTED:
             # Gone from the unit's active sick leaves: the sick leave ended.
             task = {k: v for k, v in before.items() if k != "meta"} | {"status": wl.COMPLETED}
-            written = await writer.put_task(value, task)
-            ids.append(str(written["id"]))
-            _count(before, written, counts, closed)
+            await _write(writer, value, task, before, tally)
     return WorklistChanges(
-        created=counts["created"],
-        updated=counts["updated"],
-        unchanged=counts["unchanged"],
-        closed=dict(closed),
-        task_ids=tuple(ids),
+        created=tally.counts["created"],
+        updated=tally.counts["updated"],
+        unchanged=tally.counts["unchanged"],
+        closed=dict(tally.closed),
+        task_ids=tuple(tally.ids),
         other_units=len(certificates) - len(own),
     )
 
@@ -150,17 +152,52 @@ def _identifier(task: Json) -> str | None:
     return None
 
 
-def _count(before: Json | None, written: Json, counts: Counter[str], closed: Counter[str]) -> None:
+@dataclass
+class _Tally:
+    counts: Counter[str] = field(default_factory=Counter)
+    closed: Counter[str] = field(default_factory=Counter)
+    ids: list[str] = field(default_factory=list)
+
+
+async def _write(
+    writer: AsUnit, value: str, task: Json, before: Json | None, tally: _Tally
+) -> None:
+    """Store ``task`` unless ``before`` says the same already, and count what happened. A Task
+    is updated only at the version read (If-Match): a coordinator's or a case's change in
+    between wins, and the next import sees it."""
+    counts, closed, ids = tally.counts, tally.closed, tally.ids
+    if before is not None and _content(before) == _content(task):
+        counts["unchanged"] += 1
+        ids.append(str(before["id"]))
+        return
+    version = (before or {}).get("meta", {}).get("versionId")
+    written = await writer.put_task(value, task, version=version, task_id=(before or {}).get("id"))
+    if written is None:
+        counts["unchanged"] += 1  # changed meanwhile: left for the next import
+        ids.append(str((before or {}).get("id")))
+        return
+    ids.append(str(written["id"]))
     if before is None:
         counts["created"] += 1
-    elif (before.get("meta") or {}).get("versionId") == (written.get("meta") or {}).get(
-        "versionId"
-    ):
-        counts["unchanged"] += 1
     elif written.get("status") != wl.REQUESTED and before.get("status") == wl.REQUESTED:
         closed[str(written["status"])] += 1
     else:
         counts["updated"] += 1
+
+
+def _content(task: Json) -> Json:
+    return {k: v for k, v in task.items() if k not in ("id", "meta")}
+
+
+def _by_patient_number(patients: list[Json]) -> dict[str, str]:
+    """personnummer (or samordningsnummer) → ``Patient/<id>`` of the unit's Patients."""
+    systems = set(c.PATIENT_ID_SYSTEMS.values())
+    return {
+        str(identifier["value"]): f"Patient/{patient['id']}"
+        for patient in patients
+        for identifier in patient.get("identifier") or []
+        if isinstance(identifier, dict) and identifier.get("system") in systems
+    }
 
 
 def _patient_resource(patient: PatientId) -> tuple[Json, tuple[str, str]]:

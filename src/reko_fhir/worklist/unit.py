@@ -78,6 +78,7 @@ class AsUnit:
         *,
         action: str = "R",
         interaction: str = "search-type",
+        allow: tuple[int, ...] = (),
     ) -> FhirResponse:
         """The router's answer; OperationOutcomeError for a refusal (it names the problem)."""
         record = self.record(action, interaction)
@@ -87,7 +88,7 @@ class AsUnit:
         answer = await self.router.handle(
             request, body, repository=guarded, permissions=ScopeCheck(self.principal)
         )
-        if answer.status >= 400:
+        if answer.status >= 400 and answer.status not in allow:
             issues = (answer.resource or {}).get("issue") or []
             text = "; ".join(str(i.get("diagnostics", "")) for i in issues) or "refused"
             message = f"{request.method} {request.path}: {answer.status} {text}"
@@ -121,22 +122,24 @@ class AsUnit:
         answer = await self.handle(request, resource, action="C", interaction="create")
         return f"{kind}/{(answer.resource or {})['id']}"
 
-    async def put_task(self, value: str, task: Json) -> Json:
-        """A conditional update of the Task with this worklist identifier: created, changed,
-        or (the same content) left at its version."""
-        query = (("identifier", wl.identifier_token(value)),)
+    async def put_task(
+        self, value: str, task: Json, *, version: str | None = None, task_id: str | None = None
+    ) -> Json | None:
+        """Store the Task with this worklist identifier: a conditional update on it
+        (https://hl7.org/fhir/R4/http.html#cond-update), or with ``task_id`` and ``version``
+        an update of that version only (``If-Match``; None when it changed meanwhile)."""
         body = {k: v for k, v in task.items() if k not in ("id", "meta")}
         body["meta"] = {"profile": [PROFILE_WORKLIST_TASK]}
-        answer = await self.handle(
-            FhirRequest("PUT", "/Task", query), body, action="U", interaction="update"
-        )
-        return answer.resource or {}
+        if task_id is None or version is None:
+            query = (("identifier", wl.identifier_token(value)),)
+            request = FhirRequest("PUT", "/Task", query)
+        else:
+            body["id"] = task_id
+            headers = {"if-match": f'W/"{version}"'}
+            request = FhirRequest("PUT", f"/Task/{task_id}", headers=headers)
+        answer = await self.handle(request, body, action="U", interaction="update", allow=(412,))
+        return None if answer.status == 412 else answer.resource or {}
 
     async def tasks(self, owner: str) -> list[Json]:
         """The unit's worklist Tasks."""
         return await self.search("Task", (("owner", owner), ("code", wl.TASK_TOKEN)))
-
-    async def in_case(self, patient: str) -> bool:
-        """Whether the patient has a coordination case going on at the unit."""
-        episodes = await self.search("EpisodeOfCare", (("patient", patient),))
-        return any(wl.is_open_episode(e) for e in episodes)
