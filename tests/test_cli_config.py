@@ -24,6 +24,7 @@ from reko_fhir.validation import service
 from reko_fhir.validation.service import ProfilesNotFoundError, reko_definitions
 from tests.golden import FIXTURES
 
+PNR, UNIT = "191212121212", "SE2321000016-VC01"
 EXPORT = FIXTURES / "mapping" / "a-primary-care" / "input.nordjournal-json.json"
 # Each command with arguments it would run with; a command added to the CLI must be added here.
 COMMANDS: dict[str, list[str]] = {
@@ -38,6 +39,8 @@ COMMANDS: dict[str, list[str]] = {
     "outbox retry": ["outbox", "retry", "--all"],
     "outbox purge": ["outbox", "purge"],
     "worklist": ["worklist", "--unit", "SE2321000016-VC01"],
+    "sick-leaves import": ["sick-leaves", "import", "--unit", "SE2321000016-VC01"],
+    "sick-leaves history": ["sick-leaves", "history", "--unit", UNIT, "--patient", PNR],
 }
 BAD_FILES = {
     "unknown key": (
@@ -87,6 +90,14 @@ CASES: dict[str, tuple[str, dict[str, str], list[str]]] = {
             ["cannot read the targets file nowhere.yaml"],
         )
         for command in ("serve", "worker", "pull")
+    },
+    **{
+        f"{command}, missing national file": (
+            command,
+            {"REKO_NATIONAL_FILE": "nowhere.yaml"},
+            ["cannot read the national file nowhere.yaml"],
+        )
+        for command in ("serve", "worker", "sick-leaves import")
     },
     **{
         f"{command}, bad setting": (
