@@ -129,7 +129,8 @@ def worker_command(
         typer.echo(f"reko-fhir: {exc}", err=True)
         raise typer.Exit(2) from None
     national = load_national(settings.national_file) if settings.national_file else None
-    scheduled = national is not None and national.schedule is not None
+    schedule = national.schedule if national is not None else None
+    scheduled = schedule is not None and schedule.runs_in == "worker"
     if not configs and not (scheduled and not once):
         typer.echo(
             "reko-fhir: no delivery targets configured (REKO_TARGETS_FILE), "
