@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import httpx
 import structlog
 
 from reko_fhir.config import Settings
@@ -84,15 +86,23 @@ class FeedResult:
         }
 
 
+# What a call may fail with: the producer's refusal, a transport or TLS failure (ssl.SSLError is
+# an OSError), an answer that is no SOAP envelope.
+CALL_FAILURES = (DeliveryError, httpx.TransportError, OSError, ValueError)
+
+
 def _failure(contract: str, exc: BaseException) -> FeedError:
     if isinstance(exc, DeliveryError):
         code = EXIT_UNREACHABLE if exc.retryable else EXIT_REFUSED
         return FeedError(
             exc.reason if exc.reason.startswith(contract) else f"{contract}: {exc.reason}", code
         )
+    said = str(exc) or type(exc).__name__
     if is_retryable(exc):
-        said = str(exc) or type(exc).__name__
         return FeedError(f"{contract}: the service could not be reached: {said}", EXIT_UNREACHABLE)
+    if isinstance(exc, httpx.TransportError | ssl.SSLError):
+        # A certificate either side refuses: configuration, not luck (errors.is_retryable).
+        return FeedError(f"{contract}: the TLS connection was refused: {said}", EXIT_REFUSED)
     return FeedError(f"{contract}: {type(exc).__name__}: {exc}", EXIT_REFUSED)
 
 
@@ -113,12 +123,8 @@ async def import_unit(
             answer = await services.retried(LIST_ACTIVE, lambda: client.fetch(unit))
     except NotConfiguredError as exc:
         raise FeedError(str(exc), 2) from None
-    except (DeliveryError, OSError, ValueError) as exc:
+    except CALL_FAILURES as exc:
         raise _failure(LIST_ACTIVE, exc) from None
-    except Exception as exc:
-        if is_retryable(exc):
-            raise _failure(LIST_ACTIVE, exc) from None
-        raise
     try:
         changes = await import_sick_leaves(
             repository,
@@ -155,10 +161,8 @@ async def patient_history(
             )
     except NotConfiguredError as exc:
         raise FeedError(str(exc), 2) from None
-    except Exception as exc:
-        if isinstance(exc, DeliveryError | OSError | ValueError) or is_retryable(exc):
-            raise _failure(LIST_FOR_CARE, exc) from None
-        raise
+    except CALL_FAILURES as exc:
+        raise _failure(LIST_FOR_CARE, exc) from None
     cases = sorted(
         (case for case in answer.records if case.patient == patient),
         key=lambda case: case.start,
