@@ -44,6 +44,13 @@ async def fill_year(
     rng = random.Random(seed)
     for number, unit in enumerate(units):
         store = unit_store(unit)
+        await store.create(
+            {
+                "resourceType": "Organization",
+                "identifier": [{"system": c.HSA, "value": unit}],
+                "name": f"Vårdenhet {unit}",
+            }
+        )
         for person in range(18):
             pnr = f"19{70 + number}0{person % 9 + 1}{10 + person:02d}0000"
             patient = await store.create(
