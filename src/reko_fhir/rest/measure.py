@@ -52,9 +52,11 @@ async def measure_request(
 ) -> FhirResponse:
     """``GET /Measure/kva-statistik`` and ``GET|POST /Measure/kva-statistik/$evaluate-measure``."""
     method = request.method.upper()
-    if not rest or rest[0] != MEASURE_ID:
-        name = rest[0] if rest else "(search)"
-        message = f"Measure/{name[:64]} is not known: this server has Measure/{MEASURE_ID}"
+    if not rest:
+        message = f"the Measure is read (Measure/{MEASURE_ID}), not searched or written here"
+        raise OperationOutcomeError([error(IssueCode.NOT_SUPPORTED, message, None)], status=405)
+    if rest[0] != MEASURE_ID:
+        message = f"Measure/{rest[0][:64]} is not known: this server has Measure/{MEASURE_ID}"
         raise OperationOutcomeError([error(IssueCode.NOT_FOUND, message, None)], status=404)
     if rest == [MEASURE_ID] and method == "GET":
         permissions.allow("Measure", "read")
