@@ -37,6 +37,7 @@ COMMANDS: dict[str, list[str]] = {
     "outbox show": ["outbox", "show", "1"],
     "outbox retry": ["outbox", "retry", "--all"],
     "outbox purge": ["outbox", "purge"],
+    "stats": ["stats", "--unit", "all", "--from", "2026-01", "--to", "2026-06"],
 }
 BAD_FILES = {
     "unknown key": (
