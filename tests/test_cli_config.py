@@ -41,6 +41,7 @@ COMMANDS: dict[str, list[str]] = {
     "worklist": ["worklist", "--unit", "SE2321000016-VC01"],
     "sick-leaves import": ["sick-leaves", "import", "--unit", "SE2321000016-VC01"],
     "sick-leaves history": ["sick-leaves", "history", "--unit", UNIT, "--patient", PNR],
+    "stats": ["stats", "--unit", "all", "--from", "2026-01", "--to", "2026-06"],
 }
 BAD_FILES = {
     "unknown key": (

@@ -151,6 +151,10 @@ def test_the_walkthrough_runs_as_written(checkout: Path, service: int) -> None:
     assert "Procedure.reasonCode: error: max allowed = 0, but found 1" in everything
     assert "exit 1: an error" in everything
     assert (checkout / "validation.xml").read_text(encoding="utf-8").startswith("<?xml")
+    # The statistics block: case a's MeasureReport, and its unit's rows from the CLI.
+    assert re.search(r'"resourceType":\s*"MeasureReport"', everything)
+    assert "SE2321000016-VC01  2025-01      3" in everything
+    assert "SE2321000016-VC01,2025-01/2025-12,5,2,1,2,1,1,1,1,1,0" in everything
     # The token block: two tokens, each a JWT alone on its line.
     assert len(re.findall(r"^ey[\w-]+\.[\w-]+\.[\w-]+$", everything, re.MULTILINE)) == 2
 

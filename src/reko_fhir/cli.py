@@ -16,6 +16,7 @@ import typer
 from reko_fhir import __version__
 from reko_fhir.cli_delivery import outbox_app, pull_command, worker_command
 from reko_fhir.cli_sick_leaves import sick_leaves_app
+from reko_fhir.cli_stats import stats_command
 from reko_fhir.cli_validate import validate_command
 from reko_fhir.cli_worklist import worklist_command
 from reko_fhir.formats import dump_json, dump_xml
@@ -249,6 +250,7 @@ app.command("worker")(worker_command)
 app.command("pull")(pull_command)
 app.command("worklist")(worklist_command)
 app.add_typer(sick_leaves_app, name="sick-leaves")
+app.command("stats")(stats_command)
 
 
 def main() -> None:

@@ -96,6 +96,7 @@ def openapi_document() -> Json:
             tag="Patient",
         )
     }
+    paths.update(_measure())
     outcome = {"$ref": "#/components/schemas/OperationOutcome"}
     return {
         "openapi": "3.0.3",
@@ -283,6 +284,29 @@ def _op(
     if public:
         operation["security"] = []
     return operation
+
+
+def _measure() -> Json:
+    """``Measure/kva-statistik`` and its ``$evaluate-measure`` (rest/measure.py)."""
+    evaluate: list[Json | str] = [
+        _query("periodStart", "first day (YYYY, YYYY-MM or YYYY-MM-DD)"),
+        _query("periodEnd", "last day, included"),
+        _query("subject", "the care unit: Organization/{id}"),
+        _query("reportType", "summary", {"type": "string", "enum": ["summary"]}),
+        "_format",
+    ]
+    summary = "The KVÅ statistics of a care unit and a period: a summary MeasureReport"
+    return {
+        "/Measure/kva-statistik": {
+            "get": _op("read-Measure", "The Measure kva-statistik", READ, ["_format"])
+        },
+        "/Measure/kva-statistik/$evaluate-measure": {
+            "get": _op("evaluate-Measure", summary, READ, evaluate),
+            "post": _op(
+                "evaluate-post-Measure", summary, READ, ["_format"], body=_body("Parameters")
+            ),
+        },
+    }
 
 
 def _probe(operation_id: str, summary: str, *codes: int) -> Json:

@@ -12,6 +12,8 @@ from reko_fhir.mapping.codings import structure
 from reko_fhir.rest.searchparams import (
     AUDIT_INTERACTIONS,
     AUDIT_SEARCH,
+    MEASURE_INTERACTIONS,
+    MEASURE_OPERATIONS,
     OPERATIONS,
     RESOURCE_TYPES,
     RESULT_PARAMS,
@@ -87,6 +89,15 @@ def capability_statement(base: str = "") -> Json:
                     {"name": n, "type": "number", "documentation": _RESULT_DOCS[n]}
                     for n in ("_count", "_offset")
                 ),
+            ],
+        }
+    )
+    resources.append(
+        {
+            "type": "Measure",
+            "interaction": [{"code": code} for code in MEASURE_INTERACTIONS],
+            "operation": [
+                {"name": name, "definition": url} for name, url in MEASURE_OPERATIONS.items()
             ],
         }
     )

@@ -19,12 +19,15 @@ from reko_fhir.domain import mask_patient_ids
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.paging import TOTALS
+from reko_fhir.rest.searchparams import MEASURE_OPERATIONS
+from reko_fhir.rest.searchparams import OPERATIONS as TYPE_OPERATIONS
 
 MAX_PARAMETERS = 100
 MAX_NAME = 64
 MAX_VALUE = 1024
 MAX_SEGMENTS = 4  # Type/id/_history/vid
-OPERATIONS = frozenset({"$validate", "$everything"})
+# The operations of the router tables (searchparams), as they appear in a path.
+OPERATIONS = frozenset(f"${name}" for name in (*TYPE_OPERATIONS, *MEASURE_OPERATIONS))
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _VERSION = re.compile(r"[0-9]{1,18}")

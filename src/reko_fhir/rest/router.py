@@ -32,6 +32,7 @@ from reko_fhir.rest.access_log import read_access_log
 from reko_fhir.rest.capabilities import capability_statement
 from reko_fhir.rest.history import since_filter
 from reko_fhir.rest.inputs import check_request, shown
+from reko_fhir.rest.measure import measure_request
 from reko_fhir.rest.messages import FhirRequest, FhirResponse
 from reko_fhir.rest.negotiation import check_tree
 from reko_fhir.rest.paging import page_links
@@ -118,6 +119,8 @@ class _Handler:
             if self.access_log is None:
                 raise not_found("AuditEvent", "/".join(parts[1:]) or "(search)")
             return await read_access_log(self.access_log, parts[1:], request)
+        if parts and parts[0] == "Measure":
+            return await measure_request(self.repository, access, parts[1:], request, body)
         if not parts or parts[0] not in RESOURCE_TYPES:
             kind = parts[0] if parts else "(none)"
             raise OperationOutcomeError(

@@ -95,6 +95,14 @@ OPERATIONS = {
     "everything": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
 }
 
+# The KVÅ statistics (rest/measure.py): read the Measure, evaluate it. The counts are those of
+# searches of these types, so evaluating needs the scopes to search them.
+MEASURE_INTERACTIONS = ("read",)
+MEASURE_OPERATIONS = {
+    "evaluate-measure": "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
+}
+MEASURE_COUNTS = ("Procedure", "EpisodeOfCare", "Communication")
+
 
 def patient_element(kind: str) -> str | None:
     """The element naming the patient a ``kind`` is about (None: it names none)."""

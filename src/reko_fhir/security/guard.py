@@ -21,7 +21,7 @@ check. What it adds to the store:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -42,7 +42,7 @@ from reko_fhir.store import (
     Stored,
     not_found,
 )
-from reko_fhir.store.repository import Change, SingleInteractions
+from reko_fhir.store.repository import Bucket, Change, KvaCount, SingleInteractions
 from reko_fhir.validation.case_rules import covers
 from reko_fhir.validation.store_rules import patient_context
 
@@ -167,6 +167,16 @@ class GuardedRepository(SingleInteractions):
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         self._no_external()
         return await self.inner.read_current(resource_type, ids)
+
+    async def kva_counts(
+        self, buckets: Sequence[Bucket], units: frozenset[str] | None = None
+    ) -> list[KvaCount]:
+        """Statistics of the caller's own unit (a platform token: of any, or all)."""
+        self._no_external()
+        visible = self.caller.partitions.visible if self.caller.partitions else None
+        if units is not None and visible is not None and not units <= visible:
+            raise forbidden("a care unit's token reads the statistics of its own unit only")
+        return await self.inner.kva_counts(buckets, units)
 
     # -- writes (create, update, conditional update, delete: SingleInteractions' units) -----
     async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:

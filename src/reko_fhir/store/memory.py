@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,9 +29,11 @@ from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
     MATCH_LIMIT,
+    Bucket,
     Change,
     FhirSession,
     Json,
+    KvaCount,
     Search,
     SingleInteractions,
     Stored,
@@ -43,6 +45,7 @@ from reko_fhir.store.repository import (
     update_target,
     writes_to,
 )
+from reko_fhir.store.statistics import count_resources, narrowed
 from reko_fhir.store.unit import comparable, version_rows
 
 if TYPE_CHECKING:
@@ -399,3 +402,16 @@ class MemoryRepository(SingleInteractions):
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         return await self._reader().read_current(resource_type, ids)
+
+    async def kva_counts(
+        self, buckets: Sequence[Bucket], units: frozenset[str] | None = None
+    ) -> list[KvaCount]:
+        wanted = narrowed(self.partitions.visible, units)
+        current = [
+            (row.partition, row.content)
+            for row in self.data.current.values()
+            if not row.deleted
+            and row.content is not None
+            and (wanted is None or row.partition in wanted)
+        ]
+        return count_resources(current, buckets)

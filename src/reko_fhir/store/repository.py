@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store.partition import Partitions
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from reko_fhir.store.audit import AuditEntry
 
 Json = dict[str, Any]
@@ -128,6 +130,52 @@ class Search:
         return "&".join(f"{k}={v}" for k, v in sorted(self.params))
 
 
+KVA_GROUPS = (
+    "gc001",
+    "dv077",
+    "aw026",
+    "patienter",
+    "nya-insatser",
+    "inom-90-dagar",
+    "meddelanden-fk",
+)
+"""The codes of ``reko-measure-group`` (profile contract 2), in the Measure's order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One period the KVÅ statistics count: [start, end) in UTC, named ``label`` (``2026-01``)."""
+
+    label: str
+    start: datetime
+    end: datetime
+
+
+def months(first: str, last: str) -> list[Bucket]:
+    """One bucket per calendar month (UTC) from ``first`` to ``last`` (``YYYY-MM``), inclusive;
+    ValueError for a month that is none."""
+    year, month = (int(part) for part in first.split("-"))
+    end_year, end_month = (int(part) for part in last.split("-"))
+    found = []
+    while (year, month) <= (end_year, end_month):
+        start = datetime(year, month, 1, tzinfo=UTC)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        found.append(Bucket(f"{start:%Y-%m}", start, datetime(year, month, 1, tzinfo=UTC)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class KvaCount:
+    """How many of ``group`` a care unit (its partition) had in one bucket; ``stratum`` is a
+    ``reko-coordination-part`` code (``gc001`` only), None for the whole group."""
+
+    unit: str
+    bucket: str
+    group: str
+    count: int
+    stratum: str | None = None
+
+
 class FhirSession(Protocol):
     """The interactions inside one unit of work (one database transaction): what a transaction
     Bundle's entries run on (https://hl7.org/fhir/R4/http.html#transaction). Reads see the
@@ -204,6 +252,13 @@ class FhirRepository(Protocol):
     async def in_unit(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
         """Run ``work`` in one unit of work (a transaction Bundle, or a write with the reads it
         depends on); all of it commits, or none."""
+
+    async def kva_counts(
+        self, buckets: Sequence[Bucket], units: frozenset[str] | None = None
+    ) -> list[KvaCount]:
+        """The KVÅ statistics (:mod:`reko_fhir.store.statistics`) per care unit and bucket, in
+        the partitions the caller reads (narrowed to ``units`` when given); zero counts are
+        left out."""
 
 
 class SingleInteractions:

@@ -37,7 +37,9 @@ from reko_fhir.store import outbox
 from reko_fhir.store.conditions import in_partitions
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
+    Bucket,
     FhirSession,
+    KvaCount,
     Search,
     SingleInteractions,
     Stored,
@@ -46,6 +48,8 @@ from reko_fhir.store.repository import (
 )
 from reko_fhir.store.schema import metadata, resource_version
 from reko_fhir.store.sqlite_inline import inline_creator
+from reko_fhir.store.statistics import narrowed
+from reko_fhir.store.statistics_sql import kva_counts
 from reko_fhir.store.unit import Unit, stored_from_row
 
 T = TypeVar("T")
@@ -221,6 +225,13 @@ class SqlRepository(SingleInteractions):
     async def total(self, resource_type: str, search: Search) -> int:
         async with self.engine.connect() as conn:
             return await self._unit(conn).total(resource_type, search)
+
+    async def kva_counts(
+        self, buckets: Sequence[Bucket], units: frozenset[str] | None = None
+    ) -> list[KvaCount]:
+        """The KVÅ statistics in four queries (:mod:`reko_fhir.store.statistics_sql`)."""
+        async with self.engine.connect() as conn:
+            return await kva_counts(conn, buckets, narrowed(self.partitions.visible, units))
 
     async def count(self, resource_type: str | None = None) -> int:
         """Stored versions (of a type): what a test compares to see that nothing was written."""
