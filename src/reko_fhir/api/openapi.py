@@ -39,7 +39,7 @@ def _served(kind: str) -> tuple[str, ...]:
     return (*search_parameters(kind), *chains(kind))
 
 
-DATES = frozenset({"date", "sent", "_lastUpdated"})
+DATES = frozenset({"date", "sent", "_lastUpdated", "activity-date"})
 DATE = (  # a comparison prefix and a FHIR date or dateTime (datatypes.html#dateTime)
     r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])"
     r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-][01][0-9]:[0-5][0-9]))?)?)?$"

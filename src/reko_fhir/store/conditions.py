@@ -37,7 +37,7 @@ def id_condition(
         return select(resource_current.c.id).where(
             resource_current.c.type == resource_type, resource_current.c.id.in_(value.split(","))
         )
-    if name in ("date", "sent"):
+    if name in index.DATE_NAMES:
         return select(date_index.c.id).where(
             date_index.c.type == resource_type,
             date_index.c.param == name,
@@ -82,7 +82,7 @@ def id_condition(
 def sort_value(resource_type: str, name: str, descending: bool) -> Any:
     """A resource's value of a date or token parameter to sort on: the earliest (ascending)
     or latest (descending) of its values (https://hl7.org/fhir/R4/search.html#sort)."""
-    if name in ("date", "sent"):
+    if name in index.DATE_NAMES:
         table, column = date_index, date_index.c.high if descending else date_index.c.low
     else:
         table, column = token_index, token_index.c.value

@@ -133,7 +133,7 @@ class MemorySession:
             return row.id in value.split(",")
         if name == "_lastUpdated":
             return bool(date_condition(row.last_updated, value))
-        if name in ("date", "sent"):
+        if name in index.DATE_NAMES:
             return any(
                 bool(span_condition(low, high, value))
                 for param, low, high in index.dates(content)
@@ -293,7 +293,7 @@ class MemorySession:
 def _sort_value(row: _Version, name: str, descending: bool) -> Any:
     """The value a date or token parameter sorts ``row`` by (https://hl7.org/fhir/R4/search.html#sort)."""
     content = row.content or {}
-    if name in ("date", "sent"):
+    if name in index.DATE_NAMES:
         values: list[Any] = [
             high if descending else low for p, low, high in index.dates(content) if p == name
         ]

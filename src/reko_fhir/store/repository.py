@@ -36,6 +36,8 @@ SEARCHABLE = (
     "date",
     "sent",
     "recipient",
+    "activity-code",
+    "activity-date",
 )
 """The search parameters every implementation serves (https://hl7.org/fhir/R4/search.html)."""
 MATCH_LIMIT = 1000
