@@ -15,6 +15,7 @@ import typer
 
 from reko_fhir import __version__
 from reko_fhir.cli_delivery import outbox_app, pull_command, worker_command
+from reko_fhir.cli_followups import follow_ups_command
 from reko_fhir.cli_validate import validate_command
 from reko_fhir.formats import dump_json, dump_xml
 from reko_fhir.mapping import case_to_bundle
@@ -245,6 +246,7 @@ app.command("validate")(validate_command)
 app.add_typer(outbox_app, name="outbox")
 app.command("worker")(worker_command)
 app.command("pull")(pull_command)
+app.command("follow-ups")(follow_ups_command)
 
 
 def main() -> None:
