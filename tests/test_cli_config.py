@@ -37,6 +37,7 @@ COMMANDS: dict[str, list[str]] = {
     "outbox show": ["outbox", "show", "1"],
     "outbox retry": ["outbox", "retry", "--all"],
     "outbox purge": ["outbox", "purge"],
+    "follow-ups": ["follow-ups", "--unit", "SE2321000016-VC01", "--due-before", "2026-03-01"],
 }
 BAD_FILES = {
     "unknown key": (

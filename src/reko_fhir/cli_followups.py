@@ -144,6 +144,8 @@ def render(rows: list[FollowUp], form: Format, today: date) -> str:
     table = [r.row(today) for r in rows]
     if form is Format.JSON:
         return json.dumps(table, ensure_ascii=False, indent=2)
+    for row in table:  # as a person reads it: "yes" or nothing
+        row["overdue"] = "yes" if row["overdue"] else ""
     columns = ["due", "overdue", "code", "status", "patient", "careplan", "activity", "description"]
     if form is Format.CSV:
         out = io.StringIO()
@@ -151,9 +153,7 @@ def render(rows: list[FollowUp], form: Format, today: date) -> str:
         writer.writeheader()
         writer.writerows(table)
         return out.getvalue().rstrip("\n")
-    cells = [columns] + [
-        [("yes" if v else "") if k == "overdue" else str(v) for k, v in r.items()] for r in table
-    ]
+    cells = [columns] + [[str(v) for v in r.values()] for r in table]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
