@@ -268,3 +268,34 @@ async def test_a_transaction_based_on_another_units_plan_is_refused(
     assert answer.status == 422, answer.resource
     assert answer.resource["issue"][0]["expression"] == ["Bundle.entry[0].resource.basedOn[0]"]
     assert await case.plan_versions() == 1
+
+
+async def test_a_malformed_plan_beside_its_procedure_is_refused_not_a_crash(
+    router: FhirRouter, store: MemoryRepository
+) -> None:
+    """The plan of a transaction is linked before it is validated: a broken shape anywhere the
+    link looks is the validator's 4xx, never a 500."""
+    case = await Case(router, store).setup()
+    plan = follow_up_plan(case.patient, case.staff, record="PLAN-BAD")
+    plan["activity"] = [
+        {"outcomeReference": {"reference": "x"}, "detail": {**plan["activity"][1]["detail"]}},
+        {"detail": {**plan["activity"][0]["detail"], "scheduledPeriod": "2026-03-01"}},
+        {"detail": {**plan["activity"][0]["detail"], "scheduledTiming": {"repeat": "daily"}}},
+        "not an activity",
+    ]
+    procedure = performed(case.patient, case.staff, case.unit, "urn:uuid:bad", record="J-BAD")
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:bad",
+                "resource": plan,
+                "request": {"method": "POST", "url": "CarePlan"},
+            },
+            {"resource": procedure, "request": {"method": "POST", "url": "Procedure"}},
+        ],
+    }
+    answer = await router.handle(FhirRequest("POST", "/"), bundle)
+    assert 400 <= answer.status < 500, answer.resource
+    assert await store.search("CarePlan", Search.parse(f"identifier={SOURCE}|PLAN-BAD")) == []

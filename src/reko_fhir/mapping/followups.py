@@ -72,15 +72,20 @@ def _detail_part(detail: Json) -> str | None:
 def due_date(detail: Json) -> date | None:
     """The first day an activity is scheduled on: a Period's start, a Timing's earliest event
     or ``repeat.boundsPeriod`` start; None for a ``scheduledString`` or no schedule."""
-    found: list[Any] = [(detail.get("scheduledPeriod") or {}).get("start")]
+    # Not validated yet when a transaction's plan is linked: every step checks its shape.
+    found: list[Any] = [_child(detail.get("scheduledPeriod"), "start")]
     timing = detail.get("scheduledTiming")
     if isinstance(timing, dict):
-        found += timing.get("event") or []
-        bounds = (timing.get("repeat") or {}).get("boundsPeriod") or {}
-        found.append(bounds.get("start") if isinstance(bounds, dict) else None)
+        events = timing.get("event")
+        found += events if isinstance(events, list) else []
+        found.append(_child(_child(timing.get("repeat"), "boundsPeriod"), "start"))
     days = [_day(text) for text in found if isinstance(text, str)]
     known = [d for d in days if d is not None]
     return min(known) if known else None
+
+
+def _child(node: Any, name: str) -> Any:
+    return node.get(name) if isinstance(node, dict) else None
 
 
 def _day(text: str) -> date | None:
@@ -150,6 +155,10 @@ def carried_out(careplan: Json, procedure: Json, reference: str) -> Json | None:
     if not candidates:
         return None
     activity = plan["activity"][candidates[0].index]
-    activity.setdefault("outcomeReference", []).append({"reference": reference})
+    earlier = activity.get("outcomeReference")
+    activity["outcomeReference"] = [
+        *(earlier if isinstance(earlier, list) else []),
+        {"reference": reference},
+    ]
     activity["detail"]["status"] = "completed"
     return plan

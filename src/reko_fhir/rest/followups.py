@@ -31,6 +31,10 @@ def _plans(procedure: Json) -> list[tuple[int, str]]:
     return found
 
 
+def _reference(node: Any) -> Any:
+    return node.get("reference") if isinstance(node, dict) else None
+
+
 def _refuse(message: str, expression: str) -> OperationOutcomeError:
     return OperationOutcomeError([error(IssueCode.BUSINESS_RULE, message, expression)], status=422)
 
@@ -46,8 +50,8 @@ async def link_performed(unit: FhirSession, procedure: Json, where: str = "Proce
         if not found or found[0].partition != unit.partitions.own:
             raise _refuse(f"CarePlan/{plan_id} is not known in this care unit", expression)
         plan = found[0].resource
-        subject = (procedure.get("subject") or {}).get("reference")
-        if (plan.get("subject") or {}).get("reference") != subject:
+        subject = _reference(procedure.get("subject"))
+        if _reference(plan.get("subject")) != subject:
             message = f"CarePlan/{plan_id} is another patient's plan than {subject}'s"
             raise _refuse(message, expression)
         linked = carried_out(plan, procedure, f"Procedure/{procedure['id']}")
