@@ -42,6 +42,7 @@ COMMANDS: dict[str, list[str]] = {
     "sick-leaves import": ["sick-leaves", "import", "--unit", "SE2321000016-VC01"],
     "sick-leaves history": ["sick-leaves", "history", "--unit", UNIT, "--patient", PNR],
     "stats": ["stats", "--unit", "all", "--from", "2026-01", "--to", "2026-06"],
+    "follow-ups": ["follow-ups", "--unit", "SE2321000016-VC01", "--due-before", "2026-03-01"],
 }
 BAD_FILES = {
     "unknown key": (

@@ -15,6 +15,7 @@ import typer
 
 from reko_fhir import __version__
 from reko_fhir.cli_delivery import outbox_app, pull_command, worker_command
+from reko_fhir.cli_followups import follow_ups_command
 from reko_fhir.cli_sick_leaves import sick_leaves_app
 from reko_fhir.cli_stats import stats_command
 from reko_fhir.cli_validate import validate_command
@@ -251,6 +252,7 @@ app.command("pull")(pull_command)
 app.command("worklist")(worklist_command)
 app.add_typer(sick_leaves_app, name="sick-leaves")
 app.command("stats")(stats_command)
+app.command("follow-ups")(follow_ups_command)
 
 
 def main() -> None:

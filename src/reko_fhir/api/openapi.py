@@ -39,7 +39,7 @@ def _served(kind: str) -> tuple[str, ...]:
     return (*search_parameters(kind), *chains(kind))
 
 
-DATES = frozenset({"date", "sent", "_lastUpdated", "sick-leave-start"})
+DATES = frozenset({"date", "sent", "_lastUpdated", "sick-leave-start", "activity-date"})
 NUMBERS = frozenset({"sick-leave-length"})
 NUMBER = r"^(eq|ne|gt|lt|ge|le)?-?[0-9]{1,18}$"  # a comparison prefix and a whole number
 DATE = (  # a comparison prefix and a FHIR date or dateTime (datatypes.html#dateTime)

@@ -93,8 +93,7 @@ def case_to_bundle_json(case: CoordinationCase) -> Resource:
         *(("Procedure", a.source, procedure_to_fhir(a, urls)) for a in case.activities),
         *(("Communication", n.source, notice_to_fhir(n, urls)) for n in case.notices),
     ]:
-        url = f"urn:uuid:{resource_uuid(record.system, kind, record.record_id)}"
-        entries.append(_entry(url, resource, record.system, record.record_id))
+        entries.append(_entry(urls.record(kind, record), resource, record.system, record.record_id))
     return {
         "resourceType": "Bundle",
         "id": str(resource_uuid(src.system, "Bundle", src.record_id)),

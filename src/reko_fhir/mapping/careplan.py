@@ -9,7 +9,11 @@ A detail's status says what the journal shows of it (https://hl7.org/fhir/R4/val
 ``completed`` when a journaled activity carries it out (a completed AW026 on the follow-up's day;
 a completed GC001 of the same part, and with the planned actor, on the planned day) or, for a
 sick-leave step, when the case closed after the step ended; ``unknown`` for what a closed case
-never recorded; ``scheduled`` while the case is open.
+never recorded; ``scheduled`` while the case is open. The journal links a performed activity to
+the plan by nothing but that rule (none of the exports carries a reference), so the same rule
+links them in FHIR: the activity's ``outcomeReference`` names the Procedures that carry it out
+(https://hl7.org/fhir/R4/careplan-definitions.html#CarePlan.activity.outcomeReference), and
+each of those is ``basedOn`` the plan (:func:`carries_out`).
 """
 
 from __future__ import annotations
@@ -56,21 +60,47 @@ def _step(case: CoordinationCase, period: SickLeavePeriod) -> dict[str, Any]:
     }
 
 
-def _carried_out(case: CoordinationCase, planned: PlannedActivity) -> bool:
-    return planned.planned_on is not None and any(
-        a.kva is KvaCode.GC001
+def _carried_out(case: CoordinationCase, planned: PlannedActivity) -> list[CoordinationActivity]:
+    """The completed GC001s of the planned activity's part (and actor) on its day."""
+    if planned.planned_on is None:
+        return []
+    return [
+        a
+        for a in _done(case)
+        if a.kva is KvaCode.GC001
         and a.part is planned.part
         and a.performed.date() == planned.planned_on
         and (planned.actor is None or planned.actor in a.external_actors)
-        for a in _done(case)
+    ]
+
+
+def _held(case: CoordinationCase, day: date) -> list[CoordinationActivity]:
+    """The completed AW026s on a follow-up's day."""
+    return [a for a in _done(case) if a.kva is KvaCode.AW026 and a.performed.date() == day]
+
+
+def carries_out(case: CoordinationCase, activity: CoordinationActivity) -> bool:
+    """Whether ``activity`` carries out a follow-up or planned activity of the case's plan
+    (its Procedure is then ``basedOn`` the plan)."""
+    plan = case.plan
+    if plan is None:
+        return False
+    return any(activity in _held(case, day) for day in plan.follow_ups) or any(
+        activity in _carried_out(case, planned) for planned in plan.activities
     )
 
 
+def _outcomes(activity: dict[str, Any], done: list[CoordinationActivity], urls: CaseUrls) -> None:
+    if done:
+        activity["outcomeReference"] = [
+            c.reference(urls.record("Procedure", a.source)) for a in done
+        ]
+
+
 def _follow_up(case: CoordinationCase, day: date) -> dict[str, Any]:
-    held = any(a.kva is KvaCode.AW026 and a.performed.date() == day for a in _done(case))
     return {
         "code": c.kva(KvaCode.AW026),
-        "status": _status(case, held),
+        "status": _status(case, bool(_held(case, day))),
         "scheduledPeriod": {"start": day.isoformat()},
     }
 
@@ -81,7 +111,7 @@ def _planned(case: CoordinationCase, activity: PlannedActivity, urls: CaseUrls) 
             {"url": c.EXT_COORDINATION_PART, "valueCoding": c.coding(c.CS_PART, activity.part)}
         ],
         "code": c.kva(KvaCode.GC001),
-        "status": _status(case, _carried_out(case, activity)),
+        "status": _status(case, bool(_carried_out(case, activity))),
     }
     if activity.planned_on is not None:
         detail["scheduledPeriod"] = {"start": activity.planned_on.isoformat()}
@@ -95,11 +125,18 @@ def careplan_to_fhir(case: CoordinationCase, plan: ReturnToWorkPlan, urls: CaseU
     period = {"start": plan.start.isoformat()}
     if plan.end is not None:
         period["end"] = plan.end.isoformat()
-    details = [
-        *(_step(case, p) for p in plan.sick_leave_steps),
-        *(_planned(case, a, urls) for a in plan.activities),
-        *(_follow_up(case, d) for d in plan.follow_ups),
+    activities: list[dict[str, Any]] = [
+        *({"detail": _step(case, p)} for p in plan.sick_leave_steps),
+        *({"detail": _planned(case, a, urls)} for a in plan.activities),
+        *({"detail": _follow_up(case, d)} for d in plan.follow_ups),
     ]
+    done = [
+        *([] for _ in plan.sick_leave_steps),
+        *(_carried_out(case, a) for a in plan.activities),
+        *(_held(case, d) for d in plan.follow_ups),
+    ]
+    for activity, procedures in zip(activities, done, strict=True):
+        _outcomes(activity, procedures, urls)
     out: Resource = {
         "resourceType": "CarePlan",
         "meta": c.profile("CarePlan"),
@@ -125,8 +162,11 @@ def careplan_to_fhir(case: CoordinationCase, plan: ReturnToWorkPlan, urls: CaseU
     if case.care_team is not None:
         out["careTeam"] = [c.reference(urls.care_team)]
     out["goal"] = [{"reference": f"#goal-{i}"} for i in range(1, len(plan.goals) + 1)]
-    if details:
-        out["activity"] = [{"detail": d} for d in details]
+    if activities:
+        # outcomeReference precedes detail, in the element order of CarePlan.activity
+        out["activity"] = [
+            {k: a[k] for k in ("outcomeReference", "detail") if k in a} for a in activities
+        ]
     return out
 
 

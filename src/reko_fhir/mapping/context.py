@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reko_fhir.domain import CoordinationCase, HsaId, OrganisationNumber
+from reko_fhir.domain import CoordinationCase, HsaId, OrganisationNumber, SourceRef
 from reko_fhir.mapping import codings
 from reko_fhir.mapping.fhir_ids import full_url, source_full_url
 from reko_fhir.mapping.fhir_reader import Element, FhirElementError
@@ -31,6 +31,10 @@ class CaseUrls:
     @property
     def care_team(self) -> str:
         return source_full_url(self.case.source, "CareTeam")
+
+    def record(self, resource_type: str, source: SourceRef) -> str:
+        """A journal record's entry (CarePlan, Procedure…): named by its own identifier."""
+        return source_full_url(source, resource_type)
 
     def actor(self, org: OrganisationNumber) -> str:
         return full_url(codings.ORG_NUMBER, "Organization", org.value)

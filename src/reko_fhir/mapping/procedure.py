@@ -10,6 +10,7 @@ from typing import Any
 
 from reko_fhir.domain import ActivityStatus, CoordinationActivity, CoordinationPart, KvaCode
 from reko_fhir.mapping import codings as c
+from reko_fhir.mapping.careplan import carries_out
 from reko_fhir.mapping.consent import source_of
 from reko_fhir.mapping.context import BundleIndex, CaseUrls
 from reko_fhir.mapping.fhir_reader import Element
@@ -25,6 +26,9 @@ def procedure_to_fhir(activity: CoordinationActivity, urls: CaseUrls) -> Resourc
             for org in activity.external_actors
         ]
     out["identifier"] = [c.identifier(activity.source.system, activity.source.record_id)]
+    plan = urls.case.plan
+    if plan is not None and carries_out(urls.case, activity):
+        out["basedOn"] = [c.reference(urls.record("CarePlan", plan.source))]
     out["status"] = activity.status.value
     if activity.part is not None:
         out["category"] = c.concept(c.CS_PART, activity.part)

@@ -57,9 +57,17 @@ _INCLUDE = re.compile(r"[A-Za-z]{1,64}:[A-Za-z_][A-Za-z0-9_\-.]{0,63}(:[A-Za-z]{
 _IF_MATCH = re.compile(r'(W/)?"?[0-9]{1,18}"?')
 
 TOKEN_PARAMS = frozenset(
-    {"identifier", "status", "code", "category", "patient.identifier", "subject.identifier"}
+    {
+        "identifier",
+        "status",
+        "code",
+        "category",
+        "patient.identifier",
+        "subject.identifier",
+        "activity-code",
+    }
 )
-DATE_PARAMS = frozenset({"date", "sent", "_lastUpdated", "sick-leave-start"})
+DATE_PARAMS = frozenset({"date", "sent", "_lastUpdated", "sick-leave-start", "activity-date"})
 REFERENCE_PARAMS = frozenset({"patient", "subject", "owner"})
 NUMBER_PARAMS = frozenset({"sick-leave-length"})
 _NUMBER = re.compile(r"(eq|ne|gt|lt|ge|le)?-?[0-9]{1,18}")

@@ -30,6 +30,7 @@ from reko_fhir.outcomes import (
 from reko_fhir.rest.access import ALLOW_ALL, AccessLogReader, Permissions
 from reko_fhir.rest.access_log import read_access_log
 from reko_fhir.rest.capabilities import capability_statement
+from reko_fhir.rest.followups import link_performed
 from reko_fhir.rest.history import since_filter
 from reko_fhir.rest.inputs import check_request, shown
 from reko_fhir.rest.measure import measure_request
@@ -330,7 +331,9 @@ class _Handler:
         async def create(unit: FhirSession) -> Stored:
             # The rules read the store on the writing transaction: what they saw still holds.
             _refuse_errors(issues + await store_rule_issues(unit, resource))
-            return await unit.create(without_id, condition=condition)
+            stored = await unit.create(without_id, condition=condition)
+            await link_performed(unit, stored.resource)  # a performed follow-up completes it
+            return stored
 
         stored = await self.repository.in_unit(create)
         return _resource_response(201 if stored.created else 200, stored)
@@ -355,10 +358,12 @@ class _Handler:
                 await _current_or_deleted(unit, kind, rest[0])
             _refuse_errors(issues + await store_rule_issues(unit, resource))
             if condition is None:
-                return await unit.update(resource, if_match=if_match)
-            return await unit.update_match(
-                resource, condition, await unit.one_match(kind, condition)
-            )
+                stored = await unit.update(resource, if_match=if_match)
+            else:
+                match = await unit.one_match(kind, condition)
+                stored = await unit.update_match(resource, condition, match)
+            await link_performed(unit, stored.resource)
+            return stored
 
         stored = await self.repository.in_unit(update)
         return _resource_response(201 if stored.created else 200, stored)

@@ -36,7 +36,12 @@ _TYPED: dict[str, dict[str, str]] = {
     "Provenance": {},
     "Consent": {"identifier": "token", "status": "token", "category": "token"},
     "EpisodeOfCare": {"identifier": "token", "status": "token"},
-    "CarePlan": {"identifier": "token", "status": "token", "category": "token"},
+    "CarePlan": {
+        "identifier": "token",
+        "status": "token",
+        "category": "token",
+        "activity-code": "token",
+    },
     "Procedure": {"identifier": "token", "status": "token", "code": "token", "category": "token"},
     "CareTeam": {"identifier": "token", "status": "token", "category": "token"},
     "Communication": {

@@ -16,6 +16,7 @@ from typing import Any
 from reko_fhir.outcomes import Issue, IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest.access import ALLOW_ALL, Permissions
 from reko_fhir.rest.capabilities import WRITABLE
+from reko_fhir.rest.followups import link_in_bundle, link_performed
 from reko_fhir.rest.inputs import check_entry
 from reko_fhir.store import FhirRepository, FhirSession, Search, Stored
 from reko_fhir.validation.case_rules import BundleResolver, reference_issues
@@ -153,12 +154,18 @@ class BundleProcessor:
             for e in entries
             if e.resource is not None
         }
+        link_in_bundle(resources)  # a plan and its performed follow-ups in one Bundle
         await self._validate(unit, entries, resources)
         results = []
+        written: dict[int, Json] = {}
         for entry in entries:
             results.append(
                 await self._write(unit, entry, targets[entry.index], resources.get(entry.index))
             )
+            if entry.resource_type == "Procedure" and entry.index in resources:
+                written[entry.index] = {**resources[entry.index], "id": targets[entry.index]}
+        for index, procedure in written.items():  # once every entry is stored
+            await link_performed(unit, procedure, f"Bundle.entry[{index}].resource")
         return results
 
     async def _validate(

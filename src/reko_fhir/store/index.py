@@ -5,7 +5,9 @@ Only the parameters the store searches on are indexed (https://hl7.org/fhir/R4/s
 as references (a Procedure's ``subject`` answers ``patient`` too, as in the R4 definitions).
 A worklist Task's ``for`` answers ``subject`` and ``patient``, its ``owner`` ``owner``; its
 sick leave's start and length (in ``input``) are the custom ``sick-leave-start`` (date) and
-``sick-leave-length`` (number), so the worklist sorts on them.
+``sick-leave-length`` (number), so the worklist sorts on them;
+a CarePlan's ``activity-code`` and ``activity-date`` (its activities' KVÅ codes and schedules,
+https://hl7.org/fhir/R4/careplan.html#search).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ REFERENCE_PARAMS = {
 DATE_PARAMS = {
     "Procedure": (("date", "performedDateTime"), ("date", "performedPeriod")),
     "EpisodeOfCare": (("date", "period"),),
-    "CarePlan": (("date", "period"),),
+    "CarePlan": (("date", "period"), ("activity-date", "activity.detail.scheduled")),
     "Consent": (("date", "dateTime"),),
     "Communication": (("sent", "sent"),),
 }
@@ -35,7 +37,9 @@ DATE_PARAMS = {
 TASK_INPUT_SYSTEM = "http://reko-fhir.se/fhir/CodeSystem/reko-task-input"
 TASK_DATE_INPUTS = {"sick-leave-start": ("sjukfall-start", "valueDate")}
 TASK_NUMBER_INPUTS = {"sick-leave-length": ("sjukfall-dagar", "valueInteger")}
-DATE_NAMES = frozenset({"date", "sent", *TASK_DATE_INPUTS})
+DATE_NAMES = frozenset(param for pairs in DATE_PARAMS.values() for param, _ in pairs) | frozenset(
+    TASK_DATE_INPUTS
+)
 """Every date search parameter the store indexes (``date_index``)."""
 NUMBER_NAMES = frozenset(TASK_NUMBER_INPUTS)
 """Every number search parameter the store indexes (``number_index``)."""
@@ -63,6 +67,19 @@ def tokens(resource: Json) -> Iterator[tuple[str, str, str]]:
     for param in ("code", "category"):
         for system, code in _codings(resource.get(param)):
             yield param, system, code
+    if resource.get("resourceType") == "CarePlan":
+        for detail in _details(resource):
+            for system, code in _codings(detail.get("code")):
+                yield "activity-code", system, code
+
+
+def _details(careplan: Json) -> Iterator[Json]:
+    """Each ``CarePlan.activity.detail``."""
+    activities = careplan.get("activity")
+    for activity in activities if isinstance(activities, list) else []:
+        detail = activity.get("detail") if isinstance(activity, dict) else None
+        if isinstance(detail, dict):
+            yield detail
 
 
 def references(resource: Json) -> Iterator[tuple[str, str]]:
@@ -138,16 +155,18 @@ def instants(text: str) -> tuple[datetime, datetime]:
 def dates(resource: Json) -> Iterator[tuple[str, datetime, datetime]]:
     """(param, low, high) rows; a Period without end reaches into the far future."""
     for param, element in DATE_PARAMS.get(str(resource.get("resourceType")), ()):
-        value = resource.get(element)
-        try:
-            if isinstance(value, str):
-                yield (param, *instants(value))
-            elif isinstance(value, dict) and isinstance(value.get("start"), str):
-                low = instants(value["start"])[0]
-                end = value.get("end")
-                yield param, low, instants(end)[1] if isinstance(end, str) else FAR_FUTURE
-        except ValueError:
-            continue  # validation reports malformed dates; the index leaves them out
+        nested = element == "activity.detail.scheduled"
+        for value in _scheduled(resource) if nested else [resource.get(element)]:
+            try:
+                if isinstance(value, str):
+                    yield (param, *instants(value))
+                elif isinstance(value, dict) and isinstance(value.get("start"), str):
+                    low = instants(value["start"])[0]
+                    end = value.get("end")
+                    yield param, low, instants(end)[1] if isinstance(end, str) else FAR_FUTURE
+            except ValueError:
+                continue  # validation reports malformed dates; the index leaves them out
+
     yield from _task_dates(resource)
 
 
@@ -175,3 +194,19 @@ def numbers(resource: Json) -> Iterator[tuple[str, int]]:
         for value in _task_input(resource, code, element):
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62:
                 yield param, value
+
+
+def _scheduled(careplan: Json) -> list[Any]:
+    """The dates and Periods of ``activity.detail.scheduled[x]``: a Period, or a Timing's
+    ``event`` dateTimes and ``repeat.boundsPeriod``; a ``scheduledString`` is no date
+    (https://hl7.org/fhir/R4/datatypes.html#Timing)."""
+    found: list[Any] = []
+    for detail in _details(careplan):
+        found.append(detail.get("scheduledPeriod"))
+        timing = detail.get("scheduledTiming")
+        if isinstance(timing, dict):
+            events = timing.get("event")
+            found += events if isinstance(events, list) else []
+            repeat = timing.get("repeat")
+            found.append(repeat.get("boundsPeriod") if isinstance(repeat, dict) else None)
+    return found

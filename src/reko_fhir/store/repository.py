@@ -41,6 +41,8 @@ SEARCHABLE = (
     "owner",
     "sick-leave-start",
     "sick-leave-length",
+    "activity-code",
+    "activity-date",
 )
 """The search parameters every implementation serves (https://hl7.org/fhir/R4/search.html)."""
 MATCH_LIMIT = 1000
