@@ -46,6 +46,7 @@ TARGET = "national-log"
 ACCESS_LOG = [Subscription(TARGET, frozenset(), access_log=True)]
 PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
 STAFF, UNIT = "SE2321000016-R3K7", "SE2321000016-VC01"
+PLATFORM = "SE2321000016-PLAT"
 BATCH = 25
 
 
@@ -296,25 +297,43 @@ async def test_a_final_answer_makes_dead_letters_and_outbox_retry_ships_them(
 async def test_serve_ships_the_access_log_of_its_requests(tmp_path: Path) -> None:
     """Writes (their event in the write's transaction) and reads (the flusher's batches) on a
     real ``reko-fhir serve``, which ships them itself (``REKO_WORKERS`` 1): every AuditEvent
-    it stored arrives, the read's naming the patient's personnummer."""
+    it stored arrives, naming the patient's personnummer. A refused batch is a dead letter
+    that a platform operator sees and replays over HTTP; a unit's operator does not see it."""
     number = personnummer(7)
     with storelog_service() as peer:
         targets = tmp_path / "targets.yaml"
         write_targets(targets, peer.base_url)
+        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'reko.sqlite3'}"
         service = start_service(tmp_path / "data", {"REKO_TARGETS_FILE": str(targets)})
+        unit_admin = service.headers(service.token("user/*.cruds reko/admin"))
+        platform = service.headers(
+            service.token("system/*.cruds reko/admin", all_units=True, subject=PLATFORM)
+        )
         try:
             headers = service.headers()
             with httpx.Client(base_url=service.base, timeout=30) as http:
+                httpx.post(f"{peer.base_url}/_fail", params={"count": "1"}, timeout=5)
                 created = http.post("/Patient", json=bare_patient(number), headers=headers)
                 assert created.status_code == 201, created.text
+                assert (await wait_finished(url, 1, 30))["dead"] == 1
                 patient_id = created.json()["id"]
                 assert http.get(f"/Patient/{patient_id}", headers=headers).status_code == 200
                 found = http.get(
                     "/Patient", params={"identifier": f"{PNR_SYSTEM}|{number}"}, headers=headers
                 )
                 assert found.json()["total"] == 1
-            url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'reko.sqlite3'}"
-            counts = await wait_finished(url, 3, 30)
+                assert await wait_finished(url, 3, 30) == {"pending": 0, "delivered": 2, "dead": 1}
+                dead = {"status": "dead", "target": TARGET}
+                seen = http.get("/_outbox/messages", params=dead, headers=unit_admin).json()
+                assert seen["messages"] == []  # the log's messages are the platform's
+                seen = http.get("/_outbox/messages", params=dead, headers=platform).json()
+                assert len(seen["messages"]) == 1
+                replayed = http.post(
+                    "/_outbox/$replay", params={"target": TARGET}, headers=platform
+                ).json()
+                assert replayed == {"replayed": 1}
+            # The three operator requests were logged too, and are shipped with the rest.
+            counts = await wait_finished(url, 6, 30)
             repo = await SqlRepository.open(url)
             try:
                 async with repo.transaction(writer=False) as conn:
@@ -326,8 +345,10 @@ async def test_serve_ships_the_access_log_of_its_requests(tmp_path: Path) -> Non
             service.process.terminate()
             service.process.wait(15)
     logged = {str(uuid.UUID(hex=row.id)) for row in rows}
-    assert len(logged) == 3
-    assert counts == {"pending": 0, "delivered": 3, "dead": 0}
+    assert len(logged) == 6
+    assert counts == {"pending": 0, "delivered": 6, "dead": 0}
     assert set(stored) == logged
-    assert all(patients == [[PERSONNUMMER_ROOT, number]] for patients in stored.values())
+    requests = [p for p in stored.values() if p]
+    assert len(requests) >= 3  # the create, the read, the search (the operator's: the same)
+    assert all(patients == [[PERSONNUMMER_ROOT, number]] for patients in requests)
     assert_no_personnummer(service.log.read_text(encoding="utf-8"), {number})

@@ -183,6 +183,17 @@ class StoreLogDelivery:
         await self.http.aclose()
 
 
+def log_posts(config: StoreLogTargetConfig) -> LogPosts:
+    return LogPosts(
+        HsaId(config.system_id),
+        config.system_name,
+        HsaId(config.care_provider),
+        HsaId(config.care_unit),
+        config.purpose,
+        {unit: HsaId(provider) for unit, provider in config.care_providers.items()},
+    )
+
+
 def build_storelog(config: StoreLogTargetConfig) -> StoreLogDelivery:
     tls = config.tls
     http = client_for(
@@ -193,14 +204,7 @@ def build_storelog(config: StoreLogTargetConfig) -> StoreLogDelivery:
         timeout=config.timeout,
     )
     http.headers["Accept"] = "text/xml"
-    posts = LogPosts(
-        HsaId(config.system_id),
-        config.system_name,
-        HsaId(config.care_provider),
-        HsaId(config.care_unit),
-        config.purpose,
-        {unit: HsaId(provider) for unit, provider in config.care_providers.items()},
-    )
+    posts = log_posts(config)
     schemas = RivtaSchemas() if config.validate_xsd else None
     client = StoreLogClient(http, config.url, config.logical_address, schemas=schemas)
     return StoreLogDelivery(
