@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -19,13 +19,14 @@ import typer
 
 from reko_fhir.config import Settings
 from reko_fhir.delivery import admin
-from reko_fhir.delivery.config import TargetConfigError, load_targets
+from reko_fhir.delivery.config import TargetConfig, TargetConfigError, load_targets
 from reko_fhir.delivery.national import load_national
 from reko_fhir.domain.errors import DomainError
 from reko_fhir.domain.identifiers import HsaId
 from reko_fhir.logs import configure_logging
 from reko_fhir.outcomes import OperationOutcomeError, outcome_json
 from reko_fhir.store import Partitions, outbox
+from reko_fhir.store.outbox import Subscription
 from reko_fhir.store.sql import SqlRepository
 
 T = TypeVar("T")
@@ -38,11 +39,15 @@ class Status(StrEnum):
     DEAD = "dead"
 
 
-async def _with_store(work: Callable[[SqlRepository], Awaitable[T]]) -> T:
+async def _with_store(
+    work: Callable[[SqlRepository], Awaitable[T]], subscriptions: Sequence[Subscription] = ()
+) -> T:
+    """Run ``work`` on the store; a command that writes passes the targets' ``subscriptions``
+    (at least the access log's: the AuditEvents it stores are owed to the national log)."""
     settings = Settings()
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    repository = await SqlRepository.open(settings.sqlalchemy_url())
+    repository = await SqlRepository.open(settings.sqlalchemy_url(), subscriptions=subscriptions)
     try:
         return await work(repository)
     finally:
@@ -171,7 +176,7 @@ def worker_command(
             await feed.stop()
         await service.stop()
 
-    asyncio.run(_with_store(run))
+    asyncio.run(_with_store(run, [c.subscription() for c in configs]))
 
 
 def pull_command(
@@ -197,8 +202,8 @@ def pull_command(
 
     settings = Settings()
     configs = {c.name: c for c in load_targets(settings.targets_file, settings.targets)}
-    if target not in configs:
-        typer.echo(f"reko-fhir: no target named {target} is configured", err=True)
+    if target not in configs or not isinstance(configs[target], TargetConfig):
+        typer.echo(f"reko-fhir: no FHIR target named {target} is configured", err=True)
         raise typer.Exit(2)
     try:
         moment = datetime.fromisoformat(since) if since else None
@@ -240,7 +245,9 @@ def pull_command(
             ],
         }
 
-    answer = asyncio.run(_with_store(run))
+    # Only the access log's subscriptions: what is pulled is not sent back to the targets.
+    logs = [c.subscription() for c in configs.values() if c.subscription().access_log]
+    answer = asyncio.run(_with_store(run, logs))
     typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))
     if answer["refused"]:
         raise typer.Exit(1)

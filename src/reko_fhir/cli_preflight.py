@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from reko_fhir.config import Settings
 from reko_fhir.delivery.config import (
+    AnyTargetConfig,
     PrivateKeyJwt,
     TargetConfig,
     TargetConfigError,
@@ -64,7 +65,7 @@ def _settings() -> Settings:
         raise ConfigurationError(f"environment: {problems}") from None
 
 
-def _check_targets(configs: list[TargetConfig], where: str) -> None:
+def _check_targets(configs: list[AnyTargetConfig], where: str) -> None:
     """Build each target as the worker would: key files, TLS files and secrets must load."""
     if not configs:
         return
@@ -111,10 +112,10 @@ def _check_national(path: Path | None) -> None:
         asyncio.run(client.aclose())
 
 
-def _files_of(config: TargetConfig) -> list[tuple[str, Path]]:
+def _files_of(config: AnyTargetConfig) -> list[tuple[str, Path]]:
     """The files a target reads (keys, certificates), named as in the targets file."""
     named: list[tuple[str, Path | None]] = []
-    if isinstance(config.auth, PrivateKeyJwt):
+    if isinstance(config, TargetConfig) and isinstance(config.auth, PrivateKeyJwt):
         named.append(("auth.key_file", config.auth.key_file))
     if config.tls is not None:
         named += [(f"tls.{field}", getattr(config.tls, field)) for field in Tls.model_fields]

@@ -308,13 +308,15 @@ async def test_a_failure_inside_the_transaction_writes_none_of_the_batch(
 ) -> None:
     existing = audit_entry(access())
     async with repo.transaction() as conn:
-        await store.append(conn, [existing])
+        await store.append(conn, [existing], subscriptions=())
 
     @asynccontextmanager
     async def colliding() -> AsyncIterator[AsyncConnection]:
         async with repo.transaction() as conn:
             yield conn
-            await store.append(conn, [existing])  # the batch's commit fails on the key
+            await store.append(
+                conn, [existing], subscriptions=()
+            )  # the batch's commit fails on the key
 
     log = AuditLog(colliding)
     results = await asyncio.wait_for(
@@ -332,15 +334,17 @@ async def test_a_failure_inside_the_transaction_writes_none_of_the_batch(
 async def test_rows_are_never_overwritten(repo: SqlRepository) -> None:
     original = audit_entry(access(patients=("Patient/p1",)))
     async with repo.transaction() as conn:
-        await store.append(conn, [original])
+        await store.append(conn, [original], subscriptions=())
     forged = audit_entry(access(patients=("Patient/p9",), agent="SE2321000016-9999"))
     with pytest.raises(IntegrityError):
         async with repo.transaction() as conn:
-            await store.append(conn, [audit_entry(access(), event_id=original.id)])
+            await store.append(
+                conn, [audit_entry(access(), event_id=original.id)], subscriptions=()
+            )
     with pytest.raises(IntegrityError):
         async with repo.transaction() as conn:
             # Nor can a batch sneak a copy in beside a new record: the whole batch fails.
-            await store.append(conn, [forged, original])
+            await store.append(conn, [forged, original], subscriptions=())
     assert await read(repo, original.id) == original.content
     counts = await repo.row_counts()
     assert (counts["audit_event"], counts["audit_patient"]) == (1, 1)

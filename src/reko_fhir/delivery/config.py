@@ -16,17 +16,35 @@ Example::
         base_url: https://fk.example.se/fhir
         resource_types: [Communication]
         external_recipient: "urn:oid:2.5.4.97|2021005521"   # Försäkringskassan: consent gated
+      - name: national-log
+        kind: storelog            # the access log, to StoreLog 2.0 (delivery/access_log.py)
+        url: https://log.example.se/informationsecurity/auditing/log/StoreLog/2/rivtabp21
+        logical_address: SE165565594230-1000
+        system_id: SE2321000016-SYS1
+        care_provider: SE2321000016-VG01
+        care_unit: SE2321000016-E001
+        batch_size: 100
+        tls: {cert_file: certs/reko.pem, key_file: certs/reko.key, ca_file: certs/ca.pem}
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from reko_fhir.delivery.retry import RetryPolicy
+from reko_fhir.domain import HsaId
 from reko_fhir.store.outbox import Subscription
 
 
@@ -94,15 +112,71 @@ class TargetConfig(_Strict):
         return Subscription(self.name, frozenset(self.resource_types))
 
 
+class StoreLogTargetConfig(_Strict):
+    """The national log service (StoreLog 2.0) as the access log's target: every AuditEvent
+    stored is shipped to it as one log post, ``batch_size`` posts a request."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    kind: Literal["storelog"]
+    url: str = Field(pattern=r"^https?://")
+    logical_address: str = Field(min_length=1, max_length=256)
+    """The receiver of the RIVTA call (``itr:LogicalAddress``), as the service's agreement says."""
+    system_id: str
+    """This system's HSA-id: the ``system`` of every log post, and its user when no person acted."""
+    system_name: str = "reko-fhir"
+    care_provider: str
+    """The care provider (vårdgivare) HSA-id the logged data belongs to."""
+    care_providers: dict[str, str] = {}
+    """Care unit HSA-id → its care provider, where a unit belongs to another one."""
+    care_unit: str
+    """The care unit of accesses made for no unit (the platform, the delivery worker)."""
+    purpose: str = Field(default="Vård och behandling", min_length=1, max_length=256)
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    validate_xsd: bool = True
+    """Check each request and answer against the StoreLog XSDs (both are final errors)."""
+    timeout: float = Field(default=10.0, gt=0)
+    tls: Tls | None = None
+    retry: Retry = Field(default_factory=Retry)
+
+    @field_validator("system_id", "care_provider", "care_unit")
+    @classmethod
+    def _hsa_id(cls, value: str) -> str:
+        HsaId(value)  # DomainError is a ValueError: pydantic reports it with the field
+        return value
+
+    @field_validator("care_providers")
+    @classmethod
+    def _hsa_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for unit, provider in value.items():
+            HsaId(unit)
+            HsaId(provider)
+        return value
+
+    def subscription(self) -> Subscription:
+        return Subscription(self.name, frozenset(), access_log=True)
+
+
+def _kind(value: Any) -> str:
+    kind = value.get("kind", "fhir") if isinstance(value, dict) else getattr(value, "kind", "fhir")
+    return str(kind)
+
+
+AnyTargetConfig = Annotated[
+    Annotated[TargetConfig, Tag("fhir")] | Annotated[StoreLogTargetConfig, Tag("storelog")],
+    Discriminator(_kind),
+]
+"""A target of the targets file, by its ``kind`` (``fhir`` when it names none)."""
+
+
 class TargetsFile(_Strict):
-    targets: list[TargetConfig] = []
+    targets: list[AnyTargetConfig] = []
 
 
 class TargetConfigError(ValueError):
     """The targets file cannot be used; the message says where."""
 
 
-def load_targets(path: Path | None, inline: str | None = None) -> list[TargetConfig]:
+def load_targets(path: Path | None, inline: str | None = None) -> list[AnyTargetConfig]:
     """Targets from ``path`` (YAML or JSON) and/or ``inline`` (the JSON/YAML of REKO_TARGETS)."""
     documents: list[tuple[str, str]] = []
     if path is not None:
@@ -112,7 +186,7 @@ def load_targets(path: Path | None, inline: str | None = None) -> list[TargetCon
             raise TargetConfigError(f"cannot read the targets file {path}: {exc}") from None
     if inline:
         documents.append(("REKO_TARGETS", inline))
-    targets: list[TargetConfig] = []
+    targets: list[AnyTargetConfig] = []
     for where, text in documents:
         try:
             data = yaml.safe_load(text) or {}
@@ -122,12 +196,18 @@ def load_targets(path: Path | None, inline: str | None = None) -> list[TargetCon
         except yaml.YAMLError as exc:
             raise TargetConfigError(f"{where} is not YAML: {exc}") from None
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
+            problems = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors())
             raise TargetConfigError(f"{where}: {problems}") from None
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         sources = " and ".join(where for where, _ in documents)
         raise TargetConfigError(f"{sources}: target names must be unique: {names}")
     return targets
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``targets.0.base_url``: the kind's tag pydantic puts after the index is left out."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 2 and parts[0] == "targets" and parts[2] in ("fhir", "storelog"):
+        del parts[2]
+    return ".".join(parts)

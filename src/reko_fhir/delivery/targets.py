@@ -10,13 +10,19 @@ types the target does not receive go as logical references (``Reference.identifi
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from reko_fhir.delivery.access_log import build_storelog
 from reko_fhir.delivery.auth import ClientCredentialsAuth, PrivateKeyJwtAuth, client_for
-from reko_fhir.delivery.config import ClientCredentials, PrivateKeyJwt, TargetConfig
+from reko_fhir.delivery.config import (
+    AnyTargetConfig,
+    ClientCredentials,
+    PrivateKeyJwt,
+    StoreLogTargetConfig,
+)
 from reko_fhir.delivery.errors import DeliveryError
 from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.delivery.retry import RetryPolicy
@@ -113,7 +119,9 @@ def _auth(config: ClientCredentials | PrivateKeyJwt | None) -> httpx.Auth | None
     )
 
 
-def build_target(config: TargetConfig) -> Target:
+def build_target(config: AnyTargetConfig) -> Target:
+    if isinstance(config, StoreLogTargetConfig):
+        return build_storelog(config)
     tls = config.tls
     client = client_for(
         config.base_url,
@@ -133,5 +141,5 @@ def build_target(config: TargetConfig) -> Target:
     )
 
 
-def build_targets(configs: list[TargetConfig]) -> dict[str, Target]:
+def build_targets(configs: Sequence[AnyTargetConfig]) -> dict[str, Target]:
     return {config.name: build_target(config) for config in configs}

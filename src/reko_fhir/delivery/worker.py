@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -67,6 +68,22 @@ class Target(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class BatchTarget(Protocol):
+    """A target that takes up to ``batch_size`` messages in one request (the national log).
+
+    ``deliver_batch`` answers per message: None (delivered) or the exception it failed with.
+    The worker keeps one batch of such a target in flight at a time, and records a batch's
+    outcomes in one transaction, after the target's answer.
+    """
+
+    name: str
+    policy: RetryPolicy
+    batch_size: int
+
+    async def deliver_batch(self, messages: Sequence[Message]) -> list[Exception | None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Result:
     message: Message
@@ -76,6 +93,7 @@ class _Result:
     wait: float = 0.0
     dead_reason: str | None = None
     remote: str | None = None  # the resource's Type/id at the target
+    audited: bool = True  # False for the access log's own shipping (it would log itself)
 
 
 def _access_record(result: _Result, now: datetime) -> AccessRecord:
@@ -135,7 +153,7 @@ class Worker:
                 worker=self.name,
                 limit=limit,
                 lease=self.lease,
-                targets=sorted(self.targets),
+                targets=self._single,
                 skip_locked=not self.repository.is_sqlite,
             )
 
@@ -159,54 +177,123 @@ class Worker:
                 learned.setdefault(r.message.target, {})[local] = r.remote
         # Each final outcome — sent, refused, blocked by consent — is a disclosure (or an
         # attempted one) of patient data: it goes to the access log with the attempt.
-        logged = [audit_entry(_access_record(r, now)) for r in results if r.result != "retry"]
+        logged = [
+            audit_entry(_access_record(r, now))
+            for r in results
+            if r.result != "retry" and r.audited
+        ]
         async with self.repository.transaction() as conn:
             await outbox.record_attempts(conn, outcomes)
-            await audit_store.append(conn, logged)
+            await audit_store.append(conn, logged, subscriptions=self.repository.subscriptions)
             for target, pairs in learned.items():
                 await outbox.remember_references(conn, target, pairs)
         for r in results:
             metrics.record(r.message.target, r.result, r.dead_reason)
 
+    @property
+    def _batched(self) -> dict[str, BatchTarget]:
+        return {n: t for n, t in self.targets.items() if isinstance(t, BatchTarget)}
+
+    async def _claim_batches(self, busy: set[str]) -> list[tuple[BatchTarget, list[Message]]]:
+        """A batch of each batch target that has none in flight (``busy``)."""
+        batches = []
+        for name, target in self._batched.items():
+            if name in busy:
+                continue
+            async with self.repository.transaction() as conn:
+                claimed = await outbox.claim(
+                    conn,
+                    worker=self.name,
+                    limit=target.batch_size,
+                    lease=self.lease,
+                    targets=[name],
+                    skip_locked=not self.repository.is_sqlite,
+                )
+            if claimed:
+                batches.append((target, claimed))
+        return batches
+
     async def run_once(self) -> int:
         """One pass: claim, deliver, record. Returns how many messages were handled."""
-        claimed = await self._claim(self.batch)
-        if claimed:
-            await self._record(list(await asyncio.gather(*(self._deliver(m) for m in claimed))))
-        return len(claimed)
+        claimed = await self._claim(self.batch) if self._single else []
+        batches = await self._claim_batches(set())
+        results: list[_Result] = list(await asyncio.gather(*(self._deliver(m) for m in claimed)))
+        for done in await asyncio.gather(*(self._deliver_batch(t, ms) for t, ms in batches)):
+            results += done
+        if results:
+            await self._record(results)
+        return len(results)
+
+    @property
+    def _single(self) -> list[str]:
+        return sorted(n for n in self.targets if n not in self._batched)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, keeping up to ``batch`` deliveries in flight.
 
         A slow or hanging target holds only its own slot: finished deliveries are recorded
         and their slots refilled at once, instead of a whole batch waiting for its slowest.
-        On ``stop`` the deliveries in flight finish and are recorded.
+        A batch target has one request in flight at a time. On ``stop`` the deliveries in
+        flight finish and are recorded.
         """
-        in_flight: set[asyncio.Task[_Result]] = set()
+        in_flight: set[asyncio.Task[list[_Result]]] = set()
+        batch_of: dict[asyncio.Task[list[_Result]], str] = {}
         while not stop.is_set() or in_flight:
-            claimed: list[Message] = []
-            free = self.batch - len(in_flight)
-            if free > 0 and not stop.is_set():
+            singles = len(in_flight) - len(batch_of)
+            free = self.batch - singles
+            if not stop.is_set():
                 try:
-                    claimed = await self._claim(free)
+                    if free > 0 and self._single:
+                        for message in await self._claim(free):
+                            in_flight.add(asyncio.create_task(self._deliver_one(message)))
+                    for target, messages in await self._claim_batches(set(batch_of.values())):
+                        task = asyncio.create_task(self._deliver_batch(target, messages))
+                        in_flight.add(task)
+                        batch_of[task] = target.name
                 except Exception:  # the worker outlives a failed claim (database restart…)
                     log.exception("delivery.claim_failed", worker=self.name)
-            in_flight |= {asyncio.create_task(self._deliver(m)) for m in claimed}
             if not in_flight:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.idle_wait)
                 continue
             # Wait for the first to finish; when slots are free, not longer than a short
             # while, so newly due messages are claimed soon.
-            wait = None if len(in_flight) >= self.batch or stop.is_set() else self.idle_wait / 4
+            full = singles >= self.batch and len(batch_of) >= len(self._batched)
+            wait = None if full or stop.is_set() else self.idle_wait / 4
             done, in_flight = await asyncio.wait(
                 in_flight, timeout=wait, return_when=asyncio.FIRST_COMPLETED
             )
+            for task in done:
+                batch_of.pop(task, None)
             if done:
                 try:
-                    await self._record([task.result() for task in done])
+                    await self._record([r for task in done for r in task.result()])
                 except Exception:  # unrecorded: the leases expire and they are sent again
                     log.exception("delivery.record_failed", worker=self.name)
+
+    async def _deliver_one(self, message: Message) -> list[_Result]:
+        return [await self._deliver(message)]
+
+    async def _deliver_batch(self, target: BatchTarget, messages: list[Message]) -> list[_Result]:
+        """One request for ``messages``; each is judged on its own outcome and attempts."""
+        try:
+            outcomes = await target.deliver_batch(messages)
+        except Exception as exc:  # every failure is recorded, none escapes
+            outcomes = [exc] * len(messages)
+        results = []
+        for message, failure in zip(messages, outcomes, strict=True):
+            if failure is None:
+                results.append(_Result(message, "delivered", status=200, audited=False))
+            else:
+                failed = self._failed(message, target.policy, failure)
+                results.append(dataclasses.replace(failed, audited=False))
+        log.info(
+            "delivery.batch",
+            target=target.name,
+            messages=len(messages),
+            delivered=sum(r.result == "delivered" for r in results),
+        )
+        return results
 
     async def drain(self, *, timeout: float = 60.0) -> None:
         """Run passes until nothing is due (tests, ``reko-fhir worker --once``)."""

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.store import audit as store
 from reko_fhir.store.audit import AuditEntry
+from reko_fhir.store.outbox import Subscription
 from reko_fhir.store.repository import Json
 
 logger = logging.getLogger("reko_fhir.audit")
@@ -262,13 +263,22 @@ class AuditLog:
     """Appends AuditEvents with group commit (asyncio only; no threads).
 
     ``transaction`` opens a writing transaction that commits when its block ends (pass
-    ``SqlRepository.transaction``). One background task writes whatever is queued, up to
-    ``batch_size`` records per transaction, and starts the next batch as soon as the previous
-    one committed; records that arrive during a commit wait for the next one.
+    ``SqlRepository.transaction``, and its ``subscriptions``: each event is queued for the
+    access-log targets among them in the event's own transaction). One background task writes
+    whatever is queued, up to ``batch_size`` records per transaction, and starts the next batch
+    as soon as the previous one committed; records that arrive during a commit wait for the
+    next one.
     """
 
-    def __init__(self, transaction: Transaction, *, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        transaction: Transaction,
+        *,
+        batch_size: int = 500,
+        subscriptions: Sequence[Subscription] = (),
+    ) -> None:
         self._transaction = transaction
+        self._subscriptions = tuple(subscriptions)  # the access-log targets are among them
         self._batch_size = batch_size
         self._queue: list[tuple[AuditEntry, asyncio.Future[str]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -314,7 +324,8 @@ class AuditLog:
     async def _write(self, batch: Sequence[tuple[AuditEntry, asyncio.Future[str]]]) -> None:
         try:
             async with self._transaction() as conn:
-                await store.append(conn, [entry for entry, _ in batch])
+                entries = [entry for entry, _ in batch]
+                await store.append(conn, entries, subscriptions=self._subscriptions)
         except BaseException as failure:
             if isinstance(failure, Exception):
                 # The class only: the message of a failed INSERT repeats every row it held.

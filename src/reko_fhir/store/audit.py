@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Index, String, Table, Text, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reko_fhir.store import audit_outbox
 from reko_fhir.store.conditions import date_condition
+from reko_fhir.store.outbox import Subscription
 from reko_fhir.store.repository import Json
 from reko_fhir.store.schema import metadata
 
@@ -63,8 +65,13 @@ class AuditEntry:
     content: Json
 
 
-async def append(conn: AsyncConnection, events: Sequence[AuditEntry]) -> None:
-    """Insert ``events`` (two executemany statements) on the caller's transaction."""
+async def append(
+    conn: AsyncConnection, events: Sequence[AuditEntry], *, subscriptions: Sequence[Subscription]
+) -> None:
+    """Insert ``events`` (two executemany statements) on the caller's transaction, and queue
+    each for the access-log targets among ``subscriptions`` on the same transaction: an event
+    is stored and owed to the national log together, or neither (a required argument, so no
+    caller can store an event and forget its shipping)."""
     if not events:
         return
     await conn.execute(
@@ -86,6 +93,9 @@ async def append(conn: AsyncConnection, events: Sequence[AuditEntry]) -> None:
     patients = [{"audit_id": e.id, "patient": p} for e in events for p in dict.fromkeys(e.patients)]
     if patients:
         await conn.execute(insert(audit_patient), patients)
+    targets = audit_outbox.log_targets(subscriptions)
+    if targets:
+        await audit_outbox.enqueue_events(conn, [(e.id, e.content) for e in events], targets)
 
 
 async def search(

@@ -113,12 +113,16 @@ def ordering_key(change: Change) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A target's interest: which resource types it is sent."""
+    """A target's interest: which resource types it is sent, or (``access_log``) the access
+    log: every AuditEvent stored, and no resource (:mod:`reko_fhir.store.audit_outbox`)."""
 
     target: str
     resource_types: frozenset[str]
+    access_log: bool = False
 
     def wants(self, change: Change) -> bool:
+        if self.access_log:
+            return False
         return not self.resource_types or change.resource_type in self.resource_types
 
 

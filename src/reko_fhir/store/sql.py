@@ -142,7 +142,7 @@ class SqlRepository(SingleInteractions):
             if self.subscriptions and unit.changes:
                 await outbox.enqueue(conn, unit.changes, self.subscriptions)
             if unit.audit:  # the access log of the write, in the write's own transaction
-                await _audit.append(conn, unit.audit)
+                await _audit.append(conn, unit.audit, subscriptions=self.subscriptions)
 
     @asynccontextmanager
     async def transaction(self, *, writer: bool = True) -> AsyncIterator[AsyncConnection]:

@@ -26,7 +26,7 @@ def record(**changes: object) -> AccessLogRecord:
         "user": HsaId("SE2321000016-R001"),
         "care_unit": HsaId("SE2321000016-E001"),
         "care_provider": HsaId("SE2321000016-VG01"),
-        "patient": PatientId(PNR),
+        "patients": (PatientId(PNR),),
         "system_id": HsaId("SE2321000016-SYS1"),
         "system_name": "reko-fhir",
     }
@@ -45,7 +45,7 @@ async def test_ok_stores_every_post(
 ) -> None:
     second = record(
         log_id="b2",
-        patient=PatientId(SNR),
+        patients=(PatientId(SNR),),
         user_name="Rita Reko",
         care_unit_name="VC Tolvberga",
         care_provider_name="Region Tolv",
@@ -127,3 +127,21 @@ def test_a_record_the_contract_would_refuse_is_refused_early(
     with pytest.raises(DomainError) as caught:
         record(**changes)
     assert caught.value.field == field
+
+
+def test_a_post_names_each_patient_in_a_resource_of_its_own_or_none() -> None:
+    two = build_request(
+        [record(patients=(PatientId(PNR), PatientId(SNR)), activity_level="search-type")]
+    )
+    assert_follows_contract(two)
+    resources = two.findall(f".//{{{LOG_NS}}}resource")
+    assert [r.findtext(f"{{{LOG_NS}}}patient/{{{LOG_NS}}}patientId/{{{LOG_NS}}}extension")
+            for r in resources] == [PNR, SNR]  # fmt: skip
+    assert two.findtext(f".//{{{LOG_NS}}}activityLevel") == "search-type"
+    nobody = build_request([record(patients=(), activity_args="outcome 4")])
+    assert_follows_contract(nobody)
+    assert len(nobody.findall(f".//{{{LOG_NS}}}resource")) == 1
+    assert nobody.find(f".//{{{LOG_NS}}}patient") is None
+    with pytest.raises(DomainError) as caught:
+        record(activity_args="x" * 8193)
+    assert caught.value.field == "activity_args"

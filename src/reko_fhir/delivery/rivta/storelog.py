@@ -27,15 +27,19 @@ LOG_NS = "urn:riv:informationsecurity:auditing:log:2"
 SOAP_ACTION = f"{NS}:StoreLog"
 _ID_MAX = 36  # logId is a UUID, at most 36 characters
 _TEXT_MAX = 256  # names, purpose, activity type
+_ARGS_MAX = 8192  # ActivityArgs
 
 
 @dataclass(frozen=True, slots=True)
 class AccessLogRecord:
-    """One access to a patient's data, as a StoreLog ``log`` post.
+    """One access to patients' data, as a StoreLog ``log`` post.
 
     ``activity_type`` says what was done (``Läsa``, ``Skriva``…), ``purpose`` why (``Vård och
     behandling``); ``time`` must carry its UTC offset. ``system_id`` is the logging system's
-    HSA-id. ``resource_type`` names the kind of data touched.
+    HSA-id. ``resource_type`` names the kind of data touched. Each of ``patients`` is one
+    ``resource`` of the post (a search names several); none gives one resource without a patient.
+    ``activity_level`` and ``activity_args`` say more about the activity (the interaction, the
+    outcome and the resources touched).
     """
 
     log_id: str
@@ -45,13 +49,15 @@ class AccessLogRecord:
     user: HsaId
     care_unit: HsaId
     care_provider: HsaId
-    patient: PatientId
+    patients: tuple[PatientId, ...]
     system_id: HsaId
     system_name: str | None = None
     resource_type: str = "Koordineringsinsats"
     user_name: str | None = None
     care_unit_name: str | None = None
     care_provider_name: str | None = None
+    activity_level: str | None = None
+    activity_args: str | None = None
 
     def __post_init__(self) -> None:
         if not self.log_id.strip() or len(self.log_id) > _ID_MAX:
@@ -62,7 +68,10 @@ class AccessLogRecord:
             value: str = getattr(self, name)
             if not value.strip() or len(value) > _TEXT_MAX:
                 raise DomainError(name, f"is 1-{_TEXT_MAX} characters")
-        for name in ("system_name", "user_name", "care_unit_name", "care_provider_name"):
+        if self.activity_args is not None and len(self.activity_args) > _ARGS_MAX:
+            raise DomainError("activity_args", f"is at most {_ARGS_MAX} characters")
+        optional_texts = ("system_name", "user_name", "care_unit_name", "care_provider_name")
+        for name in (*optional_texts, "activity_level"):
             optional: str | None = getattr(self, name)
             if optional is not None and (not optional.strip() or len(optional) > _TEXT_MAX):
                 raise DomainError(name, f"is 1-{_TEXT_MAX} characters when given")
@@ -100,6 +109,10 @@ def _log_post(parent: etree._Element, record: AccessLogRecord) -> None:
         _sub(system, "systemName", record.system_name)
     activity = _sub(post, "activity", None)
     _sub(activity, "activityType", record.activity_type)
+    if record.activity_level is not None:
+        _sub(activity, "activityLevel", record.activity_level)
+    if record.activity_args is not None:
+        _sub(activity, "activityArgs", record.activity_args)
     _sub(activity, "startDate", record.time.isoformat())
     _sub(activity, "purpose", record.purpose)
     user = _sub(post, "user", None)
@@ -108,14 +121,17 @@ def _log_post(parent: etree._Element, record: AccessLogRecord) -> None:
         _sub(user, "name", record.user_name)
     _party(user, "careProvider", record.care_provider, record.care_provider_name)
     _party(user, "careUnit", record.care_unit, record.care_unit_name)
-    resource = _sub(_sub(post, "resources", None), "resource", None)
-    _sub(resource, "resourceType", record.resource_type)
-    patient_id = _sub(_sub(resource, "patient", None), "patientId", None)
-    _sub(patient_id, "root", patient_root(record.patient))
-    _sub(patient_id, "extension", record.patient.value)
-    # The data belongs to the unit's care provider and unit (PDL's "vårdgivare/vårdenhet").
-    _party(resource, "careProvider", record.care_provider, record.care_provider_name)
-    _party(resource, "careUnit", record.care_unit, record.care_unit_name)
+    resources = _sub(post, "resources", None)
+    for patient in record.patients or (None,):
+        resource = _sub(resources, "resource", None)
+        _sub(resource, "resourceType", record.resource_type)
+        if patient is not None:
+            patient_id = _sub(_sub(resource, "patient", None), "patientId", None)
+            _sub(patient_id, "root", patient_root(patient))
+            _sub(patient_id, "extension", patient.value)
+        # The data belongs to the unit's care provider and unit (PDL's "vårdgivare/vårdenhet").
+        _party(resource, "careProvider", record.care_provider, record.care_provider_name)
+        _party(resource, "careUnit", record.care_unit, record.care_unit_name)
 
 
 def build_request(records: Sequence[AccessLogRecord]) -> etree._Element:
