@@ -211,6 +211,14 @@ def test_a_samordningsnummer_never_shows_in_full() -> None:
         ("short 780412-2385", "short 780412-****"),
         ("hsa SE2321000016-A1B2", "hsa SE2321000016-A1B2"),
         ("uuid 123456789012345", "uuid 123456789012345"),
+        (
+            "CarePlan/59618483-3482-474e-b200-123456789012 is not known",
+            "CarePlan/59618483-3482-474e-b200-123456789012 is not known",
+        ),
+        (
+            "Patient/19780412-2385 of CarePlan/aa618483-3482-474e-b200-0e2a4c1d9f00",
+            "Patient/19780412-**** of CarePlan/aa618483-3482-474e-b200-0e2a4c1d9f00",
+        ),
     ],
 )
 def test_patient_numbers_are_masked_for_logs(text: str, masked: str) -> None:

@@ -97,9 +97,25 @@ _ANY_PATIENT_ID = re.compile(
 )
 
 
+# A resource id is usually a UUID, and about one in 300 starts ``12345678-1234-`` in digits
+# only: that is an id, not a personnummer, and masking it made error messages wrong.
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+
+
 def mask_patient_ids(text: str) -> str:
-    """``text`` with every personnummer-shaped number masked (``19780412-****``), for logs."""
-    return _ANY_PATIENT_ID.sub(lambda m: f"{m.group(1)}-****", text)
+    """``text`` with every personnummer-shaped number masked (``19780412-****``), for logs.
+
+    Digits inside a UUID are left alone.
+    """
+    uuids = [match.span() for match in _UUID.finditer(text)]
+
+    def mask(match: re.Match[str]) -> str:
+        start, end = match.span()
+        if any(left <= start and end <= right for left, right in uuids):
+            return match.group(0)
+        return f"{match.group(1)}-****"
+
+    return _ANY_PATIENT_ID.sub(mask, text)
 
 
 # The organisation part is the organisation number as 10 digits, or as 12 with the ``16``
