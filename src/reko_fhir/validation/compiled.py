@@ -16,6 +16,7 @@ from fhirpathpy import compile as fhirpath_compile
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
+from reko_fhir.validation.fhirpath_compiler import Fallback, Invariant, compile_invariant
 from reko_fhir.validation.fhirpath_gaps import (
     FUNCTIONS,
     SCOPE,
@@ -50,6 +51,8 @@ class Constraint:
     expression: str
     native: NativeCheck | None = field(default=None, compare=False, repr=False)
     gap: GapCheck | None = field(default=None, compare=False, repr=False)
+    # The expression compiled to Python (fhirpath_compiler), None when not covered there.
+    compiled: Invariant | None = field(default=None, compare=False, repr=False)
 
     def verdict(
         self,
@@ -72,7 +75,9 @@ class Constraint:
 
         Decided in Python when :mod:`reko_fhir.validation.native` (fast paths that agree with
         fhirpathpy) or :mod:`reko_fhir.validation.fhirpath_gaps` (what fhirpathpy lacks) has
-        this key and expression; otherwise through FHIRPath. An expression fhirpathpy cannot
+        this key and expression, or by the expression compiled to Python
+        (:mod:`reko_fhir.validation.fhirpath_compiler`, which gives fhirpathpy's result or
+        falls back); otherwise through fhirpathpy. An expression fhirpathpy cannot
         compile, or raises on, is undecided, never a pass: the walker reports it. An empty
         result holds, as does a non-empty one other than ``[False]``.
         """
@@ -84,10 +89,15 @@ class Constraint:
             found = self.gap(value)
             if found is not None:
                 return found
+        scope_root = resource if root is None else root
+        if self.compiled is not None:
+            try:
+                return bool(self.compiled(value, resource, scope_root) != [False])
+            except Fallback:
+                pass  # something the compiled form does not decide: fhirpathpy does
         check = compiled_fhirpath(self.expression)
         if isinstance(check, str):
             return Undecided(f"fhirpathpy cannot compile it ({check})")
-        scope_root = resource if root is None else root
         context = {"resource": resource, "rootResource": scope_root}
         node = _typed_node(value, base) if base else value
         token = SCOPE.set(Scope(scope_root, entry, member))
@@ -175,8 +185,11 @@ def _max(value: object) -> int | None:
     return None if value in (None, "*") else int(str(value))
 
 
-def compile_snapshot(elements: list[Json]) -> Rule:
-    """The rule tree of a snapshot; the root is the resource or data type element."""
+def compile_snapshot(elements: list[Json], *, compiled: bool = True) -> Rule:
+    """The rule tree of a snapshot; the root is the resource or data type element.
+
+    ``compiled``: invariants compiled to Python where fhirpath_compiler covers them (False:
+    fhirpathpy alone after native.py and fhirpath_gaps.py, the way to compare both)."""
     by_id: dict[str, Rule] = {}
     root: Rule | None = None
     for element in elements:
@@ -198,6 +211,7 @@ def compile_snapshot(elements: list[Json]) -> Rule:
                     c["expression"],
                     native_check(c["key"], c["expression"]),
                     gap_check(c["key"], c["expression"]),
+                    compile_invariant(c["expression"]) if compiled else None,
                 )
                 for c in element.get("constraint", [])
                 if c.get("expression") and c["key"] not in NATIVE_CONSTRAINTS

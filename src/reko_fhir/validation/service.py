@@ -56,9 +56,10 @@ def reko_definitions(
 
 
 class ValidationService:
-    def __init__(self, definitions: Definitions) -> None:
+    def __init__(self, definitions: Definitions, *, compiled: bool = True) -> None:
+        """``compiled=False``: FHIRPath through fhirpathpy (Validator), as the tests compare."""
         self.definitions = definitions
-        self.validator = Validator(definitions)
+        self.validator = Validator(definitions, compiled=compiled)
 
     def profiles_for(
         self, resource: Json, profile: str | None, where: str

@@ -40,8 +40,11 @@ _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
 class Validator:
     """Validates resources against profiles; profiles are compiled on first use and kept."""
 
-    def __init__(self, definitions: Definitions | None = None) -> None:
+    def __init__(self, definitions: Definitions | None = None, *, compiled: bool = True) -> None:
+        """``compiled=False``: invariants through fhirpathpy (after native.py and fhirpath_gaps.py)
+        only, as before the FHIRPath compiler; the tests compare both."""
         self.definitions = definitions or Definitions.core()
+        self.compiled = compiled
         self.terminology = Terminology(self.definitions)
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
@@ -56,7 +59,7 @@ class Validator:
                 elements = with_snapshot(structure, self.definitions)["snapshot"]["element"]
             except SnapshotError:
                 return None
-            self._rules[url] = compile_snapshot(elements)
+            self._rules[url] = compile_snapshot(elements, compiled=self.compiled)
         return self._rules[url]
 
     def validate(

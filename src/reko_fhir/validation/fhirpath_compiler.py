@@ -1,0 +1,446 @@
+"""FHIRPath invariants compiled to Python closures over FHIR JSON, with fhirpathpy's verdicts.
+
+fhirpathpy walks its parse tree on every evaluation (hundreds of µs an invariant); here each
+expression is parsed once (a recursive-descent parser for the part of FHIRPath the core and
+reko invariants use) and turned into nested closures that work on the JSON lists and dicts
+directly. An expression outside that part does not compile (:func:`compile_invariant` gives
+None) and is evaluated as before; a compiled one meets, at run time, something whose result it
+is not sure to give as fhirpathpy would (an ``_x`` beside ``x``, a choice element, a date, a
+decimal, several items where one is wanted) and raises :class:`Fallback`: the caller then
+evaluates it the old way. So nothing is decided differently, and nothing becomes undecided;
+``tests/validation/test_fhirpath_compiler.py`` compares both on every fixture node.
+
+Semantics followed (fhirpathpy's, which are FHIRPath's where it matters here):
+https://hl7.org/fhirpath/N1/#operator-precedence, #boolean-logic (three-valued ``and``, ``or``,
+``xor``, ``implies``, both sides always evaluated), #equality (empty side: empty), #existence
+(``exists``, ``empty``, ``all``, ``count``), #filtering-and-projection (``where``, ``select``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from fhirpathpy.models import models
+
+Items = list[Any]
+# (input items, %resource, %rootResource) -> result items
+Node = Callable[[Items, Any, Any], Items]
+Invariant = Callable[[Any, Any, Any], Items]
+
+
+class Fallback(Exception):  # noqa: N818 - a signal, not an error
+    """This instance is outside what the compiled form decides: evaluate it the old way."""
+
+
+class Unsupported(Exception):  # noqa: N818
+    """The expression uses FHIRPath this compiler does not have: it is not compiled."""
+
+
+# The stems of choice elements anywhere in R4 (``value`` of value[x]): fhirpathpy finds
+# ``valueString`` under ``value`` when it knows the type; navigating such a name is decided here
+# only where no key of that stem is present.
+_CHOICE_STEMS = frozenset(p.rsplit(".", 1)[-1] for p in models["r4"]["choiceTypePaths"])
+_DATE_LIKE = re.compile(r"\d{4}|T?\d\d:")
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<bq>`[^`]*`)|(?P<var>[%$][A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op><=|>=|!=|!~|[-+*/&|=~<>(),.\[\]{}]))"
+)
+_ESCAPES = {"'": "'", '"': '"', "`": "`", "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r"}
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    found, at = [], 0
+    text = text.strip()
+    while at < len(text):
+        match = _TOKEN.match(text, at)
+        if match is None or match.end() == at:
+            raise Unsupported(f"cannot read at {at}")
+        kind = match.lastgroup or ""
+        found.append((kind, match.group(kind)))
+        at = match.end()
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return found
+
+
+class _Parser:
+    """FHIRPath expression grammar, lowest precedence first (https://hl7.org/fhirpath/N1/#grammar)."""
+
+    _LEVELS: tuple[frozenset[str], ...] = (
+        frozenset({"implies"}),
+        frozenset({"or", "xor"}),
+        frozenset({"and"}),
+        frozenset({"in", "contains"}),
+        frozenset({"=", "!=", "~", "!~"}),
+        frozenset({"<", ">", "<=", ">="}),
+        frozenset({"|"}),
+        frozenset({"is", "as"}),
+        frozenset({"+", "-", "&"}),
+        frozenset({"*", "/", "div", "mod"}),
+    )
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.at = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.at][1] if self.at < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> tuple[str, str]:
+        if self.at >= len(self.tokens):
+            raise Unsupported("unexpected end")
+        token = self.tokens[self.at]
+        if expected is not None and token[1] != expected:
+            raise Unsupported(f"expected {expected}")
+        self.at += 1
+        return token
+
+    def parse(self) -> tuple[Any, ...]:
+        tree = self.binary(0)
+        if self.at != len(self.tokens):
+            raise Unsupported("trailing text")
+        return tree
+
+    def binary(self, level: int) -> tuple[Any, ...]:
+        if level == len(self._LEVELS):
+            return self.unary()
+        left = self.binary(level + 1)
+        while self.peek() in self._LEVELS[level] and self.tokens[self.at][0] in ("op", "id"):
+            op = self.take()[1]
+            left = ("op", op, left, self.binary(level + 1))
+        return left
+
+    def unary(self) -> tuple[Any, ...]:
+        if self.peek() in ("+", "-"):
+            raise Unsupported("polarity")
+        tree = self.term()
+        while self.peek() in (".", "["):
+            if self.take()[1] == "[":
+                raise Unsupported("indexer")
+            tree = ("path", tree, self.invocation())
+        return tree
+
+    def term(self) -> tuple[Any, ...]:
+        kind, text = self.tokens[self.at] if self.at < len(self.tokens) else ("", "")
+        if text == "(":
+            self.take()
+            inner = self.binary(0)
+            self.take(")")
+            return inner
+        if kind == "str":
+            self.take()
+            return ("lit", [_unquote(text[1:-1])])
+        if kind == "num":
+            self.take()
+            if "." in text:
+                raise Unsupported("decimal literal")
+            return ("lit", [int(text)])
+        if text == "{":
+            self.take()
+            self.take("}")
+            return ("lit", [])
+        if text in ("true", "false"):
+            self.take()
+            return ("lit", [text == "true"])
+        if kind == "var":
+            self.take()
+            if text in ("$this", "%resource", "%rootResource"):
+                return ("var", text)
+            raise Unsupported(text)
+        if text[:1].isupper() and self.tokens[self.at + 1 : self.at + 2] != [("op", "(")]:
+            raise Unsupported("a type name")  # Patient.name: fhirpathpy's own rules
+        return ("path", ("var", "$this"), self.invocation())
+
+    def invocation(self) -> tuple[Any, ...]:
+        kind, text = self.take()
+        if kind == "bq":
+            return ("member", text[1:-1])
+        if kind != "id":
+            raise Unsupported(f"unexpected {text}")
+        if self.peek() != "(":
+            return ("member", text)
+        self.take("(")
+        args: list[tuple[Any, ...]] = []
+        while self.peek() != ")":
+            args.append(self.binary(0))
+            if self.peek() == ",":
+                self.take()
+        self.take(")")
+        return ("call", text, args)
+
+
+def _unquote(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            if i + 1 >= len(text) or text[i + 1] not in _ESCAPES:
+                raise Unsupported("escape")
+            out.append(_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+# -- navigation ---------------------------------------------------------------------------------
+
+
+def _member(name: str) -> Node:
+    hidden = "_" + name
+    choice = name in _CHOICE_STEMS
+    if name == "length":
+        raise Unsupported("length")  # fhirpathpy: len() of a string
+
+    def member(items: Items, resource: Any, root: Any) -> Items:
+        found: Items = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if hidden in item:
+                raise Fallback
+            if choice and any(k != name and k.startswith(name) for k in item):
+                raise Fallback  # valueString for value: found only when typed there
+            value = item.get(name)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                if None in value:
+                    raise Fallback
+                found.extend(value)
+            else:
+                found.append(value)
+        return found
+
+    return member
+
+
+def _boolean(items: Items) -> bool | None:
+    """An operand of and/or/xor/implies: empty, or one boolean (anything else raises there)."""
+    if not items:
+        return None
+    if len(items) == 1 and isinstance(items[0], bool):
+        return items[0]
+    raise Fallback
+
+
+def _one(items: Items) -> Any:
+    """One string, boolean or integer, compared as fhirpathpy compares them; else Fallback."""
+    if len(items) != 1:
+        raise Fallback
+    value = items[0]
+    if isinstance(value, str):
+        if _DATE_LIKE.match(value):
+            raise Fallback  # typed as a date or time there
+        return value
+    if isinstance(value, bool | int):
+        return value
+    raise Fallback
+
+
+def _logic(op: str, left: bool | None, right: bool | None) -> Items:
+    if op == "and":
+        if left is False or right is False:
+            return [False]
+        return [True] if left is True and right is True else []
+    if op == "or":
+        if left is True or right is True:
+            return [True]
+        return [False] if left is False and right is False else []
+    if op == "xor":
+        return [] if left is None or right is None else [left != right]
+    # implies
+    if left is False:
+        return [True]
+    if left is True:
+        return [] if right is None else [right]
+    return [True] if right is True else []
+
+
+def _operator(op: str, left: Node, right: Node) -> Node:
+    if op in ("and", "or", "xor", "implies"):
+
+        def logic(items: Items, resource: Any, root: Any) -> Items:
+            a = _boolean(left(items, resource, root))
+            return _logic(op, a, _boolean(right(items, resource, root)))
+
+        return logic
+    if op in ("=", "!="):
+        same = op == "="
+
+        def equal(items: Items, resource: Any, root: Any) -> Items:
+            a, b = left(items, resource, root), right(items, resource, root)
+            if not a or not b:
+                return []
+            x, y = _one(a), _one(b)
+            if type(x) is not type(y):
+                raise Fallback
+            return [(x == y) is same]
+
+        return equal
+    if op in ("<", ">", "<=", ">=", "+"):
+
+        def numbers(items: Items, resource: Any, root: Any) -> Items:
+            a, b = left(items, resource, root), right(items, resource, root)
+            if not a or not b:
+                return []
+            x, y = _one(a), _one(b)
+            if type(x) is not int or type(y) is not int:
+                raise Fallback
+            if op == "+":
+                return [x + y]
+            return [
+                x < y if op == "<" else x > y if op == ">" else x <= y if op == "<=" else x >= y
+            ]
+
+        return numbers
+    raise Unsupported(op)
+
+
+# -- functions ----------------------------------------------------------------------------------
+
+
+def _criterion(found: Items) -> bool:
+    """where()'s test of one item, as fhirpathpy makes it: empty drops, a boolean decides."""
+    if not found:
+        return False
+    if len(found) == 1 and isinstance(found[0], bool):
+        return found[0]
+    raise Fallback
+
+
+def _string_argument(args: list[tuple[Any, ...]]) -> str:
+    if len(args) != 1 or args[0][0] != "lit" or len(args[0][1]) != 1:
+        raise Unsupported("argument")
+    value = args[0][1][0]
+    if not isinstance(value, str):
+        raise Unsupported("argument")
+    return value
+
+
+def _string(items: Items) -> str:
+    if len(items) != 1 or not isinstance(items[0], str):
+        raise Fallback  # fhirpathpy raises: undecided there
+    return str(items[0])
+
+
+def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any], Items]:
+    if name in ("exists", "where", "all", "select") and len(args) == 1:
+        test = _compile(args[0])
+        if name == "select":
+
+            def select(items: Items, resource: Any, root: Any) -> Items:
+                return [x for item in items for x in test([item], resource, root)]
+
+            return select
+        if name == "all":
+
+            def all_(items: Items, resource: Any, root: Any) -> Items:
+                for item in items:
+                    found = test([item], resource, root)
+                    if found == [True] and found[0] is not True:
+                        raise Fallback  # 1 counts as true there
+                    if found != [True]:
+                        return [False]
+                return [True]
+
+            return all_
+        keep_all = name == "where"
+
+        def where(items: Items, resource: Any, root: Any) -> Items:
+            kept = [item for item in items if _criterion(test([item], resource, root))]
+            return kept if keep_all else [bool(kept)]
+
+        return where
+    if args and name not in ("startsWith", "contains", "matches", "trace"):
+        raise Unsupported(name)
+    if name == "exists":
+        return lambda items, resource, root: [bool(items)]
+    if name == "empty":
+        return lambda items, resource, root: [not items]
+    if name == "count":
+        return lambda items, resource, root: [len(items)]
+    if name == "first":
+        return lambda items, resource, root: items[:1]
+    if name == "tail":
+        return lambda items, resource, root: items[1:]
+    if name == "not":
+
+        def not_(items: Items, resource: Any, root: Any) -> Items:
+            if len(items) != 1:
+                return []
+            if not isinstance(items[0], bool):
+                raise Fallback
+            return [not items[0]]
+
+        return not_
+    if name == "trace":
+        if len(args) != 1:
+            raise Unsupported("trace")
+        _string_argument(args)
+        return lambda items, resource, root: items
+    text = _string_argument(args)
+    if name == "startsWith":
+
+        def starts(items: Items, resource: Any, root: Any) -> Items:
+            if not items:
+                return []
+            value = _string(items)
+            return [bool(value) and value.startswith(text)]
+
+        return starts
+    if name == "contains":
+        return lambda items, resource, root: [text in _string(items)] if items else []
+    if name == "matches":
+        pattern = re.compile(text, re.DOTALL)
+
+        def matches(items: Items, resource: Any, root: Any) -> Items:
+            if not items or not text:
+                return []
+            return [pattern.search(_string(items)) is not None]
+
+        return matches
+    raise Unsupported(name)
+
+
+def _compile(tree: tuple[Any, ...]) -> Node:
+    kind = tree[0]
+    if kind == "lit":
+        constant = tree[1]
+        return lambda items, resource, root: constant
+    if kind == "var":
+        if tree[1] == "$this":
+            return lambda items, resource, root: items
+        if tree[1] == "%resource":
+            return lambda items, resource, root: [resource]
+        return lambda items, resource, root: [root]
+    if kind == "op":
+        return _operator(tree[1], _compile(tree[2]), _compile(tree[3]))
+    if kind == "path":
+        source = _compile(tree[1])
+        step = tree[2]
+        then = _member(step[1]) if step[0] == "member" else _call(step[1], step[2])
+        if tree[1] == ("var", "$this"):
+            return then
+        return lambda items, resource, root: then(source(items, resource, root), resource, root)
+    raise Unsupported(kind)
+
+
+@cache
+def compile_invariant(expression: str) -> Invariant | None:
+    """``expression`` as a function of (node, %resource, %rootResource) giving its result
+    collection, or None when this compiler does not cover it (evaluate it the old way)."""
+    try:
+        body = _compile(_Parser(expression).parse())
+    except (Unsupported, re.error, IndexError, ValueError):
+        return None
+
+    def invariant(node: Any, resource: Any, root: Any) -> Items:
+        return body([node], resource, root)
+
+    return invariant
