@@ -116,9 +116,24 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+_MIN_LENGTH = "http://hl7.org/fhir/StructureDefinition/minLength"
+# ElementDefinition.binding.additional (R5), as its cross-version extension in R4 profiles.
+_ADDITIONAL = "extension-ElementDefinition.binding.additional"
+_PURPOSES = {
+    "required": "required",
+    "maximum": "required",
+    "extensible": "extensible",
+    "current": "extensible",
+}
+
+
 @dataclass(slots=True)
 class Rule:
-    """One element of a profile: what may stand at this place in an instance."""
+    """One element of a profile: what may stand at this place in an instance.
+
+    What the walker asks of the definition on every value (its fixed or pattern value, its
+    limits, its bindings, its types) is read from it once, here, not on every call.
+    """
 
     id: str
     path: str
@@ -130,29 +145,54 @@ class Rule:
     constraints: list[Constraint] = field(default_factory=list)
     children: dict[str, Rule] = field(default_factory=dict)
     slices: list[Rule] = field(default_factory=list)
+    type_codes: list[str] = field(init=False)
+    slicing: Json | None = field(init=False)
+    slice_name: str | None = field(init=False)
+    # ("fixed", value) or ("pattern", value) when the element constrains its value
+    constrained: tuple[str, Any] | None = field(init=False)
+    # minValue[x]/maxValue[x] in the order the definition has them: (bound, is a minimum)
+    bounds: list[tuple[Any, bool]] = field(init=False)
+    max_length: int | None = field(init=False)
+    min_lengths: list[int] = field(init=False)  # the minLength extension's values
+    has_limits: bool = field(init=False)
+    # Required and extensible bindings to check: (strength, value set url, message label)
+    bound: list[tuple[str, str, str]] = field(init=False)
 
-    @property
-    def type_codes(self) -> list[str]:
-        return [t["code"] for t in self.types]
-
-    @property
-    def slicing(self) -> Json | None:
-        value = self.definition.get("slicing")
-        return value if isinstance(value, dict) else None
-
-    @property
-    def slice_name(self) -> str | None:
-        value = self.definition.get("sliceName")
-        return value if isinstance(value, str) else None
+    def __post_init__(self) -> None:
+        definition = self.definition
+        self.type_codes = [t["code"] for t in self.types]
+        slicing = definition.get("slicing")
+        self.slicing = slicing if isinstance(slicing, dict) else None
+        name = definition.get("sliceName")
+        self.slice_name = name if isinstance(name, str) else None
+        self.constrained = None
+        for key, value in definition.items():
+            if key.startswith("fixed"):
+                self.constrained = "fixed", value
+                break
+            if key.startswith("pattern"):
+                self.constrained = "pattern", value
+                break
+        self.bounds = [
+            (bound, key.startswith("minValue"))
+            for key, bound in definition.items()
+            if key.startswith(("minValue", "maxValue"))
+        ]
+        limit = definition.get("maxLength")
+        self.max_length = limit if isinstance(limit, int) else None
+        self.min_lengths = [
+            least
+            for extension in definition.get("extension", [])
+            if isinstance(extension, dict)
+            and extension.get("url") == _MIN_LENGTH
+            and isinstance(least := extension.get("valueInteger"), int)
+        ]
+        self.has_limits = bool(self.bounds or self.max_length is not None or self.min_lengths)
+        self.bound = _bindings(definition)
 
     def fixed_or_pattern(self) -> tuple[str, Any] | None:
         """``("fixed", value)`` or ``("pattern", value)`` when the element constrains its value."""
-        for key, value in self.definition.items():
-            if key.startswith("fixed"):
-                return "fixed", value
-            if key.startswith("pattern"):
-                return "pattern", value
-        return None
+        return self.constrained
 
     def choice_type(self, json_name: str) -> str | None:
         """For ``value[x]``: the type a JSON name such as ``valueQuantity`` carries."""
@@ -166,6 +206,25 @@ class Rule:
             if code[:1].upper() + code[1:] == suffix:
                 return code
         return None
+
+
+def _bindings(definition: Json) -> list[tuple[str, str, str]]:
+    """The binding, and additional bindings (R5's, used in R4 as an extension), that are checked:
+    required and maximum ones must hold, extensible and current ones warn."""
+    binding = definition.get("binding") or {}
+    bound = [(binding.get("strength"), binding.get("valueSet"), "")]
+    for extension in binding.get("extension", []):
+        if str(extension.get("url", "")).endswith(_ADDITIONAL):
+            parts = {e.get("url"): e for e in extension.get("extension", [])}
+            purpose = (parts.get("purpose") or {}).get("valueCode")
+            url = (parts.get("valueSet") or {}).get("valueCanonical")
+            strength = _PURPOSES.get(str(purpose))
+            bound.append((strength, url, f"additional binding ({purpose}): "))
+    return [
+        (strength, value_set, label)
+        for strength, value_set, label in bound
+        if strength in ("required", "extensible") and isinstance(value_set, str)
+    ]
 
 
 def matches_pattern(value: Any, pattern: Any) -> bool:

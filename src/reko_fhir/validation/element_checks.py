@@ -20,15 +20,6 @@ from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
-_MIN_LENGTH = "http://hl7.org/fhir/StructureDefinition/minLength"
-# ElementDefinition.binding.additional (R5), as its cross-version extension in R4 profiles.
-_ADDITIONAL = "extension-ElementDefinition.binding.additional"
-_PURPOSES = {
-    "required": "required",
-    "maximum": "required",
-    "extensible": "extensible",
-    "current": "extensible",
-}
 
 
 @dataclass(slots=True)
@@ -72,26 +63,19 @@ def limits(run: Run, rule: Rule, value: Any, where: str) -> None:
 
     Numbers compare as numbers, dates and times as instants (datetimes.compare; an order the
     precisions leave open is no finding); a Quantity bound is quantity_limits' (a primitive is
-    never compared with an object)."""
-    for key, bound in rule.definition.items():
-        below = key.startswith("minValue")
-        if not (below or key.startswith("maxValue")):
-            continue
+    never compared with an object). The limits are the rule's, read once (compiled.Rule)."""
+    if not rule.has_limits:
+        return
+    for bound, below in rule.bounds:
         order = _order(value, bound)
         if order is not None and (order < 0 if below else order > 0):
             word = "less than the minimum" if below else "more than the maximum"
             run.add(_ERROR, IssueCode.VALUE, f"{value} is {word} {bound}", where)
-    limit = rule.definition.get("maxLength")
-    if isinstance(limit, int) and isinstance(value, str) and len(value) > limit:
+    limit = rule.max_length
+    if limit is not None and isinstance(value, str) and len(value) > limit:
         run.add(_ERROR, IssueCode.VALUE, f"longer than the maximum length {limit}", where)
-    for extension in rule.definition.get("extension", []):  # the minLength extension
-        least = extension.get("valueInteger") if isinstance(extension, dict) else None
-        if (
-            extension.get("url") == _MIN_LENGTH
-            and isinstance(least, int)
-            and isinstance(value, str)
-            and len(value) < least
-        ):
+    for least in rule.min_lengths:
+        if isinstance(value, str) and len(value) < least:
             run.add(_ERROR, IssueCode.VALUE, f"shorter than the minimum length {least}", where)
 
 
@@ -111,8 +95,10 @@ def quantity_limits(run: Run, rule: Rule, value: Json, where: str) -> None:
     amount = value.get("value")
     if not isinstance(amount, int | float):
         return
-    low = next((v for k, v in rule.definition.items() if k.startswith("minValue")), None)
-    high = next((v for k, v in rule.definition.items() if k.startswith("maxValue")), None)
+    if not rule.bounds:
+        return
+    low = next((bound for bound, below in rule.bounds if below), None)
+    high = next((bound for bound, below in rule.bounds if not below), None)
     for bound, below in ((low, True), (high, False)):
         if not isinstance(bound, dict) or not isinstance(bound.get("value"), int | float):
             continue
@@ -180,18 +166,7 @@ def bindings(  # noqa: PLR0917 - the walk's context
     run: Run, terminology: Terminology, rule: Rule, type_code: str, value: Any, where: str
 ) -> None:
     """The binding, and additional bindings (R5's, used in R4 as an extension): required and
-    maximum ones must hold, extensible and current ones warn."""
-    binding = rule.definition.get("binding") or {}
-    bound = [(binding.get("strength"), binding.get("valueSet"), "")]
-    for extension in binding.get("extension", []):
-        if str(extension.get("url", "")).endswith(_ADDITIONAL):
-            parts = {e.get("url"): e for e in extension.get("extension", [])}
-            purpose = (parts.get("purpose") or {}).get("valueCode")
-            url = (parts.get("valueSet") or {}).get("valueCanonical")
-            strength = _PURPOSES.get(str(purpose))
-            bound.append((strength, url, f"additional binding ({purpose}): "))
-    for strength, value_set, label in bound:
-        if strength not in ("required", "extensible") or not isinstance(value_set, str):
-            continue
+    maximum ones must hold, extensible and current ones warn (read once: compiled.Rule)."""
+    for strength, value_set, label in rule.bound:
         for severity, code, message in terminology.check(value_set, type_code, value, strength):
             run.add(severity, code, label + message, where)

@@ -37,6 +37,30 @@ Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
 
 
+class _Layout:
+    """What the walker looks up in one children dict, found once: which rule a JSON name
+    (``valueQuantity`` too) belongs to, the definition's order, what is checked when absent."""
+
+    __slots__ = ("always", "children", "choices", "order")
+
+    def __init__(self, children: dict[str, Rule]) -> None:
+        self.children = children
+        self.order = {name: index for index, name in enumerate(children)}
+        self.always = frozenset(name for name, r in children.items() if r.min > 0 or r.slices)
+        self.choices: dict[str, tuple[Rule, str]] = {}
+        for rule in children.values():  # the first rule naming a JSON name wins, as before
+            if rule.name.endswith("[x]"):
+                stem = rule.name[:-3]
+                for code in rule.type_codes:
+                    self.choices.setdefault(stem + code[:1].upper() + code[1:], (rule, code))
+
+    def child(self, key: str) -> tuple[Rule | None, str | None]:
+        found = self.children.get(key)
+        if found is not None:
+            return found, None
+        return self.choices.get(key, (None, None))
+
+
 class Validator:
     """Validates resources against profiles; profiles are compiled on first use and kept."""
 
@@ -48,6 +72,8 @@ class Validator:
         self.terminology = Terminology(self.definitions)
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
+        self._layouts: dict[int, _Layout] = {}  # by id() of a children dict kept in _children
+        self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
         self.types = TypeInvariants(self.definitions, self.rule)
 
     def rule(self, url: str) -> Rule | None:
@@ -137,6 +163,7 @@ class Validator:
         self, run: Run, node: Json, rule: Rule, where: str, type_code: str | None = None
     ) -> None:
         children = self._children_of(rule, type_code)
+        layout = self._layout(children)
         if not node:
             run.add(
                 _ERROR,
@@ -149,22 +176,32 @@ class Validator:
         for key, value in node.items():
             if key == "resourceType" or key.startswith("_"):
                 continue
-            child, choice = self._child(children, key)
+            child, choice = layout.child(key)
             if child is None:
                 if key != "fhir_comments":
                     run.add(
                         _ERROR, IssueCode.STRUCTURE, f"unknown element '{key}'", f"{where}.{key}"
                     )
                 continue
-            items = value if isinstance(value, list) else [value]
-            for index, item in enumerate(items):
-                path = f"{where}.{key}[{index}]" if isinstance(value, list) else f"{where}.{key}"
-                if item is None and path in carried.get(child.name, ()):
+            type_of = choice or (child.type_codes[0] if child.type_codes else "BackboneElement")
+            listed = found.setdefault(child.name, [])
+            if isinstance(value, list):
+                shadowed = carried.get(child.name, ())
+                for index, item in enumerate(value):
+                    path = f"{where}.{key}[{index}]"
+                    if item is None and path in shadowed:
+                        continue
+                    listed.append((type_of, path, item))
+            else:
+                path = f"{where}.{key}"
+                if value is None and path in carried.get(child.name, ()):
                     continue
-                found.setdefault(child.name, []).append(
-                    (choice or self._single_type(child), path, item)
-                )
-        for name, child in children.items():
+                listed.append((type_of, path, value))
+        # Only the children present, or with something to say when absent (a minimum, slices),
+        # in the definition's order: the others would find nothing.
+        visit = layout.always.union(found, carried)
+        for name in sorted(visit, key=layout.order.__getitem__):
+            child = children[name]
             values = found.get(name, [])
             count = len(values) + len(carried.get(name, ()))
             cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
@@ -175,6 +212,12 @@ class Validator:
             if name in ("extension", "modifierExtension"):
                 for _, path, item in values:
                     self._context(run, rule, item, path)
+
+    def _layout(self, children: dict[str, Rule]) -> _Layout:
+        layout = self._layouts.get(id(children))
+        if layout is None or layout.children is not children:
+            layout = self._layouts[id(children)] = _Layout(children)
+        return layout
 
     def _context(self, run: Run, host: Rule, extension: Any, where: str) -> None:
         """An extension stands only where its definition's ``context`` allows it."""
@@ -195,15 +238,8 @@ class Validator:
             where,
         )
 
-    @staticmethod
-    def _child(children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
-        if key in children:
-            return children[key], None
-        for rule in children.values():
-            code = rule.choice_type(key)
-            if code is not None:
-                return rule, code
-        return None, None
+    def _child(self, children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
+        return self._layout(children).child(key)
 
     @staticmethod
     def _single_type(rule: Rule) -> str:
@@ -211,7 +247,7 @@ class Validator:
         return codes[0] if codes else "BackboneElement"
 
     def _value(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
-        constrained = rule.fixed_or_pattern()
+        constrained = rule.constrained
         if constrained is not None:
             kind, expected = constrained
             ok = value == expected if kind == "fixed" else matches_pattern(value, expected)
@@ -224,15 +260,18 @@ class Validator:
             message = check_primitive(type_code, value)
             if message:
                 run.add(_ERROR, IssueCode.VALUE, message, where)
-            limits(run, rule, value, where)
+            if rule.has_limits:
+                limits(run, rule, value, where)
         elif not isinstance(value, dict):
             run.add(_ERROR, IssueCode.STRUCTURE, f"a {type_code} is a JSON object", where)
             return
         else:
             self._complex(run, rule, type_code, value, where)
-        bindings(run, self.terminology, rule, type_code, value, where)
-        base = rule.path if type_code in ("BackboneElement", "Element") else type_code
-        invariants(run, rule.constraints, value, where, base)
+        if rule.bound:
+            bindings(run, self.terminology, rule, type_code, value, where)
+        if rule.constraints:
+            base = rule.path if type_code in ("BackboneElement", "Element") else type_code
+            invariants(run, rule.constraints, value, where, base)
 
     def _complex(self, run: Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
         if "resourceType" in value and not rule.children:
@@ -259,7 +298,9 @@ class Validator:
             self._extension(run, value, where)
         self._node(run, value, rule, where, type_code)
         if rule.slice_name is None:  # an item of a slice is walked as one of its element too
-            invariants(run, self.types.of(type_code), value, where, type_code)
+            own = self.types.of(type_code)
+            if own:
+                invariants(run, own, value, where, type_code)
 
     def _apply_profiles(
         self, run: Run, rule: Rule, type_code: str, value: Json, where: str
@@ -337,6 +378,12 @@ class Validator:
     def _is_a(self, kind: str, base: str) -> bool:
         """``kind`` is ``base`` or derives from it (Patient from DomainResource, Age from
         Quantity), following baseDefinition through the core."""
+        known = self._kinds.get((kind, base))
+        if known is None:
+            known = self._kinds[(kind, base)] = self._derives(kind, base)
+        return known
+
+    def _derives(self, kind: str, base: str) -> bool:
         seen = 0
         url: str | None = CORE_BASE + kind
         while url and seen < 10:
