@@ -42,8 +42,14 @@ class Unsupported(Exception):  # noqa: N818
 # The stems of choice elements anywhere in R4 (``value`` of value[x]): fhirpathpy finds
 # ``valueString`` under ``value`` when it knows the type; navigating such a name is decided here
 # only where no key of that stem is present.
-_CHOICE_STEMS = frozenset(p.rsplit(".", 1)[-1] for p in models["r4"]["choiceTypePaths"])
+_CHOICE_KEYS: dict[str, frozenset[str]] = {}
+for _path, _types in models["r4"]["choiceTypePaths"].items():
+    _stem = _path.rsplit(".", 1)[-1]
+    _CHOICE_KEYS[_stem] = _CHOICE_KEYS.get(_stem, frozenset()) | {
+        f"{prefix}{_stem}{t}" for t in _types for prefix in ("", "_")
+    }
 _DATE_LIKE = re.compile(r"\d{4}|T?\d\d:")
+_DIGITS_OR_T = frozenset("0123456789T")
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
@@ -193,7 +199,8 @@ def _unquote(text: str) -> str:
 
 def _member(name: str) -> Node:
     hidden = "_" + name
-    choice = name in _CHOICE_STEMS
+    # fhirpathpy, typed, finds valueString for value (the choice's types by its model)
+    choices = _CHOICE_KEYS.get(name, frozenset())
     if name == "length":
         raise Unsupported("length")  # fhirpathpy: len() of a string
 
@@ -202,10 +209,8 @@ def _member(name: str) -> Node:
         for item in items:
             if not isinstance(item, dict):
                 continue
-            if hidden in item:
+            if hidden in item or (choices and not choices.isdisjoint(item)):
                 raise Fallback
-            if choice and any(k != name and k.startswith(name) for k in item):
-                raise Fallback  # valueString for value: found only when typed there
             value = item.get(name)
             if value is None:
                 continue
@@ -235,12 +240,21 @@ def _one(items: Items) -> Any:
         raise Fallback
     value = items[0]
     if isinstance(value, str):
-        if _DATE_LIKE.match(value):
+        if value[:1] in _DIGITS_OR_T and _DATE_LIKE.match(value):
             raise Fallback  # typed as a date or time there
         return value
     if isinstance(value, bool | int):
         return value
     raise Fallback
+
+
+def _literal_string(node: Node) -> str | None:
+    """The string a compiled literal gives, when it is one string that is no date."""
+    value = node([], None, None) if getattr(node, "literal", False) else None
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        text = value[0]
+        return None if _DATE_LIKE.match(text) else text
+    return None
 
 
 def _logic(op: str, left: bool | None, right: bool | None) -> Items:
@@ -272,6 +286,19 @@ def _operator(op: str, left: Node, right: Node) -> Node:
         return logic
     if op in ("=", "!="):
         same = op == "="
+        constant = _literal_string(right)
+        if constant is not None:
+
+            def equal_text(items: Items, resource: Any, root: Any) -> Items:
+                a = left(items, resource, root)
+                if not a:
+                    return []
+                x = _one(a)
+                if type(x) is not str:
+                    raise Fallback
+                return [(x == constant) is same]
+
+            return equal_text
 
         def equal(items: Items, resource: Any, root: Any) -> Items:
             a, b = left(items, resource, root), right(items, resource, root)
@@ -411,8 +438,13 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
 def _compile(tree: tuple[Any, ...]) -> Node:
     kind = tree[0]
     if kind == "lit":
-        constant = tree[1]
-        return lambda items, resource, root: constant
+        constant: Items = tree[1]
+
+        def literal(items: Items, resource: Any, root: Any) -> Items:
+            return constant
+
+        literal.literal = True  # type: ignore[attr-defined]
+        return literal
     if kind == "var":
         if tree[1] == "$this":
             return lambda items, resource, root: items

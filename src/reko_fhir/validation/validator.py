@@ -24,9 +24,9 @@ from reko_fhir.validation.element_checks import (
     invariants,
     limits,
     quantity_limits,
-    target_type,
 )
-from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
+from reko_fhir.validation.layout import Layout, Signatures
+from reko_fhir.validation.placement import extension_context, reference_target
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import check_primitive, is_primitive
 from reko_fhir.validation.slicing import type_at, walk
@@ -35,30 +35,6 @@ from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
-
-
-class _Layout:
-    """What the walker looks up in one children dict, found once: which rule a JSON name
-    (``valueQuantity`` too) belongs to, the definition's order, what is checked when absent."""
-
-    __slots__ = ("always", "children", "choices", "order")
-
-    def __init__(self, children: dict[str, Rule]) -> None:
-        self.children = children
-        self.order = {name: index for index, name in enumerate(children)}
-        self.always = frozenset(name for name, r in children.items() if r.min > 0 or r.slices)
-        self.choices: dict[str, tuple[Rule, str]] = {}
-        for rule in children.values():  # the first rule naming a JSON name wins, as before
-            if rule.name.endswith("[x]"):
-                stem = rule.name[:-3]
-                for code in rule.type_codes:
-                    self.choices.setdefault(stem + code[:1].upper() + code[1:], (rule, code))
-
-    def child(self, key: str) -> tuple[Rule | None, str | None]:
-        found = self.children.get(key)
-        if found is not None:
-            return found, None
-        return self.choices.get(key, (None, None))
 
 
 class Validator:
@@ -72,8 +48,10 @@ class Validator:
         self.terminology = Terminology(self.definitions)
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
-        self._layouts: dict[int, _Layout] = {}  # by id() of a children dict kept in _children
+        self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
+        self._same = Signatures().same
+        self._type_profiles: dict[tuple[int, str], list[str]] = {}
         self.types = TypeInvariants(self.definitions, self.rule)
 
     def rule(self, url: str) -> Rule | None:
@@ -132,8 +110,9 @@ class Validator:
                 )
             else:
                 rules.append(constrained)
-        for rule in rules:
-            self._root(run, resource, rule, expression)
+        self._root(run, resource, base, expression)
+        if len(rules) > 1:
+            self._root(run, resource, rules[1], expression, shadow=base)
         return distinct(run.issues)  # base and profile find the same structural problems
 
     def _fits(self, profile: str, kind: str) -> bool:
@@ -142,10 +121,19 @@ class Validator:
         return structure.get("type") in (kind, "Resource", "DomainResource", None)
 
     # -- walking -------------------------------------------------------------------------------
-    def _root(self, run: Run, node: Json, rule: Rule, where: str) -> None:
-        """A resource or extension against the root of a profile: its elements, then invariants."""
-        self._node(run, node, rule, where)
-        invariants(run, rule.constraints, node, where, rule.path)
+    def _root(
+        self, run: Run, node: Json, rule: Rule, where: str, shadow: Rule | None = None
+    ) -> None:
+        """A resource or extension against the root of a profile: its elements, then invariants.
+
+        ``shadow``: the base type's root, already walked on this node. What the profile leaves
+        as the base has it (an element and all below it the same, an invariant the same) finds
+        the same issues again, which distinct() drops: it is not walked twice."""
+        self._node(run, node, rule, where, shadow=shadow)
+        constraints = rule.constraints
+        if shadow is not None:
+            constraints = [c for c in constraints if c not in shadow.constraints]
+        invariants(run, constraints, node, where, rule.path)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
         """What may stand inside an element: its type's children, overlaid by the profile's own."""
@@ -159,11 +147,22 @@ class Validator:
             self._children[key] = {**base, **rule.children} if base else rule.children
         return self._children[key]
 
-    def _node(
-        self, run: Run, node: Json, rule: Rule, where: str, type_code: str | None = None
+    def _node(  # noqa: PLR0917 - the walk's context
+        self,
+        run: Run,
+        node: Json,
+        rule: Rule,
+        where: str,
+        type_code: str | None = None,
+        shadow: Rule | None = None,
     ) -> None:
         children = self._children_of(rule, type_code)
         layout = self._layout(children)
+        walked: dict[str, Rule] = {}
+        same_host = True
+        if shadow is not None:
+            walked = self._children_of(shadow, type_code)
+            same_host = "." not in rule.path or self._single_type(rule) == self._single_type(shadow)
         if not node:
             run.add(
                 _ERROR,
@@ -171,10 +170,54 @@ class Validator:
                 "an element must have a value or children (ele-1)",
                 where,
             )
+        mark = len(run.issues)
+        found, unshadowed, primitive_parts = self._collect(run, node, layout, walked, where)
+        carried: dict[str, list[str]] = {}
+        if primitive_parts:  # `_x`: checked first, as they come before the names' issues
+            said = run.issues[mark:]
+            del run.issues[mark:]
+            carried = primitive_elements(self, run, node, children, where)
+            run.issues += said
+            for name, paths in carried.items():  # a null beside its `_x` is no value
+                if name in found:
+                    found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
+        # Only the children present, or with something to say when absent (a minimum, slices),
+        # in the definition's order: the others would find nothing.
+        visit = layout.always.union(found, carried)
+        for name in sorted(visit, key=layout.order.__getitem__):
+            child = children[name]
+            base = walked.get(name) if name not in unshadowed else None
+            if (
+                base is not None
+                and (same_host or name not in ("extension", "modifierExtension"))
+                and self._same(child, base)
+            ):
+                continue  # the base walk found all there is to find here
+            values = found.get(name, [])
+            count = len(values) + len(carried[name]) if name in carried else len(values)
+            if count < child.min or (child.max is not None and count > child.max):
+                cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
+            for type_code_, path, item in values:
+                self._value(run, child, type_code_, item, path, base)
+            if child.slices:
+                self._slices(run, child, values, f"{where}.{name}")
+            if name in ("extension", "modifierExtension"):
+                for _, path, item in values:
+                    extension_context(run, self.definitions, rule, item, path)
+
+    def _collect(
+        self, run: Run, node: Json, layout: Layout, walked: dict[str, Rule], where: str
+    ) -> tuple[dict[str, list[tuple[str, str, Any]]], set[str], bool]:
+        """The values of ``node`` by element name (type, path, value); the names the base walk
+        (``walked``) gave another rule or type; whether ``node`` has `_x` primitive parts."""
         found: dict[str, list[tuple[str, str, Any]]] = {}
-        carried = primitive_elements(self, run, node, children, where)  # `_x`: value-less ones
+        unshadowed: set[str] = set()
+        primitive_parts = False
         for key, value in node.items():
-            if key == "resourceType" or key.startswith("_"):
+            if key[:1] == "_":
+                primitive_parts = True
+                continue
+            if key == "resourceType":
                 continue
             child, choice = layout.child(key)
             if child is None:
@@ -184,59 +227,28 @@ class Validator:
                     )
                 continue
             type_of = choice or (child.type_codes[0] if child.type_codes else "BackboneElement")
+            if walked:
+                other, other_choice = self._layout(walked).child(key)
+                if (
+                    other is None
+                    or other.name != child.name
+                    or (other_choice or self._single_type(other)) != type_of
+                ):
+                    unshadowed.add(child.name)
             listed = found.setdefault(child.name, [])
             if isinstance(value, list):
-                shadowed = carried.get(child.name, ())
-                for index, item in enumerate(value):
-                    path = f"{where}.{key}[{index}]"
-                    if item is None and path in shadowed:
-                        continue
-                    listed.append((type_of, path, item))
+                listed.extend(
+                    (type_of, f"{where}.{key}[{index}]", item) for index, item in enumerate(value)
+                )
             else:
-                path = f"{where}.{key}"
-                if value is None and path in carried.get(child.name, ()):
-                    continue
-                listed.append((type_of, path, value))
-        # Only the children present, or with something to say when absent (a minimum, slices),
-        # in the definition's order: the others would find nothing.
-        visit = layout.always.union(found, carried)
-        for name in sorted(visit, key=layout.order.__getitem__):
-            child = children[name]
-            values = found.get(name, [])
-            count = len(values) + len(carried.get(name, ()))
-            cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
-            for type_code_, path, item in values:
-                self._value(run, child, type_code_, item, path)
-            if child.slices:
-                self._slices(run, child, values, f"{where}.{name}")
-            if name in ("extension", "modifierExtension"):
-                for _, path, item in values:
-                    self._context(run, rule, item, path)
+                listed.append((type_of, f"{where}.{key}", value))
+        return found, unshadowed, primitive_parts
 
-    def _layout(self, children: dict[str, Rule]) -> _Layout:
+    def _layout(self, children: dict[str, Rule]) -> Layout:
         layout = self._layouts.get(id(children))
         if layout is None or layout.children is not children:
-            layout = self._layouts[id(children)] = _Layout(children)
+            layout = self._layouts[id(children)] = Layout(children)
         return layout
-
-    def _context(self, run: Run, host: Rule, extension: Any, where: str) -> None:
-        """An extension stands only where its definition's ``context`` allows it."""
-        url = extension.get("url") if isinstance(extension, dict) else None
-        structure = self.definitions.structure(url) if isinstance(url, str) else None
-        contexts = [c for c in (structure or {}).get("context", []) if c.get("type") == "element"]
-        if not contexts:
-            return
-        host_type = host.path if "." not in host.path else self._single_type(host)
-        allowed = {str(c.get("expression")) for c in contexts}
-        if allowed & {"Element", "Base", "Resource", "DomainResource", host.path, host_type}:
-            return
-        places = ", ".join(sorted(allowed))
-        run.add(
-            _ERROR,
-            IssueCode.STRUCTURE,
-            f"extension {url} is not allowed on {host.path} (only {places})",
-            where,
-        )
 
     def _child(self, children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
         return self._layout(children).child(key)
@@ -246,7 +258,17 @@ class Validator:
         codes = rule.type_codes
         return codes[0] if codes else "BackboneElement"
 
-    def _value(self, run: Run, rule: Rule, type_code: str, value: Any, where: str) -> None:
+    def _value(  # noqa: PLR0917 - the walk's context
+        self,
+        run: Run,
+        rule: Rule,
+        type_code: str,
+        value: Any,
+        where: str,
+        shadow: Rule | None = None,
+    ) -> None:
+        """One value of an element; ``shadow``: the base's rule that walked it already, with
+        the same type (see _root)."""
         constrained = rule.constrained
         if constrained is not None:
             kind, expected = constrained
@@ -266,14 +288,24 @@ class Validator:
             run.add(_ERROR, IssueCode.STRUCTURE, f"a {type_code} is a JSON object", where)
             return
         else:
-            self._complex(run, rule, type_code, value, where)
+            self._complex(run, rule, type_code, value, where, shadow)
         if rule.bound:
             bindings(run, self.terminology, rule, type_code, value, where)
         if rule.constraints:
             base = rule.path if type_code in ("BackboneElement", "Element") else type_code
             invariants(run, rule.constraints, value, where, base)
 
-    def _complex(self, run: Run, rule: Rule, type_code: str, value: Json, where: str) -> None:
+    def _complex(  # noqa: PLR0917 - the walk's context
+        self,
+        run: Run,
+        rule: Rule,
+        type_code: str,
+        value: Json,
+        where: str,
+        shadow: Rule | None = None,
+    ) -> None:
+        # What depends on the value and its type alone the base walk (shadow) did already.
+        again = shadow is None or shadow.slice_name is not None
         if "resourceType" in value and not rule.children:
             kind = value.get("resourceType")
             nested = self.rule(CORE_BASE + str(kind)) if isinstance(kind, str) else None
@@ -284,7 +316,8 @@ class Validator:
             # A contained resource keeps its container as %rootResource; an entry is its own.
             run.resource = value
             run.root = run.root if rule.path.endswith(".contained") else value
-            self._root(run, value, nested, where)
+            if shadow is None or shadow.children:  # else the base walked it so already
+                self._root(run, value, nested, where)
             self._apply_profiles(run, rule, type_code, value, where)
             run.resource, run.root = outer
             return
@@ -293,11 +326,11 @@ class Validator:
         if self._is_a(type_code, "Quantity"):  # Duration, Age, SimpleQuantity … too
             quantity_limits(run, rule, value, where)
         if type_code == "Reference":
-            self._reference_target(run, rule, value, where)
-        if type_code == "Extension" and not rule.slice_name:
+            reference_target(run, self.definitions, self._is_a, rule, value, where)
+        if type_code == "Extension" and not rule.slice_name and again:
             self._extension(run, value, where)
-        self._node(run, value, rule, where, type_code)
-        if rule.slice_name is None:  # an item of a slice is walked as one of its element too
+        self._node(run, value, rule, where, type_code, shadow)
+        if rule.slice_name is None and again:  # a slice's item is walked as its element's too
             own = self.types.of(type_code)
             if own:
                 invariants(run, own, value, where, type_code)
@@ -310,6 +343,8 @@ class Validator:
         (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.type.profile).
         """
         urls = self._profiles_for(rule, type_code)
+        if not urls:
+            return
         loaded = [(url, self.rule(url)) for url in urls]
         for url, constrained in loaded:
             if constrained is None and rule.id not in run.discriminating:
@@ -334,46 +369,6 @@ class Validator:
                 f"{url}: {next(i.diagnostics for i in found if i.is_error)}" for url, found in tried
             )
             run.add(_ERROR, IssueCode.STRUCTURE, f"matches none of its profiles ({firsts})", where)
-
-    def _reference_target(self, run: Run, rule: Rule, value: Json, where: str) -> None:
-        """The target's type is that of one of the target profiles (any one may match).
-
-        The type is read from the reference (``Patient/1``, an absolute URL), or from the
-        resource it resolves to: a contained one (``#id``), a Bundle entry (``urn:uuid:…``).
-        A target profile not loaded here could allow any type: if no loaded one matches, the
-        check is undecided (and said so), not passed.
-        """
-        reference = value.get("reference")
-        targets = [p for t in rule.types for p in t.get("targetProfile", [])]
-        if not isinstance(reference, str) or not targets:
-            return
-        kind = target_type(run, reference)
-        if kind is None:
-            return  # a reference not resolvable here: ref-1 and the rules across resources
-        allowed, unknown = set(), []
-        for url in targets:
-            structure = self.definitions.structure(url)
-            if structure is None:
-                unknown.append(url)
-            else:
-                allowed.add(structure["type"])
-        if "Resource" in allowed or any(self._is_a(kind, t) for t in allowed):
-            return
-        if unknown:
-            why = f"{', '.join(unknown)} is not loaded here; the target is a {kind}"
-            run.add(
-                IssueSeverity.INFORMATION,
-                IssueCode.NOT_SUPPORTED,
-                f"target profile: {UNDECIDED_MARK}: {why}",
-                where,
-            )
-            return
-        run.add(
-            _ERROR,
-            IssueCode.STRUCTURE,
-            f"a reference to {kind}, not to {' or '.join(sorted(allowed))}",
-            where,
-        )
 
     def _is_a(self, kind: str, base: str) -> bool:
         """``kind`` is ``base`` or derives from it (Patient from DomainResource, Age from
@@ -444,9 +439,14 @@ class Validator:
             name = slice_rule.slice_name or slice_rule.id
             cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
 
-    @staticmethod
-    def _profiles_for(rule: Rule, type_code: str) -> list[str]:
-        return [str(p) for t in rule.types if t["code"] == type_code for p in t.get("profile", [])]
+    def _profiles_for(self, rule: Rule, type_code: str) -> list[str]:
+        key = (id(rule), type_code)  # rules live as long as self
+        found = self._type_profiles.get(key)
+        if found is None:
+            found = self._type_profiles[key] = [
+                str(p) for t in rule.types if t["code"] == type_code for p in t.get("profile", [])
+            ]
+        return found
 
     @staticmethod
     def _type_profile(rule: Rule) -> str | None:

@@ -1,0 +1,87 @@
+"""What the walker looks up for each element, found once per profile (validator.py).
+
+:class:`Layout`: for one set of children (an element's own, overlaid on its type's), which rule
+a JSON name belongs to (choice names such as ``valueQuantity`` too), the definition's order, and
+the children that say something when absent (a minimum, slices).
+
+:class:`Signatures`: whether two rules check the same (the same definition wherever the walk
+reads it, below them too). A profile leaves most elements as the base type has them; walking
+those again after the base finds the same issues, which the validator drops as repeats anyway,
+so it skips them (https://hl7.org/fhir/R4/profiling.html#snapshot: a snapshot repeats the base's
+element definitions).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reko_fhir.validation.compiled import Rule
+
+
+class Layout:
+    """What the walker looks up in one children dict, found once: which rule a JSON name
+    (``valueQuantity`` too) belongs to, the definition's order, what is checked when absent."""
+
+    __slots__ = ("always", "children", "choices", "order")
+
+    def __init__(self, children: dict[str, Rule]) -> None:
+        self.children = children
+        self.order = {name: index for index, name in enumerate(children)}
+        self.always = frozenset(name for name, r in children.items() if r.min > 0 or r.slices)
+        self.choices: dict[str, tuple[Rule, str]] = {}
+        for rule in children.values():  # the first rule naming a JSON name wins, as before
+            if rule.name.endswith("[x]"):
+                stem = rule.name[:-3]
+                for code in rule.type_codes:
+                    self.choices.setdefault(stem + code[:1].upper() + code[1:], (rule, code))
+
+    def child(self, key: str) -> tuple[Rule | None, str | None]:
+        found = self.children.get(key)
+        if found is not None:
+            return found, None
+        return self.choices.get(key, (None, None))
+
+
+class Signatures:
+    """An interned number for each rule's checks, None for a rule never skipped (slices,
+    contentReference, which may loop)."""
+
+    def __init__(self) -> None:
+        self._signatures: dict[int, int | None] = {}  # by id() of a rule kept by the validator
+        self._interned: dict[tuple[Any, ...], int] = {}
+
+    def same(self, rule: Rule, other: Rule) -> bool:
+        """Whether two rules check the same: same definition where the walk reads it, below
+        them too (the types' own children come with the type codes)."""
+        mine = self.signature(rule)
+        return mine is not None and mine == self.signature(other)
+
+    def signature(self, rule: Rule) -> int | None:
+        if id(rule) in self._signatures:
+            return self._signatures[id(rule)]
+        self._signatures[id(rule)] = None  # a cycle (contentReference) is never the same
+        definition = rule.definition
+        parts: list[Any] = []
+        if "contentReference" not in definition and rule.slicing is None and not rule.slices:
+            children = [(name, self.signature(child)) for name, child in rule.children.items()]
+            if all(signature is not None for _, signature in children):
+                parts = [
+                    rule.path,
+                    rule.name,
+                    rule.min,
+                    rule.max,
+                    json.dumps(rule.types, sort_keys=True),
+                    json.dumps(rule.constrained, sort_keys=True),
+                    json.dumps(rule.bounds, sort_keys=True),
+                    rule.max_length,
+                    tuple(rule.min_lengths),
+                    tuple(rule.bound),
+                    tuple(rule.constraints),
+                    definition.get("short"),
+                    rule.slice_name,
+                    tuple(children),
+                ]
+        signature = self._interned.setdefault(tuple(parts), len(self._interned)) if parts else None
+        self._signatures[id(rule)] = signature
+        return signature
