@@ -157,6 +157,7 @@ class Rule:
     has_limits: bool = field(init=False)
     # Required and extensible bindings to check: (strength, value set url, message label)
     bound: list[tuple[str, str, str]] = field(init=False)
+    target_profiles: list[str] = field(init=False)  # of its Reference types
 
     def __post_init__(self) -> None:
         definition = self.definition
@@ -189,6 +190,7 @@ class Rule:
         ]
         self.has_limits = bool(self.bounds or self.max_length is not None or self.min_lengths)
         self.bound = _bindings(definition)
+        self.target_profiles = [p for t in self.types for p in t.get("targetProfile", [])]
 
     def fixed_or_pattern(self) -> tuple[str, Any] | None:
         """``("fixed", value)`` or ``("pattern", value)`` when the element constrains its value."""

@@ -356,6 +356,46 @@ def _string(items: Items) -> str:
     return str(items[0])
 
 
+def _member_equals(tree: tuple[Any, ...]) -> tuple[str, str] | None:
+    """(name, text) for a criterion ``name = 'text'`` (the commonest: ``system = '…'``)."""
+    if tree[0] != "op" or tree[1] != "=":
+        return None
+    left, right = tree[2], tree[3]
+    if left[0] != "path" or left[1] != ("var", "$this") or left[2][0] != "member":
+        return None
+    if right[0] != "lit" or len(right[1]) != 1 or not isinstance(right[1][0], str):
+        return None
+    name, text = left[2][1], right[1][0]
+    if name == "length" or _DATE_LIKE.match(text):
+        return None
+    return name, text
+
+
+def _keeps(name: str, text: str) -> Callable[[Any], bool]:
+    """``where(name = 'text')``'s test of one item, as the generic closures would decide it."""
+    hidden, choices = "_" + name, _CHOICE_KEYS.get(name, frozenset())
+
+    def keeps(item: Any) -> bool:
+        if not isinstance(item, dict):
+            return False  # no children: empty, so dropped
+        if hidden in item or (choices and not choices.isdisjoint(item)):
+            raise Fallback
+        value = item.get(name)
+        if isinstance(value, list):
+            if not value:
+                return False
+            if len(value) != 1 or value[0] is None:
+                raise Fallback
+            value = value[0]
+        if value is None:
+            return False
+        if type(value) is not str or (value[:1] in _DIGITS_OR_T and _DATE_LIKE.match(value)):
+            raise Fallback
+        return value == text
+
+    return keeps
+
+
 def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any], Items]:
     if name in ("exists", "where", "all", "select") and len(args) == 1:
         test = _compile(args[0])
@@ -378,6 +418,15 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
 
             return all_
         keep_all = name == "where"
+        simple = _member_equals(args[0])
+        if simple is not None:
+            keeps = _keeps(*simple)
+
+            def where_equal(items: Items, resource: Any, root: Any) -> Items:
+                kept = [item for item in items if keeps(item)]
+                return kept if keep_all else [bool(kept)]
+
+            return where_equal
 
         def where(items: Items, resource: Any, root: Any) -> Items:
             kept = [item for item in items if _criterion(test([item], resource, root))]

@@ -60,7 +60,7 @@ def reference_target(  # noqa: PLR0917 - the walk's context
     check is undecided (and said so), not passed.
     """
     reference = value.get("reference")
-    targets = [p for t in rule.types for p in t.get("targetProfile", [])]
+    targets = rule.target_profiles
     if not isinstance(reference, str) or not targets:
         return
     kind = target_type(run, reference)

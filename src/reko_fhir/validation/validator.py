@@ -14,7 +14,7 @@ from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
 from reko_fhir.validation import messages
-from reko_fhir.validation.compiled import Rule, compile_snapshot, matches_pattern
+from reko_fhir.validation.compiled import Constraint, Rule, compile_snapshot, matches_pattern
 from reko_fhir.validation.datatypes import EXT_1, TypeInvariants, ext_1_holds
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.element_checks import (
@@ -35,6 +35,7 @@ from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
+_NOWHERE: tuple[None, None] = (None, None)
 
 
 class Validator:
@@ -49,8 +50,10 @@ class Validator:
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
         self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
+        self._plans: dict[tuple[int, str | None], Layout] = {}
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
         self._same = Signatures().same
+        self._own_constraints: dict[tuple[int, int], list[Constraint]] = {}  # profile's, not base's
         self._type_profiles: dict[tuple[int, str], list[str]] = {}
         self.types = TypeInvariants(self.definitions, self.rule)
 
@@ -132,7 +135,10 @@ class Validator:
         self._node(run, node, rule, where, shadow=shadow)
         constraints = rule.constraints
         if shadow is not None:
-            constraints = [c for c in constraints if c not in shadow.constraints]
+            key = (id(rule), id(shadow))
+            if key not in self._own_constraints:
+                self._own_constraints[key] = [c for c in constraints if c not in shadow.constraints]
+            constraints = self._own_constraints[key]
         invariants(run, constraints, node, where, rule.path)
 
     def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
@@ -156,12 +162,12 @@ class Validator:
         type_code: str | None = None,
         shadow: Rule | None = None,
     ) -> None:
-        children = self._children_of(rule, type_code)
-        layout = self._layout(children)
-        walked: dict[str, Rule] = {}
+        layout = self._plan(rule, type_code)
+        children = layout.children
+        walked: Layout | None = None
         same_host = True
         if shadow is not None:
-            walked = self._children_of(shadow, type_code)
+            walked = self._plan(shadow, type_code)
             same_host = "." not in rule.path or self._single_type(rule) == self._single_type(shadow)
         if not node:
             run.add(
@@ -186,7 +192,7 @@ class Validator:
         visit = layout.always.union(found, carried)
         for name in sorted(visit, key=layout.order.__getitem__):
             child = children[name]
-            base = walked.get(name) if name not in unshadowed else None
+            base = walked.children.get(name) if walked and name not in unshadowed else None
             if (
                 base is not None
                 and (same_host or name not in ("extension", "modifierExtension"))
@@ -206,20 +212,23 @@ class Validator:
                     extension_context(run, self.definitions, rule, item, path)
 
     def _collect(
-        self, run: Run, node: Json, layout: Layout, walked: dict[str, Rule], where: str
+        self, run: Run, node: Json, layout: Layout, walked: Layout | None, where: str
     ) -> tuple[dict[str, list[tuple[str, str, Any]]], set[str], bool]:
         """The values of ``node`` by element name (type, path, value); the names the base walk
         (``walked``) gave another rule or type; whether ``node`` has `_x` primitive parts."""
         found: dict[str, list[tuple[str, str, Any]]] = {}
         unshadowed: set[str] = set()
         primitive_parts = False
+        named, choices = layout.children, layout.choices
         for key, value in node.items():
             if key[:1] == "_":
                 primitive_parts = True
                 continue
             if key == "resourceType":
                 continue
-            child, choice = layout.child(key)
+            child, choice = named.get(key), None
+            if child is None:
+                child, choice = choices.get(key, _NOWHERE)
             if child is None:
                 if key != "fhir_comments":
                     run.add(
@@ -227,8 +236,8 @@ class Validator:
                     )
                 continue
             type_of = choice or (child.type_codes[0] if child.type_codes else "BackboneElement")
-            if walked:
-                other, other_choice = self._layout(walked).child(key)
+            if walked is not None:
+                other, other_choice = walked.child(key)
                 if (
                     other is None
                     or other.name != child.name
@@ -243,6 +252,14 @@ class Validator:
             else:
                 listed.append((type_of, f"{where}.{key}", value))
         return found, unshadowed, primitive_parts
+
+    def _plan(self, rule: Rule, type_code: str | None) -> Layout:
+        """The layout of what may stand inside ``rule`` holding a ``type_code``."""
+        key = (id(rule), type_code)  # rules live as long as self
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._layout(self._children_of(rule, type_code))
+        return plan
 
     def _layout(self, children: dict[str, Rule]) -> Layout:
         layout = self._layouts.get(id(children))
@@ -353,7 +370,11 @@ class Validator:
                 run.add(_ERROR, IssueCode.NOT_SUPPORTED, message, where)
         checked = [(url, r) for url, r in loaded if r is not None]
         if len(checked) == 1:
-            self._root(run, value, checked[0][1], where)
+            url, constrained = checked[0]
+            # A sliced extension was walked against its url's profile already, as an extension
+            # (_extension, on the same run): again would only repeat its issues.
+            if not (type_code == "Extension" and rule.slice_name and value.get("url") == url):
+                self._root(run, value, constrained, where)
             return
         tried: list[tuple[str, list[Issue]]] = []
         for url, constrained in checked:
