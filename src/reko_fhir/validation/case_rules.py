@@ -28,16 +28,33 @@ _PATIENT_SYSTEMS = {
 
 def objects(node: Any, where: str) -> Iterator[tuple[Json, str]]:
     """Every JSON object inside a resource with its FHIRPath; contained resources excluded."""
-    if isinstance(node, dict):
-        yield node, where
-        for key, value in node.items():
-            if key == "contained":
+    return iter(json_objects(node, where, skip="contained"))
+
+
+def json_objects(node: Any, where: str, skip: str | None = None) -> list[tuple[Json, str]]:
+    """Every JSON object in ``node`` with its FHIRPath, depth first in document order, but not
+    what stands under the name ``skip``; iterative (no generator per level)."""
+    found: list[tuple[Json, str]] = []
+    stack = [(node, where)]
+    while stack:
+        current, path = stack.pop()
+        if not isinstance(current, dict):
+            continue
+        found.append((current, path))
+        below: list[tuple[Any, str]] = []
+        for key, value in current.items():
+            if key == skip:
                 continue
             if isinstance(value, list):
-                for i, item in enumerate(value):
-                    yield from objects(item, f"{where}.{key}[{i}]")
+                below += [
+                    (item, f"{path}.{key}[{i}]")
+                    for i, item in enumerate(value)
+                    if isinstance(item, dict)
+                ]
             elif isinstance(value, dict):
-                yield from objects(value, f"{where}.{key}")
+                below.append((value, f"{path}.{key}"))
+        stack += reversed(below)
+    return found
 
 
 def identifiers(resource: Json, where: str) -> Iterator[tuple[Json, str]]:

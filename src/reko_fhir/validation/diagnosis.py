@@ -9,10 +9,10 @@ contained resources included; it never echoes the code, so no diagnosis reaches 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, error
+from reko_fhir.validation.case_rules import json_objects
 
 Json = dict[str, Any]
 
@@ -33,18 +33,6 @@ def is_diagnosis_system(system: object) -> bool:
     return system in DIAGNOSIS_SYSTEMS or "icd-10" in lowered or "icd10" in lowered
 
 
-def _nodes(node: Any, where: str) -> Iterator[tuple[Json, str]]:
-    """Every JSON object with its FHIRPath, contained resources included."""
-    if isinstance(node, dict):
-        yield node, where
-        for key, value in node.items():
-            if isinstance(value, list):
-                for i, item in enumerate(value):
-                    yield from _nodes(item, f"{where}.{key}[{i}]")
-            elif isinstance(value, dict):
-                yield from _nodes(value, f"{where}.{key}")
-
-
 def diagnosis_issues(resource: Json, where: str) -> list[Issue]:
     """An error at every Coding (or coded Quantity) from a diagnosis code system."""
     return [
@@ -54,6 +42,6 @@ def diagnosis_issues(resource: Json, where: str) -> list[Issue]:
             "documented without diagnosis (profile contract 2, rule 5)",
             path,
         )
-        for node, path in _nodes(resource, where)
+        for node, path in json_objects(resource, where)  # contained ones too
         if "code" in node and is_diagnosis_system(node.get("system"))
     ]

@@ -94,11 +94,13 @@ def iter_inputs(path: Path) -> Iterator[Input]:
         if not rest:
             yield Input(str(path), _object(single, str(path)), len(first))
             return
-        yield Input(f"{path}:1", _line_object(single, f"{path}:1"), len(first))
+        yield Input(f"{path}:1", _line_object(single, f"{path}:1", _brackets(first)), len(first))
         while rest:
             if rest.strip():
                 source = f"{path}:{number}"
-                yield Input(source, _line_object(_parse(rest, source), source), len(rest))
+                yield Input(
+                    source, _line_object(_parse(rest, source), source, _brackets(rest)), len(rest)
+                )
             rest, number = handle.readline(), number + 1
 
 
@@ -124,10 +126,14 @@ def _parse(line: bytes, source: str) -> Any:
         raise InputError(f"{source}: not readable as FHIR JSON, NDJSON or XML: {exc}") from None
 
 
-def _line_object(value: Any, source: str) -> dict[str, Any]:
+def _brackets(line: bytes) -> int:
+    return line.count(b"{") + line.count(b"[")
+
+
+def _line_object(value: Any, source: str, brackets: int | None = None) -> dict[str, Any]:
     """A record of NDJSON: not being a resource is an error there, not a file to skip."""
     try:
-        return _object(value, source)
+        return _object(value, source, brackets)
     except NotFhirError as exc:
         raise InputError(str(exc).removesuffix("; skipped")) from None
 
@@ -158,10 +164,13 @@ def _whole(data: bytes, path: Path) -> list[Input]:
         raise InputError(f"{path}: not readable as FHIR JSON, NDJSON or XML: {exc}") from None
 
 
-def _object(value: Any, source: str) -> dict[str, Any]:
+def _object(value: Any, source: str, brackets: int | None = None) -> dict[str, Any]:
+    """``brackets``: how many ``{`` and ``[`` its text holds (strings' too), when known."""
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise NotFhirError(f"{source}: JSON, but not a FHIR resource (no resourceType); skipped")
-    # The validator walks recursively: deep documents are refused before it sees them.
-    if json_depth(value) > MAX_JSON_DEPTH:
+    # The validator walks recursively: deep documents are refused before it sees them. Each
+    # level opens a bracket, so a text with few brackets cannot be deep: no walk needed.
+    few = brackets is not None and brackets <= MAX_JSON_DEPTH
+    if not few and json_depth(value) > MAX_JSON_DEPTH:
         raise InputError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels")
     return value
