@@ -8,7 +8,7 @@ store, through the :class:`Resolver` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
@@ -31,37 +31,55 @@ def objects(node: Any, where: str) -> Iterator[tuple[Json, str]]:
     return iter(json_objects(node, where, skip="contained"))
 
 
-def json_objects(node: Any, where: str, skip: str | None = None) -> list[tuple[Json, str]]:
-    """Every JSON object in ``node`` with its FHIRPath, depth first in document order, but not
-    what stands under the name ``skip``; iterative (no generator per level)."""
-    found: list[tuple[Json, str]] = []
-    stack = [(node, where)]
+def json_objects(
+    node: Any,
+    where: str,
+    skip: str | None = None,
+    keep: Callable[[Json], bool] | None = None,
+) -> list[tuple[Json, str]]:
+    """Every JSON object in ``node`` (those ``keep`` keeps) with its FHIRPath, depth first in
+    document order, but not what stands under the name ``skip``. Iterative; a path is written
+    out only for an object kept."""
+    found: list[tuple[Json, int]] = []
+    steps: list[tuple[int, str, int | None]] = []  # (parent's step, name, index) of each object
+    stack: list[tuple[Any, int, str, int | None]] = [(node, -1, "", None)]
     while stack:
-        current, path = stack.pop()
+        current, parent, name, index = stack.pop()
         if not isinstance(current, dict):
             continue
-        found.append((current, path))
-        below: list[tuple[Any, str]] = []
+        step = len(steps)
+        steps.append((parent, name, index))
+        if keep is None or keep(current):
+            found.append((current, step))
+        below: list[tuple[Any, int, str, int | None]] = []
         for key, value in current.items():
             if key == skip:
                 continue
             if isinstance(value, list):
                 below += [
-                    (item, f"{path}.{key}[{i}]")
-                    for i, item in enumerate(value)
-                    if isinstance(item, dict)
+                    (item, step, key, i) for i, item in enumerate(value) if isinstance(item, dict)
                 ]
             elif isinstance(value, dict):
-                below.append((value, f"{path}.{key}"))
+                below.append((value, step, key, None))
         stack += reversed(below)
-    return found
+    return [(current, _path_of(steps, step, where)) for current, step in found]
+
+
+def _path_of(steps: list[tuple[int, str, int | None]], step: int, where: str) -> str:
+    parts: list[str] = []
+    while step > 0:
+        step, name, index = steps[step]
+        parts.append(f".{name}" if index is None else f".{name}[{index}]")
+    return where + "".join(reversed(parts))
 
 
 def identifiers(resource: Json, where: str) -> Iterator[tuple[Json, str]]:
     """Every Identifier-shaped object (system + value) in a resource, with its FHIRPath."""
-    for node, path in objects(resource, where):
-        if isinstance(node.get("system"), str) and isinstance(node.get("value"), str):
-            yield node, path
+    return iter(json_objects(resource, where, skip="contained", keep=_identifier_shaped))
+
+
+def _identifier_shaped(node: Json) -> bool:
+    return isinstance(node.get("system"), str) and isinstance(node.get("value"), str)
 
 
 def identifier_issues(resource: Json, where: str) -> list[Issue]:

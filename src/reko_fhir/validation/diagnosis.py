@@ -42,6 +42,9 @@ def diagnosis_issues(resource: Json, where: str) -> list[Issue]:
             "documented without diagnosis (profile contract 2, rule 5)",
             path,
         )
-        for node, path in json_objects(resource, where)  # contained ones too
-        if "code" in node and is_diagnosis_system(node.get("system"))
+        for node, path in json_objects(resource, where, keep=_diagnosis_coded)  # contained too
     ]
+
+
+def _diagnosis_coded(node: Json) -> bool:
+    return "code" in node and is_diagnosis_system(node.get("system"))

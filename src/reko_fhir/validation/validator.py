@@ -51,6 +51,7 @@ class Validator:
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
         self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
         self._plans: dict[tuple[int, str | None], Layout] = {}
+        self._skip_sets: dict[tuple[int, int, bool], frozenset[str]] = {}
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
         self._same = Signatures().same
         self._own_constraints: dict[tuple[int, int], list[Constraint]] = {}  # profile's, not base's
@@ -165,10 +166,11 @@ class Validator:
         layout = self._plan(rule, type_code)
         children = layout.children
         walked: Layout | None = None
-        same_host = True
+        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
         if shadow is not None:
             walked = self._plan(shadow, type_code)
             same_host = "." not in rule.path or self._single_type(rule) == self._single_type(shadow)
+            skip = self._skips(layout, walked, same_host)
         if not node:
             run.add(
                 _ERROR,
@@ -177,7 +179,7 @@ class Validator:
                 where,
             )
         mark = len(run.issues)
-        found, unshadowed, primitive_parts = self._collect(run, node, layout, walked, where)
+        found, unshadowed, primitive_parts = self._collect(run, node, layout, walked, skip, where)
         carried: dict[str, list[str]] = {}
         if primitive_parts:  # `_x`: checked first, as they come before the names' issues
             said = run.issues[mark:]
@@ -191,14 +193,10 @@ class Validator:
         # in the definition's order: the others would find nothing.
         visit = layout.always.union(found, carried)
         for name in sorted(visit, key=layout.order.__getitem__):
+            if name in skip:
+                continue  # the base walk found all there is to find here
             child = children[name]
             base = walked.children.get(name) if walked and name not in unshadowed else None
-            if (
-                base is not None
-                and (same_host or name not in ("extension", "modifierExtension"))
-                and self._same(child, base)
-            ):
-                continue  # the base walk found all there is to find here
             values = found.get(name, [])
             count = len(values) + len(carried[name]) if name in carried else len(values)
             if count < child.min or (child.max is not None and count > child.max):
@@ -211,11 +209,18 @@ class Validator:
                 for _, path, item in values:
                     extension_context(run, self.definitions, rule, item, path)
 
-    def _collect(
-        self, run: Run, node: Json, layout: Layout, walked: Layout | None, where: str
+    def _collect(  # noqa: PLR0917 - the walk's context
+        self,
+        run: Run,
+        node: Json,
+        layout: Layout,
+        walked: Layout | None,
+        skip: frozenset[str],
+        where: str,
     ) -> tuple[dict[str, list[tuple[str, str, Any]]], set[str], bool]:
-        """The values of ``node`` by element name (type, path, value); the names the base walk
-        (``walked``) gave another rule or type; whether ``node`` has `_x` primitive parts."""
+        """The values of ``node`` by element name (type, path, value), but for the names in
+        ``skip``; the names the base walk (``walked``) gave another rule or type; whether
+        ``node`` has `_x` primitive parts."""
         found: dict[str, list[tuple[str, str, Any]]] = {}
         unshadowed: set[str] = set()
         primitive_parts = False
@@ -235,6 +240,8 @@ class Validator:
                         _ERROR, IssueCode.STRUCTURE, f"unknown element '{key}'", f"{where}.{key}"
                     )
                 continue
+            if child.name in skip:
+                continue  # same rules, same types: every key of it maps as in the base
             type_of = choice or (child.type_codes[0] if child.type_codes else "BackboneElement")
             if walked is not None:
                 other, other_choice = walked.child(key)
@@ -252,6 +259,22 @@ class Validator:
             else:
                 listed.append((type_of, f"{where}.{key}", value))
         return found, unshadowed, primitive_parts
+
+    def _skips(self, layout: Layout, walked: Layout, same_host: bool) -> frozenset[str]:
+        """The children of ``layout`` the same as ``walked``'s (the base's at this place): all
+        there is to find in them the base walk found. An extension's place is part of what is
+        checked (extension_context): the same only on a host of the same type."""
+        key = (id(layout), id(walked), same_host)  # layouts live as long as self
+        found = self._skip_sets.get(key)
+        if found is None:
+            found = self._skip_sets[key] = frozenset(
+                name
+                for name, child in layout.children.items()
+                if name in walked.children
+                and self._same(child, walked.children[name])
+                and (same_host or name not in ("extension", "modifierExtension"))
+            )
+        return found
 
     def _plan(self, rule: Rule, type_code: str | None) -> Layout:
         """The layout of what may stand inside ``rule`` holding a ``type_code``."""
