@@ -1,4 +1,4 @@
-"""NDJSON records nested too deep are refused, whatever shortcut the depth check takes."""
+"""NDJSON records: nested too deep refused, whatever shortcut the depth check takes; read as json reads them."""
 
 from __future__ import annotations
 
@@ -43,3 +43,24 @@ def test_a_record_just_within_the_depth_is_read(tmp_path: Path) -> None:
     record = nested(MAX_JSON_DEPTH // 2 - 1)
     found = read_inputs(write(tmp_path, record, {"resourceType": "Basic"}))
     assert found[0].resource == record
+
+
+def test_records_read_as_json_reads_them(tmp_path: Path) -> None:
+    """The fast reader and json give the same values; what it refuses json still reads."""
+    lines = [
+        '{"resourceType": "Basic", "id": "a", "extension": [{"url": "u", "valueDecimal": 1.50}]}',
+        '{"resourceType": "Basic", "id": "\\ud800"}',  # a lone surrogate: json reads it
+        '\ufeff{"resourceType": "Basic", "id": "b"}',  # a BOM before a record
+        '{"resourceType": "Basic", "id": "c", "text": {"div": "\\u00e9 \\ud83d\\ude00"}}',
+    ]
+    path = tmp_path / "records.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = [i.resource for i in read_inputs(path)]
+    assert found == [json.loads(line.removeprefix("\ufeff")) for line in lines]
+
+
+def test_a_broken_record_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "records.ndjson"
+    path.write_text('{"resourceType": "Basic"}\n{"resourceType": "Basic",}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"records.ndjson:2: not readable"):
+        read_inputs(path)
