@@ -38,31 +38,43 @@ def json_objects(
     keep: Callable[[Json], bool] | None = None,
 ) -> list[tuple[Json, str]]:
     """Every JSON object in ``node`` (those ``keep`` keeps) with its FHIRPath, depth first in
-    document order, but not what stands under the name ``skip``. Iterative; a path is written
-    out only for an object kept."""
-    found: list[tuple[Json, int]] = []
+    document order; with ``skip="contained"``, not the contained resources."""
+    if skip not in (None, "contained"):
+        raise ValueError(f"only contained resources are left out, not {skip}")
+    return select_objects(node, where, [(keep, skip is None)])[0]
+
+
+def select_objects(
+    node: Any, where: str, selectors: list[tuple[Callable[[Json], bool] | None, bool]]
+) -> list[list[tuple[Json, str]]]:
+    """For each (keep, with contained resources) selector, the JSON objects in ``node`` it keeps
+    with their FHIRPaths, depth first in document order: one iterative walk for them all, a
+    path written out only for an object kept."""
+    found: list[list[tuple[Json, int]]] = [[] for _ in selectors]
     steps: list[tuple[int, str, int | None]] = []  # (parent's step, name, index) of each object
-    stack: list[tuple[Any, int, str, int | None]] = [(node, -1, "", None)]
+    stack: list[tuple[Any, int, str, int | None, bool]] = (
+        [(node, -1, "", None, False)] if isinstance(node, dict) else []
+    )
     while stack:
-        current, parent, name, index = stack.pop()
-        if not isinstance(current, dict):
-            continue
+        current, parent, name, index, inside = stack.pop()
         step = len(steps)
         steps.append((parent, name, index))
-        if keep is None or keep(current):
-            found.append((current, step))
-        below: list[tuple[Any, int, str, int | None]] = []
+        for (keep, contained), kept in zip(selectors, found, strict=True):
+            if (contained or not inside) and (keep is None or keep(current)):
+                kept.append((current, step))
+        below: list[tuple[Any, int, str, int | None, bool]] = []
         for key, value in current.items():
-            if key == skip:
-                continue
+            deeper = inside or key == "contained"
             if isinstance(value, list):
                 below += [
-                    (item, step, key, i) for i, item in enumerate(value) if isinstance(item, dict)
+                    (item, step, key, i, deeper)
+                    for i, item in enumerate(value)
+                    if isinstance(item, dict)
                 ]
             elif isinstance(value, dict):
-                below.append((value, step, key, None))
+                below.append((value, step, key, None, deeper))
         stack += reversed(below)
-    return [(current, _path_of(steps, step, where)) for current, step in found]
+    return [[(current, _path_of(steps, step, where)) for current, step in kept] for kept in found]
 
 
 def _path_of(steps: list[tuple[int, str, int | None]], step: int, where: str) -> str:
@@ -75,17 +87,22 @@ def _path_of(steps: list[tuple[int, str, int | None]], step: int, where: str) ->
 
 def identifiers(resource: Json, where: str) -> Iterator[tuple[Json, str]]:
     """Every Identifier-shaped object (system + value) in a resource, with its FHIRPath."""
-    return iter(json_objects(resource, where, skip="contained", keep=_identifier_shaped))
+    return iter(json_objects(resource, where, skip="contained", keep=identifier_shaped))
 
 
-def _identifier_shaped(node: Json) -> bool:
+def identifier_shaped(node: Json) -> bool:
+    """system and value, both strings (contained resources are not looked in)."""
     return isinstance(node.get("system"), str) and isinstance(node.get("value"), str)
 
 
-def identifier_issues(resource: Json, where: str) -> list[Issue]:
-    """Personnummer/samordningsnummer (date, Luhn), HSA-id format, organisation number."""
+def identifier_issues(
+    resource: Json, where: str, shaped: list[tuple[Json, str]] | None = None
+) -> list[Issue]:
+    """Personnummer/samordningsnummer (date, Luhn), HSA-id format, organisation number.
+
+    ``shaped``: the identifiers, when found already (select_objects with identifier_shaped)."""
     found: list[Issue] = []
-    for ident, path in identifiers(resource, where):
+    for ident, path in identifiers(resource, where) if shaped is None else shaped:
         system, value = ident["system"], ident["value"]
         try:
             if system in _PATIENT_SYSTEMS:

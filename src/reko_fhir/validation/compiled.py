@@ -158,6 +158,11 @@ class Rule:
     # Required and extensible bindings to check: (strength, value set url, message label)
     bound: list[tuple[str, str, str]] = field(init=False)
     target_profiles: list[str] = field(init=False)  # of its Reference types
+    # ElementDefinition.type.profile by type code, for the codes that have any
+    type_profiles: dict[str, list[str]] = field(init=False)
+    # The validator's walk plan (layout.Layout) inside this element, by type code: kept here
+    # as the rule belongs to one validator's compiled profiles.
+    plans: dict[str | None, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         definition = self.definition
@@ -191,6 +196,11 @@ class Rule:
         self.has_limits = bool(self.bounds or self.max_length is not None or self.min_lengths)
         self.bound = _bindings(definition)
         self.target_profiles = [p for t in self.types for p in t.get("targetProfile", [])]
+        self.type_profiles = {}
+        for t in self.types:
+            if t.get("profile"):
+                self.type_profiles.setdefault(t["code"], []).extend(str(p) for p in t["profile"])
+        self.plans = {}
 
     def fixed_or_pattern(self) -> tuple[str, Any] | None:
         """``("fixed", value)`` or ``("pattern", value)`` when the element constrains its value."""

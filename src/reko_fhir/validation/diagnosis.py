@@ -33,8 +33,14 @@ def is_diagnosis_system(system: object) -> bool:
     return system in DIAGNOSIS_SYSTEMS or "icd-10" in lowered or "icd10" in lowered
 
 
-def diagnosis_issues(resource: Json, where: str) -> list[Issue]:
-    """An error at every Coding (or coded Quantity) from a diagnosis code system."""
+def diagnosis_issues(
+    resource: Json, where: str, coded: list[tuple[Json, str]] | None = None
+) -> list[Issue]:
+    """An error at every Coding (or coded Quantity) from a diagnosis code system.
+
+    ``coded``: those objects, when found already (select_objects with diagnosis_coded)."""
+    if coded is None:
+        coded = json_objects(resource, where, keep=diagnosis_coded)  # contained ones too
     return [
         error(
             IssueCode.BUSINESS_RULE,
@@ -42,9 +48,10 @@ def diagnosis_issues(resource: Json, where: str) -> list[Issue]:
             "documented without diagnosis (profile contract 2, rule 5)",
             path,
         )
-        for node, path in json_objects(resource, where, keep=_diagnosis_coded)  # contained too
+        for node, path in coded
     ]
 
 
-def _diagnosis_coded(node: Json) -> bool:
+def diagnosis_coded(node: Json) -> bool:
+    """A code beside a diagnosis system."""
     return "code" in node and is_diagnosis_system(node.get("system"))

@@ -18,11 +18,13 @@ from reko_fhir.validation.case_rules import (
     BundleResolver,
     Resolver,
     identifier_issues,
+    identifier_shaped,
     reference_issues,
     rule_issues,
+    select_objects,
 )
 from reko_fhir.validation.definitions import Definitions
-from reko_fhir.validation.diagnosis import diagnosis_issues
+from reko_fhir.validation.diagnosis import diagnosis_coded, diagnosis_issues
 from reko_fhir.validation.validator import Validator
 
 Json = dict[str, Any]
@@ -99,8 +101,13 @@ class ValidationService:
         entry = resolver.resolve if isinstance(resolver, BundleResolver) else None
         for url in profiles:
             issues += self.validator.validate(resource, url, path, entry)
-        issues += identifier_issues(resource, path)
-        issues += _not_said_yet(diagnosis_issues(resource, path), issues)
+        # One walk finds the objects of both rules: identifiers (not in contained resources)
+        # and diagnosis codings (in them too).
+        shaped, coded = select_objects(
+            resource, path, [(identifier_shaped, False), (diagnosis_coded, True)]
+        )
+        issues += identifier_issues(resource, path, shaped)
+        issues += _not_said_yet(diagnosis_issues(resource, path, coded), issues)
         if resource.get("resourceType") == "Bundle":
             context = BundleResolver.of(resource)
             for i, entry in enumerate(resource.get("entry") or []):

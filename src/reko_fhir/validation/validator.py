@@ -28,7 +28,7 @@ from reko_fhir.validation.element_checks import (
 from reko_fhir.validation.layout import Layout, Signatures
 from reko_fhir.validation.placement import extension_context, reference_target
 from reko_fhir.validation.primitive_elements import primitive_elements
-from reko_fhir.validation.primitives import check_primitive, is_primitive
+from reko_fhir.validation.primitives import PRIMITIVE_TYPES, check_primitive, is_primitive
 from reko_fhir.validation.slicing import type_at, walk
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
 from reko_fhir.validation.terminology import Terminology
@@ -50,12 +50,11 @@ class Validator:
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
         self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
-        self._plans: dict[tuple[int, str | None], Layout] = {}
         self._skip_sets: dict[tuple[int, int, bool], frozenset[str]] = {}
+        self._quantities: dict[str, bool] = {}
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
         self._same = Signatures().same
         self._own_constraints: dict[tuple[int, int], list[Constraint]] = {}  # profile's, not base's
-        self._type_profiles: dict[tuple[int, str], list[str]] = {}
         self.types = TypeInvariants(self.definitions, self.rule)
 
     def rule(self, url: str) -> Rule | None:
@@ -278,10 +277,9 @@ class Validator:
 
     def _plan(self, rule: Rule, type_code: str | None) -> Layout:
         """The layout of what may stand inside ``rule`` holding a ``type_code``."""
-        key = (id(rule), type_code)  # rules live as long as self
-        plan = self._plans.get(key)
+        plan: Layout | None = rule.plans.get(type_code)
         if plan is None:
-            plan = self._plans[key] = self._layout(self._children_of(rule, type_code))
+            plan = rule.plans[type_code] = self._layout(self._children_of(rule, type_code))
         return plan
 
     def _layout(self, children: dict[str, Rule]) -> Layout:
@@ -318,7 +316,7 @@ class Validator:
                 wanted = messages.json_text(expected, plain=False)
                 wrong = f"value {found} does not match the {kind} value {wanted}"
                 run.add(_ERROR, IssueCode.VALUE, wrong, where)
-        if is_primitive(type_code):
+        if type_code in PRIMITIVE_TYPES or is_primitive(type_code):
             message = check_primitive(type_code, value)
             if message:
                 run.add(_ERROR, IssueCode.VALUE, message, where)
@@ -361,9 +359,14 @@ class Validator:
             self._apply_profiles(run, rule, type_code, value, where)
             run.resource, run.root = outer
             return
-        if not (type_code == "Extension" and rule.slice_name is None):  # those go by their url
+        if type_code in rule.type_profiles and not (
+            type_code == "Extension" and rule.slice_name is None  # those go by their url
+        ):
             self._apply_profiles(run, rule, type_code, value, where)
-        if self._is_a(type_code, "Quantity"):  # Duration, Age, SimpleQuantity … too
+        quantity = self._quantities.get(type_code)
+        if quantity is None:
+            quantity = self._quantities[type_code] = self._is_a(type_code, "Quantity")
+        if quantity:  # Duration, Age, SimpleQuantity … too
             quantity_limits(run, rule, value, where)
         if type_code == "Reference":
             reference_target(run, self.definitions, self._is_a, rule, value, where)
@@ -483,14 +486,9 @@ class Validator:
             name = slice_rule.slice_name or slice_rule.id
             cardinality(run, slice_rule, counts[slice_rule.id], f"{where}:{name}")
 
-    def _profiles_for(self, rule: Rule, type_code: str) -> list[str]:
-        key = (id(rule), type_code)  # rules live as long as self
-        found = self._type_profiles.get(key)
-        if found is None:
-            found = self._type_profiles[key] = [
-                str(p) for t in rule.types if t["code"] == type_code for p in t.get("profile", [])
-            ]
-        return found
+    @staticmethod
+    def _profiles_for(rule: Rule, type_code: str) -> list[str]:
+        return rule.type_profiles.get(type_code, [])
 
     @staticmethod
     def _type_profile(rule: Rule) -> str | None:
