@@ -114,14 +114,20 @@ def quantity_limits(run: Run, rule: Rule, value: Json, where: str) -> None:
             run.add(_ERROR, IssueCode.VALUE, f"{amount} is {word} {bound['value']}", where)
 
 
+_TYPED: dict[str, str] = {}  # a base, or "" for one FHIRPath cannot navigate typed
+
+
 def invariants(
     run: Run, constraints: Iterable[Constraint], value: Any, where: str, base: str
 ) -> None:
     """Each invariant on ``value``, navigated in FHIRPath as ``base`` (its type or path)."""
-    typed = base if base.replace(".", "").isalnum() else None  # not System.String's url
+    typed = _TYPED.get(base)
+    if typed is None:
+        typed = _TYPED[base] = base if base.replace(".", "").isalnum() else ""
+    typed_base = typed or None  # not System.String's url
     for constraint in constraints:
         verdict = constraint.verdict(
-            value, run.resource, run.root, base=typed, entry=run.entry, member=run.member
+            value, run.resource, run.root, base=typed_base, entry=run.entry, member=run.member
         )
         if verdict is True:
             continue

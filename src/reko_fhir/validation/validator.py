@@ -28,14 +28,15 @@ from reko_fhir.validation.element_checks import (
 from reko_fhir.validation.layout import Layout, Signatures
 from reko_fhir.validation.placement import extension_context, reference_target
 from reko_fhir.validation.primitive_elements import primitive_elements
-from reko_fhir.validation.primitives import PRIMITIVE_TYPES, check_primitive, is_primitive
-from reko_fhir.validation.slicing import type_at, walk
+from reko_fhir.validation.primitives import PRIMITIVE_TYPES, check_primitive
+from reko_fhir.validation.slicing import Discriminators
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
 from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
 _NOWHERE: tuple[None, None] = (None, None)
+_SYSTEM_TYPES = "http://hl7.org/fhirpath/"  # System.String … (primitives.is_primitive)
 
 
 class Validator:
@@ -52,6 +53,7 @@ class Validator:
         self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
         self._skip_sets: dict[tuple[int, int, bool], frozenset[str]] = {}
         self._quantities: dict[str, bool] = {}
+        self._discriminators = Discriminators(self)
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
         self._same = Signatures().same
         self._own_constraints: dict[tuple[int, int], list[Constraint]] = {}  # profile's, not base's
@@ -252,9 +254,9 @@ class Validator:
                     unshadowed.add(child.name)
             listed = found.setdefault(child.name, [])
             if isinstance(value, list):
-                listed.extend(
+                listed += [
                     (type_of, f"{where}.{key}[{index}]", item) for index, item in enumerate(value)
-                )
+                ]
             else:
                 listed.append((type_of, f"{where}.{key}", value))
         return found, unshadowed, primitive_parts
@@ -316,7 +318,7 @@ class Validator:
                 wanted = messages.json_text(expected, plain=False)
                 wrong = f"value {found} does not match the {kind} value {wanted}"
                 run.add(_ERROR, IssueCode.VALUE, wrong, where)
-        if type_code in PRIMITIVE_TYPES or is_primitive(type_code):
+        if type_code in PRIMITIVE_TYPES or type_code.startswith(_SYSTEM_TYPES):  # is_primitive
             message = check_primitive(type_code, value)
             if message:
                 run.add(_ERROR, IssueCode.VALUE, message, where)
@@ -464,12 +466,21 @@ class Validator:
             if discriminator.get("type") == "profile":
                 for slice_rule in rule.slices:
                     path = str(discriminator.get("path", "$this"))
-                    target = slice_rule if path == "$this" else self._rule_at(slice_rule, path)
+                    target = (
+                        slice_rule
+                        if path == "$this"
+                        else self._discriminators.rule_at(slice_rule, path)
+                    )
                     if target is not None:
                         run.discriminating.add(target.id)
         for type_code, path, item in values:
             matched = next(
-                (s for s in rule.slices if self._in_slice(s, slicing, type_code, item)), None
+                (
+                    s
+                    for s in rule.slices
+                    if self._discriminators.in_slice(s, slicing, type_code, item)
+                ),
+                None,
             )
             if matched is None:
                 if slicing.get("rules") == "closed":
@@ -489,87 +500,3 @@ class Validator:
     @staticmethod
     def _profiles_for(rule: Rule, type_code: str) -> list[str]:
         return rule.type_profiles.get(type_code, [])
-
-    @staticmethod
-    def _type_profile(rule: Rule) -> str | None:
-        for t in rule.types:
-            for url in t.get("profile", []):
-                return str(url)
-        return None
-
-    def _in_slice(self, slice_rule: Rule, slicing: Json, type_code: str, item: Any) -> bool:
-        discriminators = slicing.get("discriminator") or []
-        if not discriminators:
-            return False
-        return all(self._discriminates(slice_rule, d, type_code, item) for d in discriminators)
-
-    def _discriminates(
-        self, slice_rule: Rule, discriminator: Json, type_code: str, item: Any
-    ) -> bool:
-        kind, path = discriminator.get("type"), str(discriminator.get("path", "$this"))
-        if kind == "type":
-            codes = slice_rule.type_codes if path == "$this" else self._codes_at(slice_rule, path)
-            name = type_at(item, path, type_code, codes, self._is_complex)
-            return isinstance(name, str) and any(self._is_a(name, code) for code in codes)
-        if kind == "profile":
-            target = item if path == "$this" else walk(item, path)
-            profile_urls = [
-                u for u in self._profiles_at(slice_rule, path) if self.rule(u) is not None
-            ]
-            if not isinstance(target, dict):
-                return False
-            if not profile_urls:  # profiles not loaded: the declared types still discriminate
-                return target.get("resourceType") in self._codes_at(slice_rule, path)
-            return any(
-                not [i for i in self.validate(target, url) if i.is_error] for url in profile_urls
-            )
-        if kind == "exists":
-            return (walk(item, path) is not None) == (slice_rule.min > 0)
-        if kind in ("value", "pattern"):
-            expected = self._expected_at(slice_rule, path)
-            if expected is None:
-                return False
-            actual = item if path == "$this" else walk(item, path)
-            return (
-                bool(actual == expected[1])
-                if kind == "value" and expected[0] == "fixed"
-                else matches_pattern(actual, expected[1])
-            )
-        return False
-
-    def _is_complex(self, type_code: str) -> bool:
-        return self.definitions.structure(CORE_BASE + type_code) is not None
-
-    def _rule_at(self, rule: Rule, path: str) -> Rule | None:
-        current: Rule | None = rule
-        for name in path.split("."):
-            if current is None:
-                return None
-            children = self._children_of(current, self._single_type(current))
-            current = (
-                current.children.get(name)
-                or current.children.get(f"{name}[x]")  # a choice element, by its stem
-                or children.get(name)
-                or children.get(f"{name}[x]")
-            )
-        return current
-
-    def _expected_at(self, slice_rule: Rule, path: str) -> tuple[str, Any] | None:
-        if path == "$this":
-            return slice_rule.fixed_or_pattern()
-        if path == "url":  # an extension slice: its url is the profile's canonical
-            profile = self._type_profile(slice_rule)
-            if profile:
-                return "fixed", profile
-        target = self._rule_at(slice_rule, path)
-        return target.fixed_or_pattern() if target else None
-
-    def _codes_at(self, slice_rule: Rule, path: str) -> list[str]:
-        target = self._rule_at(slice_rule, path)
-        return target.type_codes if target else []
-
-    def _profiles_at(self, slice_rule: Rule, path: str) -> list[str]:
-        target = slice_rule if path == "$this" else self._rule_at(slice_rule, path)
-        if target is None:
-            return []
-        return [p for t in target.types for p in t.get("profile", []) + t.get("targetProfile", [])]
