@@ -45,11 +45,15 @@ def json_objects(
 
 
 def select_objects(
-    node: Any, where: str, selectors: list[tuple[Callable[[Json], bool] | None, bool]]
+    node: Any,
+    where: str,
+    selectors: list[tuple[Callable[[Json], bool] | None, bool]],
+    having: str | None = None,
 ) -> list[list[tuple[Json, str]]]:
     """For each (keep, with contained resources) selector, the JSON objects in ``node`` it keeps
     with their FHIRPaths, depth first in document order: one iterative walk for them all, a
-    path written out only for an object kept."""
+    path written out only for an object kept. ``having``: a key every object kept has (the
+    others are not offered to the selectors)."""
     found: list[list[tuple[Json, int]]] = [[] for _ in selectors]
     steps: list[tuple[int, str, int | None]] = []  # (parent's step, name, index) of each object
     stack: list[tuple[Any, int, str, int | None, bool]] = (
@@ -59,9 +63,10 @@ def select_objects(
         current, parent, name, index, inside = stack.pop()
         step = len(steps)
         steps.append((parent, name, index))
-        for (keep, contained), kept in zip(selectors, found, strict=True):
-            if (contained or not inside) and (keep is None or keep(current)):
-                kept.append((current, step))
+        if having is None or having in current:
+            for (keep, contained), kept in zip(selectors, found, strict=True):
+                if (contained or not inside) and (keep is None or keep(current)):
+                    kept.append((current, step))
         below: list[tuple[Any, int, str, int | None, bool]] = []
         for key, value in current.items():
             deeper = inside or key == "contained"

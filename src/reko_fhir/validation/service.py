@@ -102,9 +102,9 @@ class ValidationService:
         for url in profiles:
             issues += self.validator.validate(resource, url, path, entry)
         # One walk finds the objects of both rules: identifiers (not in contained resources)
-        # and diagnosis codings (in them too).
+        # and diagnosis codings (in them too); both have a system.
         shaped, coded = select_objects(
-            resource, path, [(identifier_shaped, False), (diagnosis_coded, True)]
+            resource, path, [(identifier_shaped, False), (diagnosis_coded, True)], "system"
         )
         issues += identifier_issues(resource, path, shaped)
         issues += _not_said_yet(diagnosis_issues(resource, path, coded), issues)
