@@ -68,8 +68,15 @@ def reset(peer: Peer, plain: bool) -> None:
         httpx.post(f"{peer.base_url}/_reset", timeout=10).raise_for_status()
 
 
-async def baseline(base: str, count: int, run: str, concurrency: int) -> float:
-    """Conditional updates straight to the server, ``concurrency`` at a time: deliveries/s."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def baseline(base: str, count: int, run: str, concurrency: int) -> tuple[float, float]:
+    """Conditional updates straight to the server, ``concurrency`` at a time: (deliveries/s,
+    the sending process's CPU ms per request)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         target = FhirTarget(http, base, name="baseline")
@@ -79,9 +86,10 @@ async def baseline(base: str, count: int, run: str, concurrency: int) -> float:
             while queue:
                 await target.push(patient(run, queue.pop()))
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
-        return count / (time.perf_counter() - started)
+        used = (time.process_time() - cpu) * 1000 / count
+        return count / (time.perf_counter() - started), used
 
 
 async def enqueue(url: str, count: int, run: str) -> float:
@@ -99,8 +107,9 @@ async def enqueue(url: str, count: int, run: str) -> float:
 
 async def drain(
     schema: str, command: list[str], env: dict[str, str], workers: int
-) -> tuple[float, float]:
-    """Start ``workers`` processes on the backlog; (seconds to the first delivery, rate after)."""
+) -> tuple[float, float, float]:
+    """Start ``workers`` processes on the backlog: (seconds to the first delivery, the rate
+    after it, the workers' CPU ms per delivery after it)."""
     log = Path(env["REKO_DATA_DIR"], "worker.log").open("ab")  # noqa: SIM115 - for the run
     conn = await psycopg.AsyncConnection.connect(PG, autocommit=True)
     count = sql.SQL("SELECT count(*) FROM {}.outbox_message WHERE status = %s").format(
@@ -119,13 +128,15 @@ async def drain(
         while left := await pending():
             if first is None and left < total:
                 first = (time.perf_counter(), left)
+                cpu = sum(cpu_seconds(p.pid) for p in processes)
             if any(p.poll() is not None for p in processes):
                 raise SystemExit("a worker ended early")
             await asyncio.sleep(0.05)
         ended = time.perf_counter()
         if first is None:  # all in the first look: too few messages to time
             raise SystemExit("the backlog drained before it could be timed: use more --messages")
-        return first[0] - spawned, first[1] / (ended - first[0])
+        used = (sum(cpu_seconds(p.pid) for p in processes) - cpu) * 1000 / first[1]
+        return first[0] - spawned, first[1] / (ended - first[0]), used
     finally:
         for p in processes:
             p.terminate()
@@ -185,12 +196,12 @@ async def main() -> None:
             base_rate = 0.0
             for concurrency in (int(c) for c in args.baseline_concurrency.split(",")):
                 reset(server, plain)
-                rate = await baseline(
+                rate, used = await baseline(
                     server.base_url, args.messages, uuid.uuid4().hex[:6], concurrency
                 )
                 print(
                     f"direct conditional PUT, {concurrency} concurrent on a keep-alive pool of "
-                    f"{concurrency}, no outbox: {rate:,.0f}/s",
+                    f"{concurrency}, no outbox: {rate:,.0f}/s ({used:.2f} ms CPU a request)",
                     flush=True,
                 )
                 base_rate = max(base_rate, rate)
@@ -205,11 +216,12 @@ async def main() -> None:
                     filled = await enqueue(url, args.messages, run)
                     targets = targets_file(Path(tmp), f"{label}.yaml", server.base_url, concurrency)
                     phase_env = {**env, **extra, "REKO_TARGETS_FILE": str(targets)}
-                    start, rate = await drain(schema, command, phase_env, workers)
+                    start, rate, used = await drain(schema, command, phase_env, workers)
                     print(
                         f"{label}: {workers} worker process(es), {args.messages:,} backlog: "
                         f"{rate:,.0f} deliveries/s, ratio {rate / base_rate:.2f} "
-                        f"(first delivery {start:.1f} s after start; enqueued in {filled:.1f} s)",
+                        f"({used:.2f} ms worker CPU a delivery; first delivery {start:.1f} s "
+                        f"after start; enqueued in {filled:.1f} s)",
                         flush=True,
                     )
     finally:
