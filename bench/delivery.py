@@ -1,14 +1,28 @@
-"""Delivery throughput to a FHIR target on loopback.
+"""Delivery throughput to a FHIR target on loopback: the outbox against direct conditional PUTs.
 
-    python bench/delivery.py [--messages 10000] [--baseline 2000] [--target plain|medplum]
+    python bench/delivery.py [--messages 5000] [--concurrency 8] [--target plain|medplum]
+                             [--before DIR]
 
 On a fresh PostgreSQL schema (127.0.0.1:5432, database test): a backlog of ``--messages``
 Patients is written (and so enqueued), then drained by ``reko-fhir worker`` processes, with 1
 and then with 4 workers. The baseline, measured in the same run against the same server, is
-the same conditional updates sent straight from one process with 32 concurrent requests
-and no outbox: the figure the outbox's bookkeeping costs against.
+the same number of conditional updates sent straight from one process, with no outbox, by a
+well-configured client: one ``httpx.AsyncClient`` whose keep-alive pool holds every
+connection it uses (``--baseline-concurrency``, the fastest of them counts). Ratios are
+against that baseline.
 
-Needs ``npm ci --prefix tests/peers`` (Medplum) and the PostgreSQL of this machine.
+Fair to both sides:
+- the plain target stores in a dict but finds a conditional update's match by scanning it, so
+  it slows as it fills: it is reset (``POST /_reset``) before every phase, and every phase
+  sends the same number of resources;
+- a worker process's start (imports, connecting) is left out: a phase is timed from its first
+  delivery, over the messages delivered after it (the start is printed beside);
+- the backlog is watched over one open connection, not a new engine per look.
+
+``--before DIR`` also drains with the worker of another checkout (``DIR/src``, e.g. an export of
+main), in the same run, against the same baseline: before and after side by side.
+
+Needs the PostgreSQL of this machine (and ``npm ci --prefix tests/peers`` for Medplum).
 """
 
 from __future__ import annotations
@@ -25,17 +39,17 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.peers.servers import fault_target, medplum
+from tests.peers.servers import Peer, fault_target, medplum
 
 from reko_fhir.delivery.fhir import FhirTarget
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository
 from reko_fhir.store.outbox import Subscription
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
-REKO = Path(sys.executable).with_name("reko-fhir")
 
 
 def patient(run: str, n: int) -> dict[str, object]:
@@ -48,9 +62,23 @@ def patient(run: str, n: int) -> dict[str, object]:
     }
 
 
-async def baseline(base: str, count: int, run: str) -> float:
-    """Conditional updates straight to the server, 32 at a time: deliveries/s."""
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
+def reset(peer: Peer, plain: bool) -> None:
+    """An empty target for the next phase (the plain target only: Medplum has no reset)."""
+    if plain:
+        httpx.post(f"{peer.base_url}/_reset", timeout=10).raise_for_status()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def baseline(base: str, count: int, run: str, concurrency: int) -> tuple[float, float]:
+    """Conditional updates straight to the server, ``concurrency`` at a time: (deliveries/s,
+    the sending process's CPU ms per request)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
         target = FhirTarget(http, base, name="baseline")
         queue = list(range(count))
 
@@ -58,9 +86,10 @@ async def baseline(base: str, count: int, run: str) -> float:
             while queue:
                 await target.push(patient(run, queue.pop()))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(32)))
-        return count / (time.perf_counter() - started)
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        used = (time.process_time() - cpu) * 1000 / count
+        return count / (time.perf_counter() - started), used
 
 
 async def enqueue(url: str, count: int, run: str) -> float:
@@ -70,87 +99,131 @@ async def enqueue(url: str, count: int, run: str) -> float:
         for start in range(0, count, 500):
             async with repo.unit() as unit:
                 for n in range(start, min(start + 500, count)):
-                    await unit.update(patient(run, n))
+                    await unit.create(patient(run, n), resource_id=f"{run}-{n}")
     finally:
         await repo.close()
     return time.perf_counter() - started
 
 
-async def pending(url: str) -> int:
-    repo = await SqlRepository.open(url)
-    try:
-        async with repo.transaction(writer=False) as conn:
-            depth = await outbox.depth(conn)
-    finally:
-        await repo.close()
-    return sum(count for (_, status), (count, _) in depth.items() if status == "pending")
-
-
-async def drain(url: str, env: dict[str, str], workers: int, count: int) -> float:
+async def drain(
+    schema: str, command: list[str], env: dict[str, str], workers: int
+) -> tuple[float, float, float]:
+    """Start ``workers`` processes on the backlog: (seconds to the first delivery, the rate
+    after it, the workers' CPU ms per delivery after it)."""
     log = Path(env["REKO_DATA_DIR"], "worker.log").open("ab")  # noqa: SIM115 - for the run
-    processes = [
-        subprocess.Popen([str(REKO), "worker"], env=env, stderr=log) for _ in range(workers)
-    ]
-    started = time.perf_counter()
+    conn = await psycopg.AsyncConnection.connect(PG, autocommit=True)
+    count = sql.SQL("SELECT count(*) FROM {}.outbox_message WHERE status = %s").format(
+        sql.Identifier(schema)
+    )
+
+    async def pending() -> int:
+        row = await (await conn.execute(count, ("pending",))).fetchone()
+        return int(row[0]) if row else 0
+
+    total = await pending()
+    spawned = time.perf_counter()
+    processes = [subprocess.Popen(command, env=env, stderr=log) for _ in range(workers)]
     try:
-        while await pending(url):
+        first: tuple[float, int] | None = None
+        while left := await pending():
+            if first is None and left < total:
+                first = (time.perf_counter(), left)
+                cpu = sum(cpu_seconds(p.pid) for p in processes)
             if any(p.poll() is not None for p in processes):
                 raise SystemExit("a worker ended early")
-            await asyncio.sleep(0.2)
-        return time.perf_counter() - started
+            await asyncio.sleep(0.05)
+        ended = time.perf_counter()
+        if first is None:  # all in the first look: too few messages to time
+            raise SystemExit("the backlog drained before it could be timed: use more --messages")
+        used = (sum(cpu_seconds(p.pid) for p in processes) - cpu) * 1000 / first[1]
+        return first[0] - spawned, first[1] / (ended - first[0]), used
     finally:
         for p in processes:
             p.terminate()
             p.wait(20)
+        await conn.close()
+        log.close()
+
+
+def targets_file(folder: Path, name: str, base: str, concurrency: int | None) -> Path:
+    """The targets file a worker reads; ``concurrency`` None for a checkout that has none."""
+    path = folder / name
+    extra = f", concurrency: {concurrency}" if concurrency is not None else ""
+    path.write_text(
+        f"targets: [{{name: medplum, base_url: '{base}', timeout: 30{extra}}}]\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--baseline", type=int, default=2_000)
+    parser.add_argument("--messages", type=int, default=5_000)
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="the worker's target concurrency"
+    )
+    parser.add_argument(
+        "--baseline-concurrency",
+        default="8,32",
+        help="comma list: the baseline is measured at each, the fastest counts",
+    )
+    parser.add_argument("--workers", default="1,4", help="comma list of worker process counts")
+    parser.add_argument("--before", type=Path, help="also drain with this checkout's worker")
     parser.add_argument(
         "--target",
         choices=["plain", "medplum"],
         default="plain",
-        help="plain: tests/peers/fault_target.py with no faults (a dict behind HTTP, so the "
-        "target is not the bottleneck); medplum: Medplum's router, whose in-memory search "
-        "slows as it fills",
+        help="plain: tests/peers/fault_target.py with no faults (a dict behind HTTP, reset "
+        "between phases); medplum: Medplum's router, whose in-memory search slows as it fills",
     )
     args = parser.parse_args()
+    plain = args.target == "plain"
     schema = f"bench_delivery_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    after = [sys.executable, "-m", "reko_fhir", "worker"]
     try:
-        peer = medplum() if args.target == "medplum" else fault_target(0.0)
+        peer = fault_target(0.0) if plain else medplum()
         with peer as server, tempfile.TemporaryDirectory() as tmp:
-            targets = Path(tmp) / "targets.yaml"
-            targets.write_text(
-                f"targets: [{{name: medplum, base_url: '{server.base_url}', timeout: 30}}]\n",
-                encoding="utf-8",
-            )
             env = {
                 **os.environ,
                 "REKO_DATABASE_URL": url.replace("+psycopg", ""),
-                "REKO_TARGETS_FILE": str(targets),
                 "REKO_DATA_DIR": tmp,
             }
-            base_rate = await baseline(server.base_url, args.baseline, uuid.uuid4().hex[:6])
-            print(
-                f"direct conditional PUT, 32 concurrent, no outbox (baseline): {base_rate:,.0f}/s"
-            )
-            for workers in (1, 4):
-                run = uuid.uuid4().hex[:6]
-                filled = await enqueue(url, args.messages, run)
-                took = await drain(url, env, workers, args.messages)
-                rate = args.messages / took
-                print(
-                    f"{workers} worker process(es): {args.messages:,} backlog drained in "
-                    f"{took:.1f} s = {rate:,.0f} deliveries/s, ratio {rate / base_rate:.2f} "
-                    f"(enqueued in {filled:.1f} s)"
+            base_rate = 0.0
+            for concurrency in (int(c) for c in args.baseline_concurrency.split(",")):
+                reset(server, plain)
+                rate, used = await baseline(
+                    server.base_url, args.messages, uuid.uuid4().hex[:6], concurrency
                 )
+                print(
+                    f"direct conditional PUT, {concurrency} concurrent on a keep-alive pool of "
+                    f"{concurrency}, no outbox: {rate:,.0f}/s ({used:.2f} ms CPU a request)",
+                    flush=True,
+                )
+                base_rate = max(base_rate, rate)
+            versions = [("after", after, args.concurrency, {})]
+            if args.before:
+                src = str(args.before.resolve() / "src")
+                versions.insert(0, ("before", after, None, {"PYTHONPATH": src}))
+            for workers in (int(w) for w in args.workers.split(",")):
+                for label, command, concurrency, extra in versions:
+                    reset(server, plain)
+                    run = uuid.uuid4().hex[:6]
+                    filled = await enqueue(url, args.messages, run)
+                    targets = targets_file(Path(tmp), f"{label}.yaml", server.base_url, concurrency)
+                    phase_env = {**env, **extra, "REKO_TARGETS_FILE": str(targets)}
+                    start, rate, used = await drain(schema, command, phase_env, workers)
+                    print(
+                        f"{label}: {workers} worker process(es), {args.messages:,} backlog: "
+                        f"{rate:,.0f} deliveries/s, ratio {rate / base_rate:.2f} "
+                        f"({used:.2f} ms worker CPU a delivery; first delivery {start:.1f} s "
+                        f"after start; enqueued in {filled:.1f} s)",
+                        flush=True,
+                    )
     finally:
         with psycopg.connect(PG, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -18,6 +18,7 @@ targets:
            key_file: keys/reko.pem, kid: reko-1, algorithm: ES384, scope: system/*.cruds}
     tls: {cert_file: c.pem, key_file: c.key, ca_file: ca.pem}
     retry: {max_attempts: 5, initial_wait: 0.1, longest_wait: 2}
+    concurrency: 4
   - name: fk-notices
     base_url: http://127.0.0.1:9000/fhir
     resource_types: [Communication]
@@ -40,6 +41,7 @@ def test_a_targets_file_is_read_with_its_auth_tls_and_retry(tmp_path: Path) -> N
     assert fk.external_recipient == "urn:oid:2.5.4.97|2021005521"
     inline = load_targets(None, '[{"name": "x", "base_url": "http://127.0.0.1:1"}]')
     assert [t.name for t in inline] == ["x"]
+    assert (north.concurrency, inline[0].concurrency) == (4, 8)  # given, else the default
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,7 @@ def test_a_targets_file_is_read_with_its_auth_tls_and_retry(tmp_path: Path) -> N
         ("targets: [{name: x, base_url: 'http://a', colour: red}]", "targets.0.colour"),
         ("targets: [{name: x, base_url: 'http://a', auth: {type: magic}}]", "targets.0.auth"),
         ("targets: [{name: x, base_url: 'http://a', retry: {max_attempts: 0}}]", "max_attempts"),
+        ("targets: [{name: x, base_url: 'http://a', concurrency: 0}]", "targets.0.concurrency"),
         (
             "targets: [{name: x, base_url: 'http://a'}, {name: x, base_url: 'http://b'}]",
             "unique",

@@ -217,9 +217,15 @@ def client_for(
     ca_file: Path | str | None = None,
     timeout: float = 10.0,
     auth: httpx.Auth | None = None,
+    concurrency: int | None = None,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` for one target: mutual TLS when ``cert_file`` is given (the key
-    in ``key_file`` or in the same file), the target's CA from ``ca_file`` (else the usual CAs)."""
+    in ``key_file`` or in the same file), the target's CA from ``ca_file`` (else the usual CAs).
+
+    With ``concurrency`` (the requests the caller keeps in flight) every connection it uses is
+    kept alive between requests: httpx keeps only 20 by default and closes the rest, so each
+    request past 20 paid a new connection (and TLS handshake). One more connection than that
+    is allowed, for a token request beside the deliveries."""
     if key_file and not cert_file:
         raise _config_error("a TLS key_file without a cert_file")
     try:
@@ -231,9 +237,15 @@ def client_for(
             context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
     except (OSError, ssl.SSLError) as exc:
         raise _config_error(f"cannot load the TLS files for {base_url}: {exc}") from None
+    limits = (
+        httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency)
+        if concurrency is not None
+        else httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
+    )
     return httpx.AsyncClient(
         base_url=base_url,
         verify=context,
+        limits=limits,
         timeout=httpx.Timeout(timeout),
         auth=auth,
         headers={"Accept": "application/fhir+json"},

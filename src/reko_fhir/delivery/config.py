@@ -11,6 +11,7 @@ Example::
                client_id: reko, key_file: keys/reko.pem, kid: reko-1, scope: system/*.cruds}
         tls: {cert_file: certs/reko.pem, key_file: certs/reko.key, ca_file: certs/ca.pem}
         retry: {max_attempts: 12, max_age: 86400, initial_wait: 0.5, longest_wait: 300}
+        concurrency: 8            # deliveries in flight to it at a time (one connection each)
       - name: fk-notices
         kind: fhir
         base_url: https://fk.example.se/fhir
@@ -104,6 +105,9 @@ class TargetConfig(_Strict):
     """The organisation this target discloses to (``Organization/…`` or ``system|value``);
     set for every target outside the care unit, whose deliveries then pass the consent gate."""
     timeout: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    """Deliveries in flight to this target at a time, each on its own kept-alive connection.
+    A worker claims no more of its messages than it has free, so none waits past its lease."""
     auth: Annotated[ClientCredentials | PrivateKeyJwt, Field(discriminator="type")] | None = None
     tls: Tls | None = None
     retry: Retry = Field(default_factory=Retry)

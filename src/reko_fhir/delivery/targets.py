@@ -9,9 +9,10 @@ types the target does not receive go as logical references (``Reference.identifi
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -34,7 +35,12 @@ from reko_fhir.store.repository import Json
 
 @dataclass(slots=True)
 class FhirDelivery:
-    """An EHR FHIR server as an outbox target."""
+    """An EHR FHIR server as an outbox target.
+
+    Workers deliver to it in its ``slots``: at most ``concurrency`` at a time, however many
+    workers share it, as many as its client keeps connections alive, so no request waits in
+    httpx's pool (where a queue costs every request a scan of all connections).
+    """
 
     name: str
     policy: RetryPolicy
@@ -43,6 +49,11 @@ class FhirDelivery:
     client: httpx.AsyncClient
 
     subscribed: frozenset[str] = frozenset()
+    concurrency: int = 8
+    slots: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.concurrency)
 
     async def deliver(
         self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
@@ -130,6 +141,7 @@ def build_target(config: AnyTargetConfig) -> Target:
         ca_file=tls.ca_file if tls else None,
         timeout=config.timeout,
         auth=_auth(config.auth),
+        concurrency=config.concurrency,
     )
     return FhirDelivery(
         config.name,
@@ -138,6 +150,7 @@ def build_target(config: AnyTargetConfig) -> Target:
         FhirTarget(client, config.base_url, name=config.name),
         client,
         frozenset(config.resource_types),
+        config.concurrency,
     )
 
 

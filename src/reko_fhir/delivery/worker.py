@@ -1,7 +1,8 @@
 """The outbox worker: claims due messages, passes the consent gate, delivers, records.
 
-One pass claims a batch (at most one message per patient and target, the oldest), delivers
-them concurrently, and records every attempt in one transaction. A crash between delivering
+A turn records what finished and claims more (at most one message per patient and target, the
+oldest) in one transaction; the claimed are delivered concurrently, at most a target's
+``concurrency`` at a time (its ``slots``), while the next turn commits. A crash between delivering
 and recording only means the message is delivered again after its lease expires, which the
 targets' conditional updates make harmless. Retry decisions come from the target's
 :class:`~reko_fhir.delivery.retry.RetryPolicy`; anything not retryable becomes a dead letter.
@@ -14,12 +15,14 @@ import contextlib
 import dataclasses
 import os
 import socket
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.delivery import metrics
 from reko_fhir.delivery.consent_gate import consent_block_reason
@@ -35,6 +38,7 @@ from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.sql import SqlRepository
 
 log = structlog.get_logger("reko_fhir.delivery")
+DEPTH = 4  # messages claimed per slot of a target: see Worker._limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ class Worker:
         batch: int = 64,
         lease: timedelta = timedelta(seconds=60),
         idle_wait: float = 0.2,
+        linger: float = 0.02,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self.repository = repository
@@ -144,20 +149,41 @@ class Worker:
         self.batch = batch
         self.lease = lease
         self.idle_wait = idle_wait
+        self.linger = linger  # how long a finished delivery may wait for others to record with
         self.today = today
 
-    async def _claim(self, limit: int) -> list[Message]:
-        async with self.repository.transaction() as conn:
-            return await outbox.claim(
-                conn,
-                worker=self.name,
-                limit=limit,
-                lease=self.lease,
-                targets=self._single,
-                skip_locked=not self.repository.is_sqlite,
-            )
+    def _limit(self, name: str) -> tuple[int, int]:
+        """How many messages of target ``name`` one worker keeps claimed, never more than
+        ``batch``, and how many must be free before a turn refills them.
 
-    async def _record(self, results: list[_Result]) -> None:
+        A target with ``slots`` gets four times its ``concurrency``, refilled a slot's worth
+        at a time: the next requests are ready whenever a slot frees, and the turn that
+        records and refills commits while the rest are still being sent. A batch target has
+        one batch in flight; any other target its ``concurrency`` (else ``batch``), refilled
+        when half are free."""
+        target = self.targets[name]
+        if isinstance(target, BatchTarget):
+            return 1, 1
+        concurrency = int(getattr(target, "concurrency", self.batch))
+        if getattr(target, "slots", None) is None:
+            depth = max(1, min(self.batch, concurrency))
+            return depth, (depth + 1) // 2
+        depth = max(1, min(self.batch, DEPTH * concurrency))
+        return depth, max(1, min(concurrency, depth // 2))
+
+    async def _claim_in(self, conn: AsyncConnection, name: str, limit: int) -> list[Message]:
+        target = self.targets[name]
+        size = target.batch_size * limit if isinstance(target, BatchTarget) else limit
+        return await outbox.claim(
+            conn,
+            worker=self.name,
+            limit=size,
+            lease=self.lease,
+            targets=[name],
+            skip_locked=not self.repository.is_sqlite,
+        )
+
+    async def _record_in(self, conn: AsyncConnection, results: list[_Result]) -> None:
         now = datetime.now(UTC)
         outcomes = [
             AttemptOutcome(
@@ -182,97 +208,164 @@ class Worker:
             for r in results
             if r.result != "retry" and r.audited
         ]
+        await outbox.record_attempts(conn, outcomes)
+        await audit_store.append(conn, logged, subscriptions=self.repository.subscriptions)
+        for target, pairs in learned.items():
+            await outbox.remember_references(conn, target, pairs)
+
+    async def _turn(
+        self, results: list[_Result], wanted: Mapping[str, int]
+    ) -> list[tuple[str, list[Message]]]:
+        """Record ``results`` and claim up to ``wanted[target]`` slots' worth of messages for
+        each target, in one transaction: one commit per turn, not one per step.
+
+        Recording first lets a patient's next message be claimed in the same turn. A failed
+        turn records nothing: those leases expire and the messages are sent again, which the
+        targets' idempotent writes make harmless."""
+        claimed: list[tuple[str, list[Message]]] = []
         async with self.repository.transaction() as conn:
-            await outbox.record_attempts(conn, outcomes)
-            await audit_store.append(conn, logged, subscriptions=self.repository.subscriptions)
-            for target, pairs in learned.items():
-                await outbox.remember_references(conn, target, pairs)
+            if results:
+                await self._record_in(conn, results)
+            for name, slots in wanted.items():
+                messages = await self._claim_in(conn, name, slots)
+                if messages:
+                    claimed.append((name, messages))
         for r in results:
             metrics.record(r.message.target, r.result, r.dead_reason)
+        if results:
+            log.info(
+                "delivery.recorded",
+                worker=self.name,
+                delivered=sum(r.result == "delivered" for r in results),
+                retry=sum(r.result == "retry" for r in results),
+                dead=sum(r.result == "dead" for r in results),
+            )
+        return claimed
 
-    @property
-    def _batched(self) -> dict[str, BatchTarget]:
-        return {n: t for n, t in self.targets.items() if isinstance(t, BatchTarget)}
-
-    async def _claim_batches(self, busy: set[str]) -> list[tuple[BatchTarget, list[Message]]]:
-        """A batch of each batch target that has none in flight (``busy``)."""
-        batches = []
-        for name, target in self._batched.items():
-            if name in busy:
-                continue
-            async with self.repository.transaction() as conn:
-                claimed = await outbox.claim(
-                    conn,
-                    worker=self.name,
-                    limit=target.batch_size,
-                    lease=self.lease,
-                    targets=[name],
-                    skip_locked=not self.repository.is_sqlite,
-                )
-            if claimed:
-                batches.append((target, claimed))
-        return batches
+    def _tasks_for(self, name: str, messages: list[Message]) -> list[asyncio.Task[list[_Result]]]:
+        target = self.targets[name]
+        if isinstance(target, BatchTarget):
+            size = target.batch_size
+            return [
+                asyncio.create_task(self._deliver_batch(target, messages[at : at + size]))
+                for at in range(0, len(messages), size)
+            ]
+        # Past half its lease a message waiting for a slot is not sent: in flight its lease
+        # could run out and another worker send it (or its successor) at the same time.
+        send_by = asyncio.get_running_loop().time() + self.lease.total_seconds() / 2
+        return [asyncio.create_task(self._deliver_one(m, send_by)) for m in messages]
 
     async def run_once(self) -> int:
         """One pass: claim, deliver, record. Returns how many messages were handled."""
-        claimed = await self._claim(self.batch) if self._single else []
-        batches = await self._claim_batches(set())
-        results: list[_Result] = list(await asyncio.gather(*(self._deliver(m) for m in claimed)))
-        for done in await asyncio.gather(*(self._deliver_batch(t, ms) for t, ms in batches)):
-            results += done
+        claimed = await self._turn([], {name: self._limit(name)[0] for name in self.targets})
+        tasks = [t for name, messages in claimed for t in self._tasks_for(name, messages)]
+        results = [r for done in await asyncio.gather(*tasks) for r in done]
         if results:
-            await self._record(results)
+            await self._turn(results, {})
         return len(results)
 
-    @property
-    def _single(self) -> list[str]:
-        return sorted(n for n in self.targets if n not in self._batched)
+    def _wanted(self, busy: Counter[str], *, idle: bool) -> dict[str, int]:
+        """Free places per target (see :meth:`_limit`), where refilling them is worth a turn:
+        enough are free, or the worker is idle."""
+        wanted = {}
+        for name in self.targets:
+            limit, refill = self._limit(name)
+            free = limit - busy[name]
+            if free > 0 and (idle or free >= refill):
+                wanted[name] = free
+        return wanted
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set, keeping up to ``batch`` deliveries in flight.
+        """Deliver until ``stop`` is set, keeping each target's slots busy.
 
-        A slow or hanging target holds only its own slot: finished deliveries are recorded
-        and their slots refilled at once, instead of a whole batch waiting for its slowest.
-        A batch target has one request in flight at a time. On ``stop`` the deliveries in
-        flight finish and are recorded.
+        A slow or hanging target holds only its own slots: what finished is recorded within
+        ``linger``, and a target's claimed messages are refilled once a slot's worth of them
+        finished, each turn recording and claiming in one transaction. A batch target has one
+        request in flight at a time. On ``stop`` the deliveries in flight finish and are
+        recorded.
         """
-        in_flight: set[asyncio.Task[list[_Result]]] = set()
-        batch_of: dict[asyncio.Task[list[_Result]], str] = {}
-        while not stop.is_set() or in_flight:
-            singles = len(in_flight) - len(batch_of)
-            free = self.batch - singles
-            if not stop.is_set():
-                try:
-                    if free > 0 and self._single:
-                        for message in await self._claim(free):
-                            in_flight.add(asyncio.create_task(self._deliver_one(message)))
-                    for target, messages in await self._claim_batches(set(batch_of.values())):
-                        task = asyncio.create_task(self._deliver_batch(target, messages))
-                        in_flight.add(task)
-                        batch_of[task] = target.name
-                except Exception:  # the worker outlives a failed claim (database restart…)
-                    log.exception("delivery.claim_failed", worker=self.name)
-            if not in_flight:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.idle_wait)
-                continue
-            # Wait for the first to finish; when slots are free, not longer than a short
-            # while, so newly due messages are claimed soon.
-            full = singles >= self.batch and len(batch_of) >= len(self._batched)
-            wait = None if full or stop.is_set() else self.idle_wait / 4
-            done, in_flight = await asyncio.wait(
-                in_flight, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in done:
-                batch_of.pop(task, None)
-            if done:
-                try:
-                    await self._record([r for task in done for r in task.result()])
-                except Exception:  # unrecorded: the leases expire and they are sent again
-                    log.exception("delivery.record_failed", worker=self.name)
+        loop = asyncio.get_running_loop()
+        in_flight: dict[asyncio.Task[list[_Result]], str] = {}  # task -> its target
+        finished: list[asyncio.Task[list[_Result]]] = []
+        first_done = [0.0]  # when the oldest of ``finished`` finished
+        wake = asyncio.Event()
 
-    async def _deliver_one(self, message: Message) -> list[_Result]:
-        return [await self._deliver(message)]
+        def on_done(task: asyncio.Task[list[_Result]]) -> None:
+            in_flight.pop(task, None)
+            if not finished:
+                first_done[0] = loop.time()
+            finished.append(task)
+            wake.set()
+
+        while not stop.is_set() or in_flight or finished:
+            results = [r for task in finished for r in task.result()]
+            finished.clear()
+            busy = Counter(in_flight.values())
+            wanted = {} if stop.is_set() else self._wanted(busy, idle=not in_flight)
+            if results or wanted:
+                try:
+                    claimed = await self._turn(results, wanted)
+                except Exception:  # unrecorded: the leases expire and they are sent again
+                    log.exception("delivery.turn_failed", worker=self.name)
+                    claimed = []
+                for name, messages in claimed:
+                    for task in self._tasks_for(name, messages):
+                        in_flight[task] = name
+                        task.add_done_callback(on_done)
+            if not in_flight and not finished:
+                if not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.idle_wait)
+                continue
+            await self._await_turn(in_flight, finished, first_done, wake, stop)
+
+    async def _await_turn(
+        self,
+        in_flight: dict[asyncio.Task[list[_Result]], str],
+        finished: list[asyncio.Task[list[_Result]]],
+        first_done: list[float],
+        wake: asyncio.Event,
+        stop: asyncio.Event,
+    ) -> None:
+        """Wait until a turn is worth its transaction: something finished and a target can be
+        refilled, or nothing is in flight, or the first finished has waited ``linger``.
+        With enough free slots but nothing finished, look again for newly due messages soon."""
+        loop = asyncio.get_running_loop()
+        while True:
+            busy = Counter(in_flight.values())
+            refill = self._wanted(busy, idle=False)
+            if finished and (
+                stop.is_set()
+                or not in_flight
+                or refill
+                or loop.time() >= first_done[0] + self.linger
+            ):
+                return
+            if finished:
+                timeout: float | None = first_done[0] + self.linger - loop.time()
+            elif refill and not stop.is_set():
+                timeout = self.idle_wait / 4
+            else:
+                timeout = None
+            wake.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
+            except TimeoutError:
+                if not finished:
+                    return  # a look for newly due messages
+
+    async def _deliver_one(self, message: Message, send_by: float) -> list[_Result]:
+        """Deliver in one of the target's slots (when it has them), or give the message up
+        unrecorded when none freed in time: its lease expires and it is claimed again."""
+        slots: asyncio.Semaphore | None = getattr(self.targets[message.target], "slots", None)
+        if slots is None:
+            return [await self._deliver(message)]
+        async with slots:
+            if asyncio.get_running_loop().time() > send_by:
+                log.warning("delivery.lease_short", target=message.target, message=message.id)
+                return []
+            return [await self._deliver(message)]
 
     async def _deliver_batch(self, target: BatchTarget, messages: list[Message]) -> list[_Result]:
         """One request for ``messages``; each is judged on its own outcome and attempts."""
@@ -328,7 +421,8 @@ class Worker:
         except Exception as exc:  # every failure is recorded, none escapes
             return self._failed(message, target.policy, exc)
         done = answer if isinstance(answer, Delivered) else Delivered(answer)
-        log.info(
+        # Debug only: a line per message cost as much as its bookkeeping; each turn logs counts.
+        log.debug(
             "delivery.delivered", target=message.target, message=message.id, status=done.status
         )
         return _Result(message, "delivered", status=done.status, remote=done.remote)

@@ -1,0 +1,106 @@
+"""A target's slots: at most ``concurrency`` deliveries talk to it at a time, a patient's
+messages still arrive in order, and a message that waited too long for a slot is left for the
+next claim instead of being sent late (on SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from reko_fhir.delivery.retry import RetryPolicy
+from reko_fhir.delivery.worker import Worker
+from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store.outbox import Message, Subscription
+from tests.delivery.test_outbox import open_store, patient, store_url  # noqa: F401 - fixture
+from tests.writes import put
+
+FAST = RetryPolicy(max_attempts=4, initial_wait=0.0, longest_wait=0.0, jitter=0.0)
+
+
+class Slotted:
+    """A target with slots, like FhirDelivery: counts how many deliveries overlap."""
+
+    def __init__(self, concurrency: int, pause: float) -> None:
+        self.name = "ehr"
+        self.policy = FAST
+        self.external_recipient: str | None = None
+        self.concurrency = concurrency
+        self.slots = asyncio.Semaphore(concurrency)
+        self.pause = pause
+        self.now = 0
+        self.most = 0
+        self.delivered: list[Message] = []
+
+    async def deliver(
+        self, message: Message, references: Mapping[str, str], logical: Mapping[str, Any]
+    ) -> str:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(self.pause)
+        finally:
+            self.now -= 1
+        self.delivered.append(message)
+        return f"Patient/remote-{message.resource_id}"
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def pending(repo: SqlRepository) -> list[Message]:
+    async with repo.transaction(writer=False) as conn:
+        return await outbox.messages(conn, status="pending", limit=100)
+
+
+async def test_a_target_gets_at_most_its_concurrency_and_each_patient_in_order(
+    store_url: str,  # noqa: F811 - the fixture
+) -> None:
+    repo = await open_store(store_url, Subscription("ehr", frozenset()))
+    target = Slotted(concurrency=3, pause=0.02)
+    try:
+        for n in range(12):
+            await put(repo, patient(n))
+        for n in range(4):  # a second version of four patients, queued behind the first
+            await repo.update({**patient(n), "active": False})
+        stop = asyncio.Event()
+        running = asyncio.create_task(Worker(repo, {"ehr": target}, batch=64).run(stop))
+        async with asyncio.timeout(30):
+            while len(target.delivered) < 16 or await pending(repo):
+                await asyncio.sleep(0.05)
+        stop.set()
+        await running
+        assert target.most == 3  # the slots were used, and never more than them
+        order = [(m.resource_id, m.version) for m in target.delivered]
+        assert sorted(order) == sorted(
+            [(f"p{n}", 1) for n in range(12)] + [(f"p{n}", 2) for n in range(4)]
+        )
+        for n in range(4):
+            assert order.index((f"p{n}", 1)) < order.index((f"p{n}", 2))
+    finally:
+        await repo.close()
+
+
+async def test_a_message_that_waited_half_its_lease_for_a_slot_is_not_sent(
+    store_url: str,  # noqa: F811 - the fixture
+) -> None:
+    repo = await open_store(store_url, Subscription("ehr", frozenset()))
+    target = Slotted(concurrency=1, pause=0.3)
+    try:
+        for n in range(3):
+            await put(repo, patient(n))
+        worker = Worker(repo, {"ehr": target}, lease=timedelta(seconds=0.4))
+        # All three are claimed; the first holds the only slot past half the lease (0.2 s).
+        assert await worker.run_once() == 1
+        assert [m.resource_id for m in target.delivered] == ["p0"]
+        left = await pending(repo)
+        assert sorted(m.resource_id for m in left) == ["p1", "p2"]
+        assert all(m.attempts == 0 for m in left)  # not sent, so no attempt recorded
+        await asyncio.sleep(0.4)  # their leases run out; the next claims take them
+        target.pause = 0.0
+        await worker.drain(timeout=30)
+        assert sorted(m.resource_id for m in target.delivered) == ["p0", "p1", "p2"]
+    finally:
+        await repo.close()
