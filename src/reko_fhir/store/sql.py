@@ -105,6 +105,12 @@ class SqlRepository(SingleInteractions):
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             # sqlite3 on the loop's thread, not aiosqlite's (see sqlite_inline).
             engine_options.setdefault("async_creator", inline_creator(str(parsed.database)))
+        elif parsed.get_backend_name() == "postgresql":
+            # SQLAlchemy keeps 5 connections and closes each one beyond them when it is given
+            # back: at 8 requests in flight per worker, every request past the fifth paid for a
+            # new server process (fork, catalogue caches). Connections are opened on demand.
+            engine_options.setdefault("pool_size", 16)
+            engine_options.setdefault("max_overflow", 16)
         engine = create_async_engine(url, **engine_options)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
