@@ -171,9 +171,17 @@ async def fill_store(store_url: str, template: dict[str, Any], rows: int) -> str
     )
 
 
+RESULTS: dict[str, list[dict[str, Any]]] = {}
+"""Every row reported, per database: what ``--json`` prints (bench/speed.py reads it)."""
+
+
 def report(
     name: str, args: argparse.Namespace, fill: str, rows: list[tuple[str, float, list[float]]]
 ) -> None:
+    RESULTS[name.split(maxsplit=1)[0].lower()] = [
+        {"label": label, "rate": rate, "p50": pct(lat, 50), "p99": pct(lat, 99)}
+        for label, rate, lat in rows
+    ]
     base_rate = rows[0][1]
     print(
         f"\n{name}: 2 workers, {args.concurrency} concurrent clients (searches 4), "
@@ -269,6 +277,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--json", action="store_true", help="a last line of JSON: every row")
     args = parser.parse_args()
     if args.only != "postgresql":
         with tempfile.TemporaryDirectory() as data:
@@ -287,6 +296,8 @@ async def main() -> None:
         finally:
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    if args.json:
+        print(json.dumps({"bench": "api", "rows": args.rows, "databases": RESULTS}))
 
 
 if __name__ == "__main__":

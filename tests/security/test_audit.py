@@ -263,6 +263,32 @@ async def test_group_commit_batches_concurrent_records(repo: SqlRepository) -> N
         assert [e["id"] for e in await store.search(conn, patient="Patient/p7")] == [ids[7]]
 
 
+async def test_batches_of_one_statement_commit_whole_or_not_at_all(repo: SqlRepository) -> None:
+    # The log's ``statement`` connection (PostgreSQL: autocommit, the batch one statement).
+    log = AuditLog(repo.transaction, statement=repo.statement)
+    records = [access(patients=(f"Patient/p{n}", "Patient/both")) for n in range(30)]
+    ids = await asyncio.gather(*(log.record(r) for r in records))
+    await log.close()
+    assert len(set(ids)) == 30
+    assert (await read(repo, ids[7])) == audit_event(records[7], event_id=ids[7])
+    async with repo.engine.connect() as conn:
+        assert [e["id"] for e in await store.search(conn, patient="Patient/p7")] == [ids[7]]
+        assert await store.total(conn, patient="Patient/both") == 30
+    # A batch one of whose events collides writes none of its events, nor their patients.
+    fresh = audit_entry(access(patients=("Patient/p99",)))
+    clash = audit_entry(access(patients=("Patient/p98",)), event_id=ids[0])
+    with pytest.raises(IntegrityError):
+        async with repo.statement() as conn:
+            await store.append(conn, [fresh, clash], subscriptions=())
+    counts = await repo.row_counts()
+    assert (counts["audit_event"], counts["audit_patient"]) == (30, 60)
+    # An event naming no patient is stored alone.
+    async with repo.statement() as conn:
+        await store.append(conn, [audit_entry(access(patients=()))], subscriptions=())
+    counts = await repo.row_counts()
+    assert (counts["audit_event"], counts["audit_patient"]) == (31, 60)
+
+
 async def test_a_batch_holds_at_most_batch_size_records(repo: SqlRepository) -> None:
     counting = Counting(repo)
     log = AuditLog(counting, batch_size=50)

@@ -317,6 +317,30 @@ async def test_sort_by_a_date_parameter_puts_resources_without_it_last(
     assert [s.id for s in descending] == [made[d] for d in [*order[::-1], None]]
 
 
+@pytest.mark.parametrize("sort", [(), ("date",), ("-date",), ("_id",), ("-_lastUpdated",)])
+async def test_a_patients_pages_follow_the_sort_and_count_every_match(
+    store: FhirRepository, sort: tuple[str, ...]
+) -> None:
+    """A patient's search, page by page (every store): the pages in ``sort``, without gaps or
+    repeats, each with the patient's full count, however the page is cut."""
+    for day in ("2025-03-01", "2025-01-01", None, "2025-02-01", "2025-01-15", None, "2025-04-01"):
+        resource = procedure("Patient/paged")
+        if day:
+            resource["performedDateTime"] = day
+        await store.create(resource)
+    await store.create(procedure("Patient/other"))
+    params = (("patient", "Patient/paged"),)
+    everything = await store.search("Procedure", Search(params, 50, sort=sort))
+    assert len(everything) == 7
+    pages = [await store.page("Procedure", Search(params, 3, offset, sort)) for offset in (0, 3, 6)]
+    assert [total for _, total in pages] == [7, 7, 7]
+    assert [s.id for found, _ in pages for s in found] == [s.id for s in everything]
+    if sort == ("date",):
+        days = [s.resource.get("performedDateTime") for s in everything]
+        assert days[:5] == ["2025-01-01", "2025-01-15", "2025-02-01", "2025-03-01", "2025-04-01"]
+        assert days[5:] == [None, None]
+
+
 async def test_a_chained_search_finds_only_patients_of_the_partitions_it_reads(
     store: SqlRepository | MemoryRepository,
 ) -> None:

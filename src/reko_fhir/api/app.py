@@ -140,7 +140,11 @@ async def _running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         settings.sqlalchemy_url(), subscriptions=[c.subscription() for c in configs]
     )
     app.state.verifier = build_verifier(settings)
-    app.state.audit = AuditLog(repository.transaction, subscriptions=repository.subscriptions)
+    app.state.audit = AuditLog(
+        repository.transaction,
+        subscriptions=repository.subscriptions,
+        statement=repository.statement,
+    )
     app.state.router = FhirRouter(repository, validation)
     app.state.repository = repository
     targets: dict[str, Target] = {}

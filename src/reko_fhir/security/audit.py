@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.store import audit as store
 from reko_fhir.store.audit import AuditEntry
+from reko_fhir.store.audit_outbox import log_targets
 from reko_fhir.store.outbox import Subscription
 from reko_fhir.store.repository import Json
 
@@ -268,6 +269,10 @@ class AuditLog:
     whatever is queued, up to ``batch_size`` records per transaction, and starts the next batch
     as soon as the previous one committed; records that arrive during a commit wait for the
     next one.
+
+    ``statement``, when given, opens a connection on which one statement commits by itself
+    (PostgreSQL autocommit): used when a batch is one statement (no access-log targets, see
+    :func:`reko_fhir.store.audit.append`), so a batch costs one round trip, not four.
     """
 
     def __init__(
@@ -276,8 +281,11 @@ class AuditLog:
         *,
         batch_size: int = 500,
         subscriptions: Sequence[Subscription] = (),
+        statement: Transaction | None = None,
     ) -> None:
         self._transaction = transaction
+        if statement is not None and not log_targets(subscriptions):
+            self._transaction = statement
         self._subscriptions = tuple(subscriptions)  # the access-log targets are among them
         self._batch_size = batch_size
         self._queue: list[tuple[AuditEntry, asyncio.Future[str]]] = []

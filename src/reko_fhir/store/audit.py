@@ -51,6 +51,17 @@ audit_patient = Table(
 )
 
 
+_PG_EVENT_COLUMNS = ("id", "recorded", "action", "outcome", "agent", "unit", "content")
+_PG_APPEND = (
+    "WITH logged AS (INSERT INTO audit_event (id, recorded, action, outcome, agent, unit, content)"
+    " SELECT * FROM unnest(%(id)s::text[], %(recorded)s::timestamptz[], %(action)s::text[],"
+    " %(outcome)s::text[], %(agent)s::text[], %(unit)s::text[], %(content)s::text[]))"
+    " INSERT INTO audit_patient (audit_id, patient)"
+    " SELECT * FROM unnest(%(audit_id)s::text[], %(patient)s::text[])"
+)
+"""Both tables in one statement (a data-modifying WITH runs even when no patient is named)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One AuditEvent as stored: ``content`` is the resource, the rest what it is found by."""
@@ -68,31 +79,39 @@ class AuditEntry:
 async def append(
     conn: AsyncConnection, events: Sequence[AuditEntry], *, subscriptions: Sequence[Subscription]
 ) -> None:
-    """Insert ``events`` (two executemany statements) on the caller's transaction, and queue
+    """Insert ``events`` (one statement on PostgreSQL, two on SQLite) on the caller's
+    transaction, and queue
     each for the access-log targets among ``subscriptions`` on the same transaction: an event
     is stored and owed to the national log together, or neither (a required argument, so no
     caller can store an event and forget its shipping)."""
     if not events:
         return
-    await conn.execute(
-        insert(audit_event),
-        [
-            {
-                "id": e.id,
-                # SQLite drops the offset and stores the wall time: store UTC, always.
-                "recorded": _utc(e.recorded),
-                "action": e.action,
-                "outcome": e.outcome,
-                "agent": e.agent,
-                "unit": e.unit,
-                "content": json.dumps(e.content, ensure_ascii=False, separators=(",", ":")),
-            }
-            for e in events
-        ],
-    )
+    rows = [
+        {
+            "id": e.id,
+            # SQLite drops the offset and stores the wall time: store UTC, always.
+            "recorded": _utc(e.recorded),
+            "action": e.action,
+            "outcome": e.outcome,
+            "agent": e.agent,
+            "unit": e.unit,
+            "content": json.dumps(e.content, ensure_ascii=False, separators=(",", ":")),
+        }
+        for e in events
+    ]
     patients = [{"audit_id": e.id, "patient": p} for e in events for p in dict.fromkeys(e.patients)]
-    if patients:
-        await conn.execute(insert(audit_patient), patients)
+    if conn.dialect.name == "postgresql":
+        # One statement for both tables, the same text for every batch size (so the driver
+        # prepares it once): on PostgreSQL every statement is a round trip to the server, and
+        # every search writes an AuditEvent.
+        columns = {name: [row[name] for row in rows] for name in _PG_EVENT_COLUMNS}
+        columns["audit_id"] = [row["audit_id"] for row in patients]
+        columns["patient"] = [row["patient"] for row in patients]
+        await conn.exec_driver_sql(_PG_APPEND, columns)
+    else:
+        await conn.execute(insert(audit_event), rows)
+        if patients:
+            await conn.execute(insert(audit_patient), patients)
     targets = audit_outbox.log_targets(subscriptions)
     if targets:
         await audit_outbox.enqueue_events(conn, [(e.id, e.content) for e in events], targets)

@@ -142,6 +142,15 @@ class Unit:
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
 
     def _page_query(self, resource_type: str, search: Search) -> Any:
+        return (
+            self._filtered(resource_type, search)
+            .order_by(*self._order(resource_type, search))
+            .limit(search.count)
+            .offset(search.offset)
+        )
+
+    def _order(self, resource_type: str, search: Search) -> list[Any]:
+        """The ORDER BY of ``search.sort`` (newest first when none), ties broken by id."""
         order = []
         # A patient's matches are few and may be the oldest rows of their type: find them
         # first, then sort just them. Ordered on the bare column, the database may instead walk
@@ -163,12 +172,7 @@ class Unit:
             else:  # resources without the value sort last either way
                 value = sort_value(resource_type, name, descending)
                 order.append((value.desc() if descending else value.asc()).nulls_last())
-        return (
-            self._filtered(resource_type, search)
-            .order_by(*order, resource_current.c.id)
-            .limit(search.count)
-            .offset(search.offset)
-        )
+        return [*order, resource_current.c.id]
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
@@ -186,18 +190,38 @@ class Unit:
         :meth:`_page_query`), so they are counted in the same query (``count(*) OVER ()``).
         Other pages come from walking an index and stop early; their matches are counted apart.
         """
-        query = self._page_query(resource_type, search)
         if total == "none" or not by_patient(search):
+            query = self._page_query(resource_type, search)
             found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
             if total == "none":
                 return found, None
             if total == "accurate":
                 return found, await self.total(resource_type, search)
             return found, await self._count_at_most(resource_type, search, COUNT_LIMIT)
-        rows = (await self.conn.execute(query.add_columns(func.count().over()))).all()
+        rows = (await self.conn.execute(self._counted_page(resource_type, search))).all()
         if not rows:  # past the end there is no row to carry the count
             return [], 0 if search.offset == 0 else await self.total(resource_type, search)
         return [stored_from_row(row) for row in rows], int(rows[0][-1])
+
+    def _counted_page(self, resource_type: str, search: Search) -> Any:
+        """A patient's page with ``count(*) OVER ()`` last: every match is sorted and counted
+        by id and sort key only, and just the page's rows are then read whole (sorting a
+        thousand matches with their content took twice as long on PostgreSQL)."""
+        order = self._order(resource_type, search)
+        page = (
+            self._filtered(resource_type, search)
+            .with_only_columns(resource_current.c.id, func.count().over().label("total"))
+            .order_by(*order)
+            .limit(search.count)
+            .offset(search.offset)
+            .subquery("page")
+        )
+        return (
+            select(resource_current, page.c.total)
+            .join(page, resource_current.c.id == page.c.id)
+            .where(resource_current.c.type == resource_type)
+            .order_by(*order)
+        )
 
     async def _count_at_most(self, resource_type: str, search: Search, most: int) -> int | None:
         ids = self._filtered(resource_type, search).with_only_columns(resource_current.c.id)
