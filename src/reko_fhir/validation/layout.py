@@ -43,6 +43,44 @@ class Layout:
         return self.choices.get(key, (None, None))
 
 
+def single_type(rule: Rule) -> str:
+    """The type of a rule's values when it has one code (a backbone element: none)."""
+    codes = rule.type_codes
+    return codes[0] if codes else "BackboneElement"
+
+
+class WalkPlan:
+    """What the walker does with each JSON name inside one element, found once for a rule, a
+    type and the base rule walked before it (``walked``'s layout; None on the base walk):
+    ``keys[name]`` is (element name, type, whether the base walk gave it another rule or type),
+    or None for a name the base walk checked as the profile would (``skip``); a name not in
+    ``keys`` is unknown (or ``_x``, ``resourceType``)."""
+
+    __slots__ = ("always", "keys", "layout", "skip", "walked")
+
+    def __init__(self, layout: Layout, walked: Layout | None, skip: frozenset[str]) -> None:
+        self.layout, self.walked, self.skip = layout, walked, skip
+        self.always = layout.always - skip
+        self.keys: dict[str, tuple[str, str, bool] | None] = {}
+        names = [(name, (child, None)) for name, child in layout.children.items()]
+        for key, (child, choice) in names + list(layout.choices.items()):
+            if key in self.keys:
+                continue
+            if child.name in skip:
+                self.keys[key] = None
+                continue
+            type_of = choice or single_type(child)
+            other_ok = True
+            if walked is not None:
+                other, other_choice = walked.child(key)
+                other_ok = (
+                    other is not None
+                    and other.name == child.name
+                    and (other_choice or single_type(other)) == type_of
+                )
+            self.keys[key] = (child.name, type_of, not other_ok)
+
+
 class Signatures:
     """An interned number for each rule's checks, None for a rule never skipped (slices,
     contentReference, which may loop)."""

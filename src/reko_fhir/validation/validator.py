@@ -25,7 +25,7 @@ from reko_fhir.validation.element_checks import (
     limits,
     quantity_limits,
 )
-from reko_fhir.validation.layout import Layout, Signatures
+from reko_fhir.validation.layout import Layout, Signatures, WalkPlan, single_type
 from reko_fhir.validation.placement import extension_context, reference_target
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import PRIMITIVE_TYPES, check_primitive
@@ -35,7 +35,8 @@ from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
-_NOWHERE: tuple[None, None] = (None, None)
+_NONE: list[tuple[str, str, Any]] = []  # no values (never appended to)
+_UNKNOWN = ("", "", False)  # a JSON name that is no element's
 _SYSTEM_TYPES = "http://hl7.org/fhirpath/"  # System.String … (primitives.is_primitive)
 
 
@@ -51,6 +52,7 @@ class Validator:
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
         self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
+        self._walk_plans: dict[tuple[int, str | None, int], WalkPlan] = {}
         self._skip_sets: dict[tuple[int, int, bool], frozenset[str]] = {}
         self._quantities: dict[str, bool] = {}
         self._discriminators = Discriminators(self)
@@ -164,14 +166,11 @@ class Validator:
         type_code: str | None = None,
         shadow: Rule | None = None,
     ) -> None:
-        layout = self._plan(rule, type_code)
+        plan = self._walk_plans.get((id(rule), type_code, id(shadow)))
+        if plan is None:
+            plan = self._walk_plan(rule, type_code, shadow)
+        layout, walked = plan.layout, plan.walked
         children = layout.children
-        walked: Layout | None = None
-        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
-        if shadow is not None:
-            walked = self._plan(shadow, type_code)
-            same_host = "." not in rule.path or self._single_type(rule) == self._single_type(shadow)
-            skip = self._skips(layout, walked, same_host)
         if not node:
             run.add(
                 _ERROR,
@@ -180,7 +179,7 @@ class Validator:
                 where,
             )
         mark = len(run.issues)
-        found, unshadowed, primitive_parts = self._collect(run, node, layout, walked, skip, where)
+        found, unshadowed, primitive_parts = self._collect(run, node, plan, where)
         carried: dict[str, list[str]] = {}
         if primitive_parts:  # `_x`: checked first, as they come before the names' issues
             said = run.issues[mark:]
@@ -191,14 +190,15 @@ class Validator:
                 if name in found:
                     found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
         # Only the children present, or with something to say when absent (a minimum, slices),
-        # in the definition's order: the others would find nothing.
-        visit = layout.always.union(found, carried)
+        # in the definition's order: the others would find nothing. What the base walk
+        # checked as the profile would (plan.skip) is not visited again.
+        visit = plan.always.union(found)
+        if carried:
+            visit = visit.union(carried).difference(plan.skip)
         for name in sorted(visit, key=layout.order.__getitem__):
-            if name in skip:
-                continue  # the base walk found all there is to find here
             child = children[name]
             base = walked.children.get(name) if walked and name not in unshadowed else None
-            values = found.get(name, [])
+            values = found.get(name, _NONE)
             count = len(values) + len(carried[name]) if name in carried else len(values)
             if count < child.min or (child.max is not None and count > child.max):
                 cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
@@ -210,49 +210,46 @@ class Validator:
                 for _, path, item in values:
                     extension_context(run, self.definitions, rule, item, path)
 
-    def _collect(  # noqa: PLR0917 - the walk's context
-        self,
-        run: Run,
-        node: Json,
-        layout: Layout,
-        walked: Layout | None,
-        skip: frozenset[str],
-        where: str,
+    def _walk_plan(self, rule: Rule, type_code: str | None, shadow: Rule | None) -> WalkPlan:
+        layout = self._plan(rule, type_code)
+        walked: Layout | None = None
+        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
+        if shadow is not None:
+            walked = self._plan(shadow, type_code)
+            same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
+            skip = self._skips(layout, walked, same_host)
+        # rules (and so their ids) live as long as self
+        plan = self._walk_plans[(id(rule), type_code, id(shadow))] = WalkPlan(layout, walked, skip)
+        return plan
+
+    def _collect(
+        self, run: Run, node: Json, plan: WalkPlan, where: str
     ) -> tuple[dict[str, list[tuple[str, str, Any]]], set[str], bool]:
         """The values of ``node`` by element name (type, path, value), but for the names in
-        ``skip``; the names the base walk (``walked``) gave another rule or type; whether
-        ``node`` has `_x` primitive parts."""
+        ``plan.skip``; the names the base walk gave another rule or type; whether ``node``
+        has `_x` primitive parts."""
         found: dict[str, list[tuple[str, str, Any]]] = {}
         unshadowed: set[str] = set()
         primitive_parts = False
-        named, choices = layout.children, layout.choices
+        keys = plan.keys
         for key, value in node.items():
-            if key[:1] == "_":
-                primitive_parts = True
-                continue
-            if key == "resourceType":
-                continue
-            child, choice = named.get(key), None
-            if child is None:
-                child, choice = choices.get(key, _NOWHERE)
-            if child is None:
-                if key != "fhir_comments":
+            entry = keys.get(key, _UNKNOWN)
+            if entry is None:
+                continue  # same rules, same types: every key of it maps as in the base
+            if entry is _UNKNOWN:
+                if key[:1] == "_":
+                    primitive_parts = True
+                elif key not in ("resourceType", "fhir_comments"):
                     run.add(
                         _ERROR, IssueCode.STRUCTURE, f"unknown element '{key}'", f"{where}.{key}"
                     )
                 continue
-            if child.name in skip:
-                continue  # same rules, same types: every key of it maps as in the base
-            type_of = choice or (child.type_codes[0] if child.type_codes else "BackboneElement")
-            if walked is not None:
-                other, other_choice = walked.child(key)
-                if (
-                    other is None
-                    or other.name != child.name
-                    or (other_choice or self._single_type(other)) != type_of
-                ):
-                    unshadowed.add(child.name)
-            listed = found.setdefault(child.name, [])
+            name, type_of, other = entry
+            if other:
+                unshadowed.add(name)
+            listed = found.get(name)
+            if listed is None:
+                listed = found[name] = []
             if isinstance(value, list):
                 listed += [
                     (type_of, f"{where}.{key}[{index}]", item) for index, item in enumerate(value)
@@ -293,10 +290,7 @@ class Validator:
     def _child(self, children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
         return self._layout(children).child(key)
 
-    @staticmethod
-    def _single_type(rule: Rule) -> str:
-        codes = rule.type_codes
-        return codes[0] if codes else "BackboneElement"
+    _single_type = staticmethod(single_type)  # primitive_elements, slicing
 
     def _value(  # noqa: PLR0917 - the walk's context
         self,
