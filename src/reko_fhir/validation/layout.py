@@ -14,9 +14,11 @@ element definitions).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from reko_fhir.validation.compiled import Rule
+from reko_fhir.validation.primitives import PRIMITIVE_TYPES, checker
 
 
 class Layout:
@@ -54,14 +56,17 @@ class WalkPlan:
     type and the base rule walked before it (``walked``'s layout; None on the base walk):
     ``keys[name]`` is (element name, type, whether the base walk gave it another rule or type),
     or None for a name the base walk checked as the profile would (``skip``); a name not in
-    ``keys`` is unknown (or ``_x``, ``resourceType``)."""
+    ``keys`` is unknown (or ``_x``, ``resourceType``). ``plain[name][type]``: for a primitive
+    with nothing to check but its format (no fixed value, limits, binding or invariant), that
+    check (primitives.checker), which is all the walk's _value would do with it."""
 
-    __slots__ = ("always", "keys", "layout", "skip", "walked")
+    __slots__ = ("always", "keys", "layout", "plain", "skip", "walked")
 
     def __init__(self, layout: Layout, walked: Layout | None, skip: frozenset[str]) -> None:
         self.layout, self.walked, self.skip = layout, walked, skip
         self.always = layout.always - skip
         self.keys: dict[str, tuple[str, str, bool] | None] = {}
+        self.plain: dict[str, dict[str, Callable[[object], str | None]]] = {}
         names = [(name, (child, None)) for name, child in layout.children.items()]
         for key, (child, choice) in names + list(layout.choices.items()):
             if key in self.keys:
@@ -79,6 +84,20 @@ class WalkPlan:
                     and (other_choice or single_type(other)) == type_of
                 )
             self.keys[key] = (child.name, type_of, not other_ok)
+            if _format_only(child, type_of):
+                self.plain.setdefault(child.name, {})[type_of] = checker(type_of)
+
+
+def _format_only(rule: Rule, type_code: str) -> bool:
+    """A primitive value of ``rule`` has only its format to check (validator._value)."""
+    primitive = type_code in PRIMITIVE_TYPES or type_code.startswith("http://hl7.org/fhirpath/")
+    return (
+        primitive
+        and rule.constrained is None
+        and not rule.has_limits
+        and not rule.bound
+        and not rule.constraints
+    )
 
 
 class Signatures:

@@ -169,7 +169,7 @@ class Validator:
         plan = self._walk_plans.get((id(rule), type_code, id(shadow)))
         if plan is None:
             plan = self._walk_plan(rule, type_code, shadow)
-        layout, walked = plan.layout, plan.walked
+        layout, walked, plain = plan.layout, plan.walked, plan.plain
         children = layout.children
         if not node:
             run.add(
@@ -202,8 +202,13 @@ class Validator:
             count = len(values) + len(carried[name]) if name in carried else len(values)
             if count < child.min or (child.max is not None and count > child.max):
                 cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
+            checks = plain.get(name)
             for type_code_, path, item in values:
-                self._value(run, child, type_code_, item, path, base)
+                check = checks.get(type_code_) if checks else None
+                if check is None:
+                    self._value(run, child, type_code_, item, path, base)
+                elif (message := check(item)) is not None:  # all _value would check
+                    run.add(_ERROR, IssueCode.VALUE, message, path)
             if child.slices:
                 self._slices(run, child, values, f"{where}.{name}")
             if name in ("extension", "modifierExtension"):
