@@ -60,7 +60,7 @@ class WalkPlan:
     with nothing to check but its format (no fixed value, limits, binding or invariant), that
     check (primitives.checker), which is all the walk's _value would do with it."""
 
-    __slots__ = ("always", "keys", "layout", "plain", "skip", "walked")
+    __slots__ = ("always", "keys", "layout", "plain", "skip", "steps", "walked")
 
     def __init__(self, layout: Layout, walked: Layout | None, skip: frozenset[str]) -> None:
         self.layout, self.walked, self.skip = layout, walked, skip
@@ -86,6 +86,17 @@ class WalkPlan:
             self.keys[key] = (child.name, type_of, not other_ok)
             if _format_only(child, type_of):
                 self.plain.setdefault(child.name, {})[type_of] = checker(type_of)
+        # By element name: (rule, format checks by type, the base's rule here, whether slices or
+        # an extension's place are to check), the walk's loop reads once per name.
+        self.steps: dict[str, tuple[Rule, Any, Rule | None, bool]] = {
+            name: (
+                child,
+                self.plain.get(name),
+                walked.children.get(name) if walked is not None else None,
+                bool(child.slices) or name in ("extension", "modifierExtension"),
+            )
+            for name, child in layout.children.items()
+        }
 
 
 def _format_only(rule: Rule, type_code: str) -> bool:

@@ -169,8 +169,6 @@ class Validator:
         plan = self._walk_plans.get((id(rule), type_code, id(shadow)))
         if plan is None:
             plan = self._walk_plan(rule, type_code, shadow)
-        layout, walked, plain = plan.layout, plan.walked, plan.plain
-        children = layout.children
         if not node:
             run.add(
                 _ERROR,
@@ -179,62 +177,9 @@ class Validator:
                 where,
             )
         mark = len(run.issues)
-        found, unshadowed, primitive_parts = self._collect(run, node, plan, where)
-        carried: dict[str, list[str]] = {}
-        if primitive_parts:  # `_x`: checked first, as they come before the names' issues
-            said = run.issues[mark:]
-            del run.issues[mark:]
-            carried = primitive_elements(self, run, node, children, where)
-            run.issues += said
-            for name, paths in carried.items():  # a null beside its `_x` is no value
-                if name in found:
-                    found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
-        # Only the children present, or with something to say when absent (a minimum, slices),
-        # in the definition's order: the others would find nothing. What the base walk
-        # checked as the profile would (plan.skip) is not visited again.
-        visit = plan.always.union(found)
-        if carried:
-            visit = visit.union(carried).difference(plan.skip)
-        for name in sorted(visit, key=layout.order.__getitem__):
-            child = children[name]
-            base = walked.children.get(name) if walked and name not in unshadowed else None
-            values = found.get(name, _NONE)
-            count = len(values) + len(carried[name]) if name in carried else len(values)
-            if count < child.min or (child.max is not None and count > child.max):
-                cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
-            checks = plain.get(name)
-            for type_code_, path, item in values:
-                check = checks.get(type_code_) if checks else None
-                if check is None:
-                    self._value(run, child, type_code_, item, path, base)
-                elif (message := check(item)) is not None:  # all _value would check
-                    run.add(_ERROR, IssueCode.VALUE, message, path)
-            if child.slices:
-                self._slices(run, child, values, f"{where}.{name}")
-            if name in ("extension", "modifierExtension"):
-                for _, path, item in values:
-                    extension_context(run, self.definitions, rule, item, path)
-
-    def _walk_plan(self, rule: Rule, type_code: str | None, shadow: Rule | None) -> WalkPlan:
-        layout = self._plan(rule, type_code)
-        walked: Layout | None = None
-        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
-        if shadow is not None:
-            walked = self._plan(shadow, type_code)
-            same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
-            skip = self._skips(layout, walked, same_host)
-        # rules (and so their ids) live as long as self
-        plan = self._walk_plans[(id(rule), type_code, id(shadow))] = WalkPlan(layout, walked, skip)
-        return plan
-
-    def _collect(
-        self, run: Run, node: Json, plan: WalkPlan, where: str
-    ) -> tuple[dict[str, list[tuple[str, str, Any]]], set[str], bool]:
-        """The values of ``node`` by element name (type, path, value), but for the names in
-        ``plan.skip``; the names the base walk gave another rule or type; whether ``node``
-        has `_x` primitive parts."""
+        # The values by element name (type, path, value), but for the names in plan.skip
         found: dict[str, list[tuple[str, str, Any]]] = {}
-        unshadowed: set[str] = set()
+        unshadowed: set[str] | None = None  # names the base walk gave another rule or type
         primitive_parts = False
         keys = plan.keys
         for key, value in node.items():
@@ -251,6 +196,7 @@ class Validator:
                 continue
             name, type_of, other = entry
             if other:
+                unshadowed = unshadowed or set()
                 unshadowed.add(name)
             listed = found.get(name)
             if listed is None:
@@ -261,7 +207,77 @@ class Validator:
                 ]
             else:
                 listed.append((type_of, f"{where}.{key}", value))
-        return found, unshadowed, primitive_parts
+        carried = self._carried(run, node, plan, where, found, mark) if primitive_parts else {}
+        # Only the children present, or with something to say when absent (a minimum, slices),
+        # in the definition's order: the others would find nothing. What the base walk
+        # checked as the profile would (plan.skip) is not visited again.
+        visit = plan.always.union(found)
+        if carried:
+            visit = visit.union(carried).difference(plan.skip)
+        steps = plan.steps
+        for name in sorted(visit, key=plan.layout.order.__getitem__) if len(visit) > 1 else visit:
+            child, checks, base, more = steps[name]
+            if unshadowed is not None and name in unshadowed:
+                base = None
+            values = found.get(name, _NONE)
+            count = len(values) + len(carried[name]) if name in carried else len(values)
+            if count < child.min or (child.max is not None and count > child.max):
+                cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
+            for type_code_, path, item in values:
+                check = checks.get(type_code_) if checks else None
+                if check is None:
+                    self._value(run, child, type_code_, item, path, base)
+                elif (message := check(item)) is not None:  # all _value would check
+                    run.add(_ERROR, IssueCode.VALUE, message, path)
+            if more:
+                self._slices_and_places(run, rule, child, values, f"{where}.{name}")
+
+    def _slices_and_places(
+        self,
+        run: Run,
+        rule: Rule,
+        child: Rule,
+        values: list[tuple[str, str, Any]],
+        where: str,
+    ) -> None:
+        """An element's slices, and an extension's place (its context) on ``rule``'s element."""
+        if child.slices:
+            self._slices(run, child, values, where)
+        if child.name in ("extension", "modifierExtension"):
+            for _, path, item in values:
+                extension_context(run, self.definitions, rule, item, path)
+
+    def _carried(  # noqa: PLR0917 - the walk's context
+        self,
+        run: Run,
+        node: Json,
+        plan: WalkPlan,
+        where: str,
+        found: dict[str, list[tuple[str, str, Any]]],
+        mark: int,
+    ) -> dict[str, list[str]]:
+        """The `_x` parts of ``node``: checked first (their issues before those found since
+        ``mark``), and a null beside its `_x` taken out of ``found`` (it is no value)."""
+        said = run.issues[mark:]
+        del run.issues[mark:]
+        carried = primitive_elements(self, run, node, plan.layout.children, where)
+        run.issues += said
+        for name, paths in carried.items():
+            if name in found:
+                found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
+        return carried
+
+    def _walk_plan(self, rule: Rule, type_code: str | None, shadow: Rule | None) -> WalkPlan:
+        layout = self._plan(rule, type_code)
+        walked: Layout | None = None
+        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
+        if shadow is not None:
+            walked = self._plan(shadow, type_code)
+            same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
+            skip = self._skips(layout, walked, same_host)
+        # rules (and so their ids) live as long as self
+        plan = self._walk_plans[(id(rule), type_code, id(shadow))] = WalkPlan(layout, walked, skip)
+        return plan
 
     def _skips(self, layout: Layout, walked: Layout, same_host: bool) -> frozenset[str]:
         """The children of ``layout`` the same as ``walked``'s (the base's at this place): all
@@ -423,20 +439,8 @@ class Validator:
         Quantity), following baseDefinition through the core."""
         known = self._kinds.get((kind, base))
         if known is None:
-            known = self._kinds[(kind, base)] = self._derives(kind, base)
+            known = self._kinds[(kind, base)] = self.definitions.derives(kind, base)
         return known
-
-    def _derives(self, kind: str, base: str) -> bool:
-        seen = 0
-        url: str | None = CORE_BASE + kind
-        while url and seen < 10:
-            structure = self.definitions.structure(url)
-            if structure is None:
-                return False
-            if structure.get("type") == base:
-                return True
-            url, seen = structure.get("baseDefinition"), seen + 1
-        return False
 
     def _extension(self, run: Run, value: Json, where: str) -> None:
         if not ext_1_holds(value):
