@@ -163,6 +163,8 @@ class Rule:
     # The validator's walk plan (layout.Layout) inside this element, by type code: kept here
     # as the rule belongs to one validator's compiled profiles.
     plans: dict[str | None, Any] = field(init=False, repr=False, compare=False)
+    # Its walk plans (layout.WalkPlan): by type code, or (type code, id of the base's rule)
+    walks: dict[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         definition = self.definition
@@ -201,6 +203,7 @@ class Rule:
             if t.get("profile"):
                 self.type_profiles.setdefault(t["code"], []).extend(str(p) for p in t["profile"])
         self.plans = {}
+        self.walks = {}
 
     def fixed_or_pattern(self) -> tuple[str, Any] | None:
         """``("fixed", value)`` or ``("pattern", value)`` when the element constrains its value."""

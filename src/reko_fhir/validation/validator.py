@@ -52,7 +52,6 @@ class Validator:
         self._rules: dict[str, Rule] = {}
         self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
         self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
-        self._walk_plans: dict[tuple[int, str | None, int], WalkPlan] = {}
         self._skip_sets: dict[tuple[int, int, bool], frozenset[str]] = {}
         self._quantities: dict[str, bool] = {}
         self._discriminators = Discriminators(self)
@@ -166,7 +165,7 @@ class Validator:
         type_code: str | None = None,
         shadow: Rule | None = None,
     ) -> None:
-        plan = self._walk_plans.get((id(rule), type_code, id(shadow)))
+        plan = rule.walks.get(type_code if shadow is None else (type_code, id(shadow)))
         if plan is None:
             plan = self._walk_plan(rule, type_code, shadow)
         if not node:
@@ -276,7 +275,8 @@ class Validator:
             same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
             skip = self._skips(layout, walked, same_host)
         # rules (and so their ids) live as long as self
-        plan = self._walk_plans[(id(rule), type_code, id(shadow))] = WalkPlan(layout, walked, skip)
+        plan = WalkPlan(layout, walked, skip)
+        rule.walks[type_code if shadow is None else (type_code, id(shadow))] = plan
         return plan
 
     def _skips(self, layout: Layout, walked: Layout, same_host: bool) -> frozenset[str]:
