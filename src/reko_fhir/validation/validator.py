@@ -9,7 +9,7 @@ https://hl7.org/fhir/R4/validation.html
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
@@ -210,9 +210,10 @@ class Validator:
         # Only the children present, or with something to say when absent (a minimum, slices),
         # in the definition's order: the others would find nothing. What the base walk
         # checked as the profile would (plan.skip) is not visited again.
-        visit = plan.always.union(found)
+        always = plan.always
+        visit: Collection[str] = always.union(found) if always else found
         if carried:
-            visit = visit.union(carried).difference(plan.skip)
+            visit = always.union(found, carried).difference(plan.skip)
         steps = plan.steps
         for name in sorted(visit, key=plan.layout.order.__getitem__) if len(visit) > 1 else visit:
             child, checks, base, more = steps[name]
