@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from reko_fhir.outcomes import Issue
+from reko_fhir.validation import element_checks
 from reko_fhir.validation.compiled import Constraint, compiled_fhirpath
 from reko_fhir.validation.fhirpath_compiler import Fallback, compile_invariant
 from reko_fhir.validation.inputs import InputError, iter_inputs
@@ -72,6 +73,7 @@ def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -
         return verdict(self, value, resource, root, **more)
 
     monkeypatch.setattr(Constraint, "verdict", recording)
+    monkeypatch.setattr(element_checks, "NATIVE_FIRST", False)  # every one through verdict()
     validate()
     monkeypatch.undo()
     return list(seen.values())

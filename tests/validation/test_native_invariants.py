@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reko_fhir.outcomes import Issue
-from reko_fhir.validation import compiled
+from reko_fhir.validation import compiled, element_checks
 from reko_fhir.validation.compiled import Constraint
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.native import native_check, native_invariants
@@ -81,6 +81,7 @@ def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -
         return verdict(self, value, resource, root, **more)
 
     monkeypatch.setattr(Constraint, "verdict", recording)
+    monkeypatch.setattr(element_checks, "NATIVE_FIRST", False)  # every one through verdict()
     validate()
     monkeypatch.undo()
     return list(seen.values())

@@ -59,26 +59,31 @@ def select_objects(
     stack: list[tuple[Any, int, str, int | None, bool]] = (
         [(node, -1, "", None, False)] if isinstance(node, dict) else []
     )
+    pairs = list(zip(selectors, found, strict=True))
     while stack:
         current, parent, name, index, inside = stack.pop()
         step = len(steps)
         steps.append((parent, name, index))
         if having is None or having in current:
-            for (keep, contained), kept in zip(selectors, found, strict=True):
+            for (keep, contained), kept in pairs:
                 if (contained or not inside) and (keep is None or keep(current)):
                     kept.append((current, step))
         below: list[tuple[Any, int, str, int | None, bool]] = []
         for key, value in current.items():
-            deeper = inside or key == "contained"
+            if type(value) is str:
+                continue  # most values: nothing below
             if isinstance(value, list):
+                deeper = inside or key == "contained"
                 below += [
                     (item, step, key, i, deeper)
                     for i, item in enumerate(value)
                     if isinstance(item, dict)
                 ]
             elif isinstance(value, dict):
-                below.append((value, step, key, None, deeper))
-        stack += reversed(below)
+                below.append((value, step, key, None, inside or key == "contained"))
+        if below:
+            below.reverse()
+            stack += below
     return [[(current, _path_of(steps, step, where)) for current, step in kept] for kept in found]
 
 

@@ -163,6 +163,10 @@ class Rule:
     # The validator's walk plan (layout.Layout) inside this element, by type code: kept here
     # as the rule belongs to one validator's compiled profiles.
     plans: dict[str | None, Any] = field(init=False, repr=False, compare=False)
+    # Its walk plans (layout.WalkPlan): by type code, or (type code, id of the base's rule)
+    walks: dict[Any, Any] = field(init=False, repr=False, compare=False)
+    # Target types a reference here was found to fit (placement.reference_target), answered once
+    fitting_targets: set[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         definition = self.definition
@@ -201,6 +205,8 @@ class Rule:
             if t.get("profile"):
                 self.type_profiles.setdefault(t["code"], []).extend(str(p) for p in t["profile"])
         self.plans = {}
+        self.walks = {}
+        self.fitting_targets = set()
 
     def fixed_or_pattern(self) -> tuple[str, Any] | None:
         """``("fixed", value)`` or ``("pattern", value)`` when the element constrains its value."""

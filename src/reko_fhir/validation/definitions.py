@@ -85,6 +85,20 @@ class Definitions:
     def structure(self, url: str) -> Resource | None:
         return self.structures.get(url)
 
+    def derives(self, kind: str, base: str) -> bool:
+        """``kind`` is ``base`` or derives from it, following baseDefinition through the core
+        (at most ten steps)."""
+        seen = 0
+        url: str | None = CORE_BASE + kind
+        while url and seen < 10:
+            structure = self.structure(url)
+            if structure is None:
+                return False
+            if structure.get("type") == base:
+                return True
+            url, seen = structure.get("baseDefinition"), seen + 1
+        return False
+
     def base_of_type(self, type_name: str) -> Resource | None:
         """The core StructureDefinition of a resource or data type (``Identifier``, ``Patient``)."""
         return self.structures.get(CORE_BASE + type_name)

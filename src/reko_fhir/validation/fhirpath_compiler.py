@@ -251,6 +251,36 @@ def _keeps(name: str, text: str) -> Callable[[Any], bool]:
     return keeps
 
 
+def _criterion_keeps(tree: tuple[Any, ...]) -> Callable[[Any], bool] | None:
+    """where()'s test of one item for ``name = 'text'``, or an ``and``/``or`` of such tests.
+
+    An empty comparison (no such member) and a false one both drop the item, so two-valued
+    logic keeps what the three-valued one keeps: ``or`` keeps an item when a side is true,
+    ``and`` when both are. Both sides are evaluated, as fhirpathpy does (either may fall back).
+    """
+    simple = _member_equals(tree)
+    if simple is not None:
+        return _keeps(*simple)
+    if tree[0] != "op" or tree[1] not in ("and", "or"):
+        return None
+    left, right = _criterion_keeps(tree[2]), _criterion_keeps(tree[3])
+    if left is None or right is None:
+        return None
+    if tree[1] == "or":
+
+        def either(item: Any) -> bool:
+            a = left(item)
+            return right(item) or a
+
+        return either
+
+    def both(item: Any) -> bool:
+        a = left(item)
+        return right(item) and a
+
+    return both
+
+
 def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any], Items]:
     if name in ("exists", "where", "all", "select") and len(args) == 1:
         test = _compile(args[0])
@@ -273,9 +303,8 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
 
             return all_
         keep_all = name == "where"
-        simple = _member_equals(args[0])
-        if simple is not None:
-            keeps = _keeps(*simple)
+        keeps = _criterion_keeps(args[0])
+        if keeps is not None:
 
             def where_equal(items: Items, resource: Any, root: Any) -> Items:
                 kept = [item for item in items if keeps(item)]
@@ -358,12 +387,24 @@ def _compile(tree: tuple[Any, ...]) -> Node:
     if kind == "op":
         return _operator(tree[1], _compile(tree[2]), _compile(tree[3]))
     if kind == "path":
-        source = _compile(tree[1])
-        step = tree[2]
-        then = _member(step[1]) if step[0] == "member" else _call(step[1], step[2])
-        if tree[1] == ("var", "$this"):
-            return then
-        return lambda items, resource, root: then(source(items, resource, root), resource, root)
+        # A chain a.b.where(…).exists() runs as one loop over its steps, not nested calls.
+        steps: list[Node] = []
+        while tree[0] == "path":
+            step = tree[2]
+            steps.append(_member(step[1]) if step[0] == "member" else _call(step[1], step[2]))
+            tree = tree[1]
+        if tree != ("var", "$this"):
+            steps.append(_compile(tree))
+        steps.reverse()
+        if len(steps) == 1:
+            return steps[0]
+
+        def chain(items: Items, resource: Any, root: Any) -> Items:
+            for step_ in steps:
+                items = step_(items, resource, root)
+            return items
+
+        return chain
     raise Unsupported(kind)
 
 

@@ -96,9 +96,10 @@ def iter_inputs(path: Path) -> Iterator[Input]:
             yield Input(str(path), _object(single, str(path)), len(first))
             return
         yield Input(f"{path}:1", _line_object(single, f"{path}:1", _brackets(first)), len(first))
+        name = str(path)
         while rest:
-            if rest.strip():
-                source = f"{path}:{number}"
+            if not rest.isspace():  # (strip() would copy the line)
+                source = f"{name}:{number}"
                 yield Input(
                     source, _line_object(_parse(rest, source), source, _brackets(rest)), len(rest)
                 )

@@ -14,9 +14,11 @@ element definitions).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from reko_fhir.validation.compiled import Rule
+from reko_fhir.validation.primitives import PRIMITIVE_TYPES, checker
 
 
 class Layout:
@@ -41,6 +43,72 @@ class Layout:
         if found is not None:
             return found, None
         return self.choices.get(key, (None, None))
+
+
+def single_type(rule: Rule) -> str:
+    """The type of a rule's values when it has one code (a backbone element: none)."""
+    codes = rule.type_codes
+    return codes[0] if codes else "BackboneElement"
+
+
+class WalkPlan:
+    """What the walker does with each JSON name inside one element, found once for a rule, a
+    type and the base rule walked before it (``walked``'s layout; None on the base walk):
+    ``keys[name]`` is (element name, type, whether the base walk gave it another rule or type),
+    or None for a name the base walk checked as the profile would (``skip``); a name not in
+    ``keys`` is unknown (or ``_x``, ``resourceType``). ``plain[name][type]``: for a primitive
+    with nothing to check but its format (no fixed value, limits, binding or invariant), that
+    check (primitives.checker), which is all the walk's _value would do with it."""
+
+    __slots__ = ("always", "keys", "layout", "plain", "skip", "steps", "walked")
+
+    def __init__(self, layout: Layout, walked: Layout | None, skip: frozenset[str]) -> None:
+        self.layout, self.walked, self.skip = layout, walked, skip
+        self.always = layout.always - skip
+        self.keys: dict[str, tuple[str, str, bool] | None] = {}
+        self.plain: dict[str, dict[str, Callable[[object], str | None]]] = {}
+        names = [(name, (child, None)) for name, child in layout.children.items()]
+        for key, (child, choice) in names + list(layout.choices.items()):
+            if key in self.keys:
+                continue
+            if child.name in skip:
+                self.keys[key] = None
+                continue
+            type_of = choice or single_type(child)
+            other_ok = True
+            if walked is not None:
+                other, other_choice = walked.child(key)
+                other_ok = (
+                    other is not None
+                    and other.name == child.name
+                    and (other_choice or single_type(other)) == type_of
+                )
+            self.keys[key] = (child.name, type_of, not other_ok)
+            if _format_only(child, type_of):
+                self.plain.setdefault(child.name, {})[type_of] = checker(type_of)
+        # By element name: (rule, format checks by type, the base's rule here, whether slices or
+        # an extension's place are to check), the walk's loop reads once per name.
+        self.steps: dict[str, tuple[Rule, Any, Rule | None, bool]] = {
+            name: (
+                child,
+                self.plain.get(name),
+                walked.children.get(name) if walked is not None else None,
+                bool(child.slices) or name in ("extension", "modifierExtension"),
+            )
+            for name, child in layout.children.items()
+        }
+
+
+def _format_only(rule: Rule, type_code: str) -> bool:
+    """A primitive value of ``rule`` has only its format to check (validator._value)."""
+    primitive = type_code in PRIMITIVE_TYPES or type_code.startswith("http://hl7.org/fhirpath/")
+    return (
+        primitive
+        and rule.constrained is None
+        and not rule.has_limits
+        and not rule.bound
+        and not rule.constraints
+    )
 
 
 class Signatures:

@@ -92,6 +92,34 @@ def _decided(check: Callable[[Any], bool]) -> NativeCheck:
     return decide
 
 
+def _shortcut(quick: Callable[[dict[str, Any]], bool], check: Callable[[Any], bool]) -> NativeCheck:
+    """``check``, answered True at once where ``quick`` (a look at one object's keys) says
+    the full check would give True: these run on every resource and Reference."""
+    full = _decided(check)
+
+    def decide(node: Any) -> bool | None:
+        if type(node) is dict and quick(node):
+            return True
+        return full(node)
+
+    return decide
+
+
+def _no_contained(node: dict[str, Any]) -> bool:
+    # No contained resources: dom-2..dom-5 navigate ``contained`` first and find nothing
+    # (``<Type>.contained`` is no choice element, so children() would not refuse it).
+    return "contained" not in node and "_contained" not in node
+
+
+def _plain_reference(node: dict[str, Any]) -> bool:
+    # ref-1 holds for a Reference with no reference or one that is no '#' string, as _ref_1
+    # decides; with a _reference or a resourceType it is left to _ref_1.
+    if "_reference" in node or "resourceType" in node:
+        return False
+    found = node.get("reference")
+    return found is None or (type(found) is str and found[:1] != "#")
+
+
 # -- DomainResource ---------------------------------------------------------------------------
 # dom-2..dom-6 are checked on every resource (twice: its base type and its profile); dom-2..dom-5
 # hold trivially without contained resources.
@@ -253,7 +281,7 @@ def _cpt_2(node: Any) -> bool:
 
 
 _CHECKS: dict[tuple[str, str], NativeCheck] = {
-    ("dom-2", "contained.contained.empty()"): _decided(_dom_2),
+    ("dom-2", "contained.contained.empty()"): _shortcut(_no_contained, _dom_2),
     (
         "dom-3",
         "contained.where((('#'+id in (%resource.descendants().reference"
@@ -262,12 +290,12 @@ _CHECKS: dict[tuple[str, str], NativeCheck] = {
         " or descendants().where(as(canonical) = '#').exists()"
         " or descendants().where(as(canonical) = '#').exists()).not())"
         ".trace('unmatched', id).empty()",
-    ): _decided(_dom_3),
+    ): _shortcut(_no_contained, _dom_3),
     (
         "dom-4",
         "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()",
-    ): _decided(_dom_4),
-    ("dom-5", "contained.meta.security.empty()"): _decided(_dom_5),
+    ): _shortcut(_no_contained, _dom_4),
+    ("dom-5", "contained.meta.security.empty()"): _shortcut(_no_contained, _dom_5),
     ("dom-6", "text.`div`.exists()"): _decided(_dom_6),
     ("bdl-5", "resource.exists() or request.exists() or response.exists()"): _decided(_bdl_5),
     ("bdl-8", "fullUrl.exists() implies fullUrl.contains('/_history/').not()"): _decided(_bdl_8),
@@ -295,7 +323,7 @@ _CHECKS: dict[tuple[str, str], NativeCheck] = {
         "ref-1",
         "reference.startsWith('#').not() or (reference.substring(1).trace('url')"
         " in %rootResource.contained.id.trace('ids'))",
-    ): _decided(_ref_1),
+    ): _shortcut(_plain_reference, _ref_1),
     ("qty-3", "code.empty() or system.exists()"): _decided(_qty_3),
     ("cpt-2", "value.empty() or system.exists()"): _decided(_cpt_2),
 }

@@ -66,6 +66,8 @@ def reference_target(  # noqa: PLR0917 - the walk's context
     kind = target_type(run, reference)
     if kind is None:
         return  # a reference not resolvable here: ref-1 and the rules across resources
+    if kind in rule.fitting_targets:
+        return  # as found before, against the same definitions
     allowed, unknown = set(), []
     for url in targets:
         structure = definitions.structure(url)
@@ -74,6 +76,7 @@ def reference_target(  # noqa: PLR0917 - the walk's context
         else:
             allowed.add(structure["type"])
     if "Resource" in allowed or any(is_a(kind, t) for t in allowed):
+        rule.fitting_targets.add(kind)
         return
     if unknown:
         why = f"{', '.join(unknown)} is not loaded here; the target is a {kind}"

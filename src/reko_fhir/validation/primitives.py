@@ -7,6 +7,8 @@ regexes of the core StructureDefinitions).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import cache
 
 _DATE = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"  # noqa: E501
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
@@ -71,3 +73,23 @@ def check_primitive(type_code: str, value: object) -> str | None:
     if pattern is not None and not pattern.match(value):
         return f"'{value[:60]}' is not a valid {type_code}"
     return None
+
+
+@cache
+def checker(type_code: str) -> Callable[[object], str | None]:
+    """``check_primitive`` for one type, its branches chosen once (the walker's commonest call).
+
+    A string type checks its pattern directly; the others go through check_primitive."""
+    pattern = PATTERNS.get(type_code)
+    if pattern is None or type_code == "boolean" or type_code in NUMBER_TYPES:
+        return lambda value: check_primitive(type_code, value)
+    match = pattern.match
+
+    def check(value: object) -> str | None:
+        if not isinstance(value, str):
+            return f"a {type_code} is a JSON string"
+        if match(value):
+            return None
+        return f"'{value[:60]}' is not a valid {type_code}"
+
+    return check

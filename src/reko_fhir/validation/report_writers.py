@@ -55,7 +55,7 @@ class Writer:
         if self.best_practice == "off":
             result = replace(result, issues=[i for i in result.issues if not is_best_practice(i)])
         self.tally.add(result)
-        self.failed = self.failed or bool(result.errors)
+        self.failed = self.failed or any(i.is_error for i in result.issues)
         self._write(result)
 
     def finish(self) -> Totals:

@@ -90,6 +90,8 @@ def by_entry(result: Result, entries: list[object]) -> list[Result]:
     Each issue goes to the entry its FHIRPath names (``Bundle.entry[3].resource...``, kept as
     it is: it locates the element in the file); the rest (across entries) stays with the Bundle.
     """
+    if not entries:
+        return [result]  # not a Bundle (or an empty one): nothing to split
     own: list[Issue] = []
     found: dict[int, list[Issue]] = {i: [] for i, e in enumerate(entries) if isinstance(e, dict)}
     for issue in result.issues:

@@ -11,7 +11,7 @@ https://hl7.org/fhir/R4/terminologies.html#binding, https://hl7.org/fhir/R4/valu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reko_fhir.outcomes import IssueCode, IssueSeverity
@@ -29,6 +29,11 @@ class Expansion:
     # What could not be expanded, by code system ("" when any system may be concerned: an
     # imported value set or an exclusion that cannot be expanded), for undecided checks.
     gaps: tuple[tuple[str, str], ...] = ()
+    # The codes whatever their system: a bare code (a ``code`` element) is looked up here.
+    bare: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bare", frozenset(code for _, code in self.codes))
 
     @property
     def complete(self) -> bool:
@@ -144,9 +149,7 @@ class Terminology:
         if not codings or expansion is None:
             return None
         for system, code in codings:
-            if (system, code) in expansion.codes or (
-                system is None and any(c == code for _, c in expansion.codes)
-            ):
+            if (system, code) in expansion.codes or (system is None and code in expansion.bare):
                 return True
         return None if any(expansion.gap_for(s) for s, _ in codings) else False
 
@@ -161,7 +164,7 @@ class Terminology:
         if expansion is None:
             return [_undecided(url, strength, "the value set is not loaded")]
         for system, code in codings:
-            if system is None and any(c == code for _, c in expansion.codes):
+            if system is None and code in expansion.bare:
                 return []
             if (system, code) in expansion.codes:
                 return []

@@ -9,7 +9,7 @@ https://hl7.org/fhir/R4/validation.html
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity, distinct
@@ -25,7 +25,7 @@ from reko_fhir.validation.element_checks import (
     limits,
     quantity_limits,
 )
-from reko_fhir.validation.layout import Layout, Signatures
+from reko_fhir.validation.layout import Layout, Signatures, WalkPlan, single_type
 from reko_fhir.validation.placement import extension_context, reference_target
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import PRIMITIVE_TYPES, check_primitive
@@ -35,7 +35,8 @@ from reko_fhir.validation.terminology import Terminology
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
-_NOWHERE: tuple[None, None] = (None, None)
+_NONE: list[tuple[str, str, Any]] = []  # no values (never appended to)
+_UNKNOWN = ("", "", False)  # a JSON name that is no element's
 _SYSTEM_TYPES = "http://hl7.org/fhirpath/"  # System.String … (primitives.is_primitive)
 
 
@@ -164,14 +165,9 @@ class Validator:
         type_code: str | None = None,
         shadow: Rule | None = None,
     ) -> None:
-        layout = self._plan(rule, type_code)
-        children = layout.children
-        walked: Layout | None = None
-        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
-        if shadow is not None:
-            walked = self._plan(shadow, type_code)
-            same_host = "." not in rule.path or self._single_type(rule) == self._single_type(shadow)
-            skip = self._skips(layout, walked, same_host)
+        plan = rule.walks.get(type_code if shadow is None else (type_code, id(shadow)))
+        if plan is None:
+            plan = self._walk_plan(rule, type_code, shadow)
         if not node:
             run.add(
                 _ERROR,
@@ -180,86 +176,109 @@ class Validator:
                 where,
             )
         mark = len(run.issues)
-        found, unshadowed, primitive_parts = self._collect(run, node, layout, walked, skip, where)
-        carried: dict[str, list[str]] = {}
-        if primitive_parts:  # `_x`: checked first, as they come before the names' issues
-            said = run.issues[mark:]
-            del run.issues[mark:]
-            carried = primitive_elements(self, run, node, children, where)
-            run.issues += said
-            for name, paths in carried.items():  # a null beside its `_x` is no value
-                if name in found:
-                    found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
-        # Only the children present, or with something to say when absent (a minimum, slices),
-        # in the definition's order: the others would find nothing.
-        visit = layout.always.union(found, carried)
-        for name in sorted(visit, key=layout.order.__getitem__):
-            if name in skip:
-                continue  # the base walk found all there is to find here
-            child = children[name]
-            base = walked.children.get(name) if walked and name not in unshadowed else None
-            values = found.get(name, [])
-            count = len(values) + len(carried[name]) if name in carried else len(values)
-            if count < child.min or (child.max is not None and count > child.max):
-                cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
-            for type_code_, path, item in values:
-                self._value(run, child, type_code_, item, path, base)
-            if child.slices:
-                self._slices(run, child, values, f"{where}.{name}")
-            if name in ("extension", "modifierExtension"):
-                for _, path, item in values:
-                    extension_context(run, self.definitions, rule, item, path)
-
-    def _collect(  # noqa: PLR0917 - the walk's context
-        self,
-        run: Run,
-        node: Json,
-        layout: Layout,
-        walked: Layout | None,
-        skip: frozenset[str],
-        where: str,
-    ) -> tuple[dict[str, list[tuple[str, str, Any]]], set[str], bool]:
-        """The values of ``node`` by element name (type, path, value), but for the names in
-        ``skip``; the names the base walk (``walked``) gave another rule or type; whether
-        ``node`` has `_x` primitive parts."""
+        # The values by element name (type, path, value), but for the names in plan.skip
         found: dict[str, list[tuple[str, str, Any]]] = {}
-        unshadowed: set[str] = set()
+        unshadowed: set[str] | None = None  # names the base walk gave another rule or type
         primitive_parts = False
-        named, choices = layout.children, layout.choices
+        keys = plan.keys
         for key, value in node.items():
-            if key[:1] == "_":
-                primitive_parts = True
-                continue
-            if key == "resourceType":
-                continue
-            child, choice = named.get(key), None
-            if child is None:
-                child, choice = choices.get(key, _NOWHERE)
-            if child is None:
-                if key != "fhir_comments":
+            entry = keys.get(key, _UNKNOWN)
+            if entry is None:
+                continue  # same rules, same types: every key of it maps as in the base
+            if entry is _UNKNOWN:
+                if key[:1] == "_":
+                    primitive_parts = True
+                elif key not in ("resourceType", "fhir_comments"):
                     run.add(
                         _ERROR, IssueCode.STRUCTURE, f"unknown element '{key}'", f"{where}.{key}"
                     )
                 continue
-            if child.name in skip:
-                continue  # same rules, same types: every key of it maps as in the base
-            type_of = choice or (child.type_codes[0] if child.type_codes else "BackboneElement")
-            if walked is not None:
-                other, other_choice = walked.child(key)
-                if (
-                    other is None
-                    or other.name != child.name
-                    or (other_choice or self._single_type(other)) != type_of
-                ):
-                    unshadowed.add(child.name)
-            listed = found.setdefault(child.name, [])
+            name, type_of, other = entry
+            if other:
+                unshadowed = unshadowed or set()
+                unshadowed.add(name)
+            listed = found.get(name)
+            if listed is None:
+                listed = found[name] = []
             if isinstance(value, list):
                 listed += [
                     (type_of, f"{where}.{key}[{index}]", item) for index, item in enumerate(value)
                 ]
             else:
                 listed.append((type_of, f"{where}.{key}", value))
-        return found, unshadowed, primitive_parts
+        carried = self._carried(run, node, plan, where, found, mark) if primitive_parts else {}
+        # Only the children present, or with something to say when absent (a minimum, slices),
+        # in the definition's order: the others would find nothing. What the base walk
+        # checked as the profile would (plan.skip) is not visited again.
+        always = plan.always
+        visit: Collection[str] = always.union(found) if always else found
+        if carried:
+            visit = always.union(found, carried).difference(plan.skip)
+        steps = plan.steps
+        for name in sorted(visit, key=plan.layout.order.__getitem__) if len(visit) > 1 else visit:
+            child, checks, base, more = steps[name]
+            if unshadowed is not None and name in unshadowed:
+                base = None
+            values = found.get(name, _NONE)
+            count = len(values) + len(carried[name]) if name in carried else len(values)
+            if count < child.min or (child.max is not None and count > child.max):
+                cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
+            for type_code_, path, item in values:
+                check = checks.get(type_code_) if checks else None
+                if check is None:
+                    self._value(run, child, type_code_, item, path, base)
+                elif (message := check(item)) is not None:  # all _value would check
+                    run.add(_ERROR, IssueCode.VALUE, message, path)
+            if more:
+                self._slices_and_places(run, rule, child, values, f"{where}.{name}")
+
+    def _slices_and_places(
+        self,
+        run: Run,
+        rule: Rule,
+        child: Rule,
+        values: list[tuple[str, str, Any]],
+        where: str,
+    ) -> None:
+        """An element's slices, and an extension's place (its context) on ``rule``'s element."""
+        if child.slices:
+            self._slices(run, child, values, where)
+        if child.name in ("extension", "modifierExtension"):
+            for _, path, item in values:
+                extension_context(run, self.definitions, rule, item, path)
+
+    def _carried(  # noqa: PLR0917 - the walk's context
+        self,
+        run: Run,
+        node: Json,
+        plan: WalkPlan,
+        where: str,
+        found: dict[str, list[tuple[str, str, Any]]],
+        mark: int,
+    ) -> dict[str, list[str]]:
+        """The `_x` parts of ``node``: checked first (their issues before those found since
+        ``mark``), and a null beside its `_x` taken out of ``found`` (it is no value)."""
+        said = run.issues[mark:]
+        del run.issues[mark:]
+        carried = primitive_elements(self, run, node, plan.layout.children, where)
+        run.issues += said
+        for name, paths in carried.items():
+            if name in found:
+                found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
+        return carried
+
+    def _walk_plan(self, rule: Rule, type_code: str | None, shadow: Rule | None) -> WalkPlan:
+        layout = self._plan(rule, type_code)
+        walked: Layout | None = None
+        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
+        if shadow is not None:
+            walked = self._plan(shadow, type_code)
+            same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
+            skip = self._skips(layout, walked, same_host)
+        # rules (and so their ids) live as long as self
+        plan = WalkPlan(layout, walked, skip)
+        rule.walks[type_code if shadow is None else (type_code, id(shadow))] = plan
+        return plan
 
     def _skips(self, layout: Layout, walked: Layout, same_host: bool) -> frozenset[str]:
         """The children of ``layout`` the same as ``walked``'s (the base's at this place): all
@@ -293,10 +312,7 @@ class Validator:
     def _child(self, children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
         return self._layout(children).child(key)
 
-    @staticmethod
-    def _single_type(rule: Rule) -> str:
-        codes = rule.type_codes
-        return codes[0] if codes else "BackboneElement"
+    _single_type = staticmethod(single_type)  # primitive_elements, slicing
 
     def _value(  # noqa: PLR0917 - the walk's context
         self,
@@ -424,20 +440,8 @@ class Validator:
         Quantity), following baseDefinition through the core."""
         known = self._kinds.get((kind, base))
         if known is None:
-            known = self._kinds[(kind, base)] = self._derives(kind, base)
+            known = self._kinds[(kind, base)] = self.definitions.derives(kind, base)
         return known
-
-    def _derives(self, kind: str, base: str) -> bool:
-        seen = 0
-        url: str | None = CORE_BASE + kind
-        while url and seen < 10:
-            structure = self.definitions.structure(url)
-            if structure is None:
-                return False
-            if structure.get("type") == base:
-                return True
-            url, seen = structure.get("baseDefinition"), seen + 1
-        return False
 
     def _extension(self, run: Run, value: Json, where: str) -> None:
         if not ext_1_holds(value):
