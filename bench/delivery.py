@@ -130,7 +130,9 @@ async def drain(
                 first = (time.perf_counter(), left)
                 cpu = sum(cpu_seconds(p.pid) for p in processes)
             if any(p.poll() is not None for p in processes):
-                raise SystemExit("a worker ended early")
+                log.flush()
+                tail = Path(log.name).read_text(encoding="utf-8", errors="replace")[-3000:]
+                raise SystemExit(f"a worker ended early; the end of its log:\n{tail}")
             await asyncio.sleep(0.05)
         ended = time.perf_counter()
         if first is None:  # all in the first look: too few messages to time

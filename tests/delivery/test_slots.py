@@ -104,3 +104,26 @@ async def test_a_message_that_waited_half_its_lease_for_a_slot_is_not_sent(
         assert sorted(m.resource_id for m in target.delivered) == ["p0", "p1", "p2"]
     finally:
         await repo.close()
+
+
+async def test_a_targets_ids_are_remembered_and_corrected_by_one_upsert(
+    store_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """The references a target taught are kept, a changed id replaces the old one, and
+    another target's names for the same resources are untouched."""
+    repo = await open_store(store_url)
+    try:
+        async with repo.transaction() as conn:
+            await outbox.remember_references(conn, "ehr", {"Patient/a": "Patient/1"})
+            await outbox.remember_references(conn, "other", {"Patient/a": "Patient/x"})
+        async with repo.transaction() as conn:
+            await outbox.remember_references(
+                conn, "ehr", {"Patient/a": "Patient/2", "Patient/b": "Patient/3"}
+            )
+        async with repo.transaction() as conn:
+            ehr = await outbox.known_references(conn, "ehr", ["Patient/a", "Patient/b"])
+            other = await outbox.known_references(conn, "other", ["Patient/a", "Patient/b"])
+        assert ehr == {"Patient/a": "Patient/2", "Patient/b": "Patient/3"}
+        assert other == {"Patient/a": "Patient/x"}
+    finally:
+        await repo.close()

@@ -11,6 +11,7 @@ message is then delivered again, which the targets make harmless (conditional up
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -35,6 +37,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.store.conditions import any_row
@@ -310,6 +314,47 @@ async def enqueue(
     return len(rows)
 
 
+@functools.cache
+def _claim_statement(by_target: bool, skip_locked: bool) -> Any:
+    """The claim as one ``UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP LOCKED]) RETURNING``
+    (SQLite has RETURNING since 3.35): one statement a claim instead of select, update and
+    select again, and built once, since building the expression cost more than running it."""
+    m = outbox_message.alias("m")
+    earlier = outbox_message.alias("earlier")
+    now = bindparam("now", type_=outbox_message.c.next_attempt_at.type)
+    # A probe per candidate through ix_outbox_order (any_row: not an anti-join).
+    blocked_by_earlier = any_row(
+        earlier.c.target == m.c.target,
+        earlier.c.ordering_key == m.c.ordering_key,
+        earlier.c.status == "pending",
+        earlier.c.id < m.c.id,
+    )
+    due = (
+        select(m.c.id)
+        .where(
+            m.c.status == "pending",
+            m.c.next_attempt_at <= now,
+            (m.c.locked_until.is_(None)) | (m.c.locked_until < now),
+            ~blocked_by_earlier,
+        )
+        .order_by(m.c.id)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    if by_target:
+        due = due.where(m.c.target.in_(bindparam("targets", expanding=True)))
+    if skip_locked:
+        due = due.with_for_update(of=m, skip_locked=True)
+    return (
+        update(outbox_message)
+        .where(outbox_message.c.id.in_(due.scalar_subquery()))
+        .values(
+            locked_until=bindparam("until", type_=outbox_message.c.locked_until.type),
+            locked_by=bindparam("worker", type_=outbox_message.c.locked_by.type),
+        )
+        .returning(*outbox_message.c)
+    )
+
+
 async def claim(
     conn: AsyncConnection,
     *,
@@ -321,42 +366,11 @@ async def claim(
 ) -> list[Message]:
     """Lease up to ``limit`` due messages, each the oldest pending one of its patient."""
     now = datetime.now(UTC)
-    m = outbox_message.alias("m")
-    earlier = outbox_message.alias("earlier")
-    # A probe per candidate through ix_outbox_order (any_row: not an anti-join).
-    blocked_by_earlier = any_row(
-        earlier.c.target == m.c.target,
-        earlier.c.ordering_key == m.c.ordering_key,
-        earlier.c.status == "pending",
-        earlier.c.id < m.c.id,
-    )
-    query = (
-        select(m.c.id)
-        .where(
-            m.c.status == "pending",
-            m.c.next_attempt_at <= now,
-            (m.c.locked_until.is_(None)) | (m.c.locked_until < now),
-            ~blocked_by_earlier,
-        )
-        .order_by(m.c.id)
-        .limit(limit)
-    )
+    params: dict[str, Any] = {"now": now, "limit": limit, "until": now + lease, "worker": worker}
     if targets:
-        query = query.where(m.c.target.in_(list(targets)))
-    if skip_locked:
-        query = query.with_for_update(of=m, skip_locked=True)
-    ids = [row.id for row in (await conn.execute(query)).all()]
-    if not ids:
-        return []
-    await conn.execute(
-        update(outbox_message)
-        .where(outbox_message.c.id.in_(ids))
-        .values(locked_until=now + lease, locked_by=worker)
-    )
-    rows = await conn.execute(
-        select(outbox_message).where(outbox_message.c.id.in_(ids)).order_by(outbox_message.c.id)
-    )
-    return [_message(row) for row in rows]
+        params["targets"] = list(targets)
+    rows = await conn.execute(_claim_statement(bool(targets), skip_locked), params)
+    return sorted((_message(row) for row in rows), key=lambda message: message.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,24 +572,21 @@ async def known_references(
 
 
 async def remember_references(conn: AsyncConnection, target: str, pairs: dict[str, str]) -> None:
-    """Record (or correct) the target's ids of resources it has received."""
+    """Record (or correct) the target's ids of resources it has received: one upsert
+    (``INSERT … ON CONFLICT DO UPDATE``, PostgreSQL and SQLite alike) that rewrites a row only
+    when the target's id changed."""
     if not pairs:
         return
-    known = await known_references(conn, target, list(pairs))
-    fresh = [
-        {"target": target, "local": local, "remote": remote}
-        for local, remote in pairs.items()
-        if local not in known
-    ]
-    if fresh:
-        await conn.execute(insert(delivery_reference), fresh)
-    for local, remote in pairs.items():
-        if local in known and known[local] != remote:
-            await conn.execute(
-                update(delivery_reference)
-                .where(delivery_reference.c.target == target, delivery_reference.c.local == local)
-                .values(remote=remote)
-            )
+    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect(delivery_reference)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[delivery_reference.c.target, delivery_reference.c.local],
+            set_={"remote": statement.excluded.remote},
+            where=delivery_reference.c.remote != statement.excluded.remote,
+        ),
+        [{"target": target, "local": local, "remote": remote} for local, remote in pairs.items()],
+    )
 
 
 async def local_names(conn: AsyncConnection, target: str) -> dict[str, str]:
