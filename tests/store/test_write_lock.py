@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from reko_fhir.outcomes import OperationOutcomeError
-from reko_fhir.store import FhirSession, Search, SqlRepository
+from reko_fhir.store import FhirRepository, FhirSession, Search, SqlRepository, Stored
 
 ORG = "urn:oid:1.2.752.29.4.19"
 
@@ -64,3 +64,31 @@ async def test_a_changed_update_decides_on_the_locked_version(repo: SqlRepositor
     assert await repo.count("Organization") == 2
     found = await repo.search("Organization", Search((("identifier", f"{ORG}|SE2321000016-VC01"),)))
     assert [s.resource["name"] for s in found] == ["B"]
+
+
+async def test_a_condition_that_matched_nothing_matches_what_the_unit_wrote_since(
+    store: FhirRepository,
+) -> None:
+    """A transaction resolves every condition before it writes; a create under a condition
+    that then matched nothing is not matched again, unless the unit has written that type since
+    (a resource written with both identifiers is found by the second condition)."""
+    first = Search((("identifier", f"{ORG}|A"),))
+    second = Search((("identifier", f"{ORG}|B"),))
+    both = {
+        "resourceType": "Organization",
+        "identifier": [{"system": ORG, "value": "A"}, {"system": ORG, "value": "B"}],
+    }
+
+    async def work(unit: FhirSession) -> tuple[Stored, Stored]:
+        assert await unit.one_match("Organization", first) is None
+        assert await unit.one_match("Organization", second) is None
+        created = await unit.create(both, condition=first)
+        again = await unit.create({**both, "name": "again"}, condition=second)
+        return created, again
+
+    created, again = await store.in_unit(work)
+    assert created.created
+    assert not again.created
+    assert again.id == created.id
+    found = await store.search("Organization", Search((("identifier", f"{ORG}|B"),)))
+    assert [s.id for s in found] == [created.id]

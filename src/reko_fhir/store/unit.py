@@ -88,6 +88,11 @@ class Unit:
         self.changes: list[Change] = []
         # Access-log records of this unit's writes: committed with them, or not at all.
         self.audit: list[AuditEntry] = []
+        # Conditions matched to nothing on this transaction, by type, until the unit writes
+        # that type: a conditional create right after (a transaction's entry, resolved before
+        # it is written) need not match again. A race with another transaction is the
+        # conditional_create key's to catch, as it was.
+        self._unmatched: set[tuple[str, str]] = set()
 
     # -- reading inside the transaction ----------------------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
@@ -247,6 +252,8 @@ class Unit:
         """The one resource a condition names in the own partition, None for none, 412 for
         several."""
         ids = await self.match(resource_type, condition)
+        if not ids:
+            self._unmatched.add((resource_type, condition.canonical()))
         if len(ids) > 1:
             message = f"{len(ids)} {resource_type} resources match {condition.canonical()}"
             raise OperationOutcomeError([error(IssueCode.MULTIPLE_MATCHES, message, resource_type)])
@@ -275,7 +282,7 @@ class Unit:
         ``conditional_create`` key raises IntegrityError: the caller retries the unit."""
         resource_type = str(resource["resourceType"])
         partition = self._own()
-        if condition is not None:
+        if condition is not None and (resource_type, condition.canonical()) not in self._unmatched:
             existing = await self.one_match(resource_type, condition)
             if existing is not None:
                 return existing
@@ -327,6 +334,7 @@ class Unit:
         if current is None or current.deleted:
             return None
         version: int = current.version + 1
+        self._wrote(resource_type)
         now = datetime.now(UTC)
         row = {"type": resource_type, "id": resource_id, "version": version}
         await self.conn.execute(
@@ -368,6 +376,7 @@ class Unit:
     async def _write(
         self, resource_type: str, resource_id: str, resource: Json, version: int
     ) -> Stored:
+        self._wrote(resource_type)
         now = datetime.now(UTC)
         rows = version_rows(
             resource_type, resource_id, resource, version, now, partition=self._own()
@@ -400,6 +409,10 @@ class Unit:
         partition = str(rows.version["partition"])
         self.changes.append(Change(resource_type, resource_id, version, rows.content, partition))
         return Stored(rows.content, version, now, partition=partition)
+
+    def _wrote(self, resource_type: str) -> None:
+        """A write of ``resource_type`` may match what matched nothing before."""
+        self._unmatched = {key for key in self._unmatched if key[0] != resource_type}
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
         for table in (token_index, reference_index, date_index, number_index):
