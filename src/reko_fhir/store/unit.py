@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
     from reko_fhir.store.audit import AuditEntry
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
-from reko_fhir.store import index
+from reko_fhir.store import index, prebuilt
 from reko_fhir.store.conditions import (
     by_patient,
     date_condition,
@@ -65,6 +65,9 @@ _INSERT_DATES = insert(date_index)
 _INSERT_NUMBERS = insert(number_index)
 
 
+_with = prebuilt.in_partitions
+
+
 def stored_from_row(row: Any) -> Stored:
     resource: Json = json.loads(row.content)
     # SQLite gives naive UTC back; PostgreSQL an aware time in the session's zone: both → UTC.
@@ -96,17 +99,13 @@ class Unit:
 
     # -- reading inside the transaction ----------------------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
-        row = (
-            await self.conn.execute(
-                select(resource_current).where(
-                    resource_current.c.type == resource_type,
-                    resource_current.c.id == resource_id,
-                    in_partitions(
-                        resource_current.c.partition, self.partitions.reads(resource_type)
-                    ),
-                )
-            )
-        ).first()
+        params: dict[str, object] = {"type": resource_type, "id": resource_id}
+        query = (
+            prebuilt.READ_IN
+            if _with(params, self.partitions.reads(resource_type))
+            else prebuilt.READ
+        )
+        row = (await self.conn.execute(query, params)).first()
         if row is None:
             raise not_found(resource_type, resource_id)
         if row.deleted:
@@ -213,36 +212,17 @@ class Unit:
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
         """The current resources of ``types`` whose ``patient`` is ``patient`` (``Patient/…``),
         newest first: one query through ``ix_reference_lookup`` for what the rules read."""
-        query = (
-            select(resource_current)
-            .join(
-                reference_index,
-                and_(
-                    reference_index.c.type == resource_current.c.type,
-                    reference_index.c.id == resource_current.c.id,
-                ),
-            )
-            .where(
-                reference_index.c.type.in_(types),
-                reference_index.c.param == "patient",
-                reference_index.c.target == patient,
-                resource_current.c.deleted.is_(False),
-                in_partitions(resource_current.c.partition, self.partitions.visible),
-            )
-            .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
-            .limit(MATCH_LIMIT)
-        )
-        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+        params: dict[str, object] = {"types": list(types), "patient": patient}
+        in_some = _with(params, self.partitions.visible)
+        query = prebuilt.ABOUT_PATIENT_IN if in_some else prebuilt.ABOUT_PATIENT
+        return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         """The current, not deleted ones of ``ids`` (unknown ids are left out)."""
-        query = select(resource_current).where(
-            resource_current.c.type == resource_type,
-            resource_current.c.id.in_(ids),
-            resource_current.c.deleted.is_(False),
-            in_partitions(resource_current.c.partition, self.partitions.reads(resource_type)),
-        )
-        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+        params: dict[str, object] = {"type": resource_type, "ids": list(ids)}
+        in_some = _with(params, self.partitions.reads(resource_type))
+        query = prebuilt.READ_CURRENT_IN if in_some else prebuilt.READ_CURRENT
+        return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def total(self, resource_type: str, search: Search) -> int:
         query = self._filtered(resource_type, search).with_only_columns(func.count())
@@ -260,16 +240,8 @@ class Unit:
         return await self._read_own(resource_type, ids[0]) if ids else None
 
     async def _read_own(self, resource_type: str, resource_id: str) -> Stored:
-        row = (
-            await self.conn.execute(
-                select(resource_current).where(
-                    resource_current.c.type == resource_type,
-                    resource_current.c.id == resource_id,
-                    resource_current.c.partition == self._own(),
-                    resource_current.c.deleted.is_(False),
-                )
-            )
-        ).first()
+        params = {"type": resource_type, "id": resource_id, "own": self._own()}
+        row = (await self.conn.execute(prebuilt.OWN_NOT_DELETED, params)).first()
         if row is None:
             raise not_found(resource_type, resource_id)
         return stored_from_row(row)
@@ -364,14 +336,9 @@ class Unit:
     ) -> Any:
         """The current row in the own partition (another's answers as absent), locked (where
         the database locks rows) unless ``lock`` is False."""
-        query = select(resource_current).where(
-            resource_current.c.type == resource_type,
-            resource_current.c.id == resource_id,
-            resource_current.c.partition == self._own(),
-        )
-        if lock and self.lock_rows:
-            query = query.with_for_update()
-        return (await self.conn.execute(query)).first()
+        params = {"type": resource_type, "id": resource_id, "own": self._own()}
+        query = prebuilt.OWN_CURRENT_LOCKED if lock and self.lock_rows else prebuilt.OWN_CURRENT
+        return (await self.conn.execute(query, params)).first()
 
     async def _write(
         self, resource_type: str, resource_id: str, resource: Json, version: int
