@@ -6,10 +6,15 @@ with concurrent HTTP clients:
 
 - validated, committed writes/s (POST Procedure, each validated against the reko profile and
   the consent rules against the store) with p50/p99 latency;
+- case transaction Bundles (golden case a, 17 entries): committed resources/s, each Bundle with
+  new identifiers (a new patient and case; the unit's Organizations and PractitionerRoles are
+  the same, unchanged, in every one), and the same Bundle resent (every entry a no-op);
 - reads/s (GET Procedure/{id}) with p50/p99;
 - the baseline, in the same run: GET /metadata (no store, no validation) — ratios are against it;
 - p50/p99 of a patient search (4 clients), for the case's patient with its few Procedures, and
   again after the writes have given that patient hundreds more.
+
+At the end, the Bundle rows' p99 on PostgreSQL against SQLite's (run both databases in one run).
 
 Every figure is taken after ``--rows`` Procedures of other patients are stored, first:
 bulk-loaded with :func:`reko_fhir.store.bulk.bulk_load`, which writes the rows a create writes
@@ -48,6 +53,31 @@ PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 GOLDEN = json.loads(
     (ROOT / "fixtures/mapping/a-primary-care/expected.json").read_text(encoding="utf-8")
 )
+
+
+CASE_ENTRIES = len(GOLDEN["entry"])
+CASE_IDS = ("REKO-2025-0042", "SAM-0042-1", "PLAN-0042-1", "J-88")
+
+
+def personnummer(n: int) -> str:
+    """A valid personnummer (Luhn) for ``n``: a birth date in 1930-1999, a serial from ``n``."""
+    yymmdd = f"{30 + n % 70:02d}{1 + n // 70 % 12:02d}{1 + n // 840 % 28:02d}"
+    digits = f"{yymmdd}{n // 23520 % 1000:03d}"
+    total = 0
+    for i, d in enumerate(digits):
+        doubled = int(d) * (2 if i % 2 == 0 else 1)
+        total += doubled - 9 if doubled > 9 else doubled
+    return f"19{digits}{(10 - total % 10) % 10}"
+
+
+def new_case(n: int, run: str) -> dict[str, Any]:
+    """Golden case a as a new patient's case: a new personnummer and new case identifiers
+    (references are the Bundle's urn:uuid fullUrls, so they follow)."""
+    text = json.dumps(GOLDEN).replace("197804122385", personnummer(n))
+    for value in CASE_IDS:
+        text = text.replace(value, f"{value}-{run}{n}")
+    case: dict[str, Any] = json.loads(text)
+    return case
 
 
 # A care unit's token (case a's unit): every request pays for checking it, the unit filter
@@ -175,6 +205,34 @@ RESULTS: dict[str, list[dict[str, Any]]] = {}
 """Every row reported, per database: what ``--json`` prints (bench/speed.py reads it)."""
 
 
+async def post_case(http: httpx.AsyncClient, bundle: dict[str, Any]) -> None:
+    answer = await http.post("/", json=bundle, headers={"prefer": "return=minimal"})
+    statuses = [e["response"]["status"] for e in answer.json().get("entry", [])]
+    if answer.status_code != 200 or len(statuses) != CASE_ENTRIES:
+        raise SystemExit(f"case Bundle failed: {answer.status_code} {answer.text[:300]}")
+    if not all(s.startswith(("200", "201")) for s in statuses):
+        raise SystemExit(f"case Bundle entry failed: {statuses}")
+
+
+async def case_rows(base: str, args: argparse.Namespace) -> list[tuple[str, float, list[float]]]:
+    """Case Bundles: each a new patient's case, then the same one resent, as committed
+    resources/s (every entry of a Bundle answered 200/201 is one)."""
+    found: list[tuple[str, float, list[float]]] = []
+    run = uuid.uuid4().hex[:6]
+
+    async def case_bundle(http: httpx.AsyncClient, n: int) -> None:
+        await post_case(http, new_case(n, run))
+
+    async def resend(http: httpx.AsyncClient, _: int) -> None:
+        await post_case(http, GOLDEN)
+
+    rate, lat = await load(case_bundle, args.seconds, args.concurrency, base)
+    found.append(("case Bundles, new patients: resources/s", rate * CASE_ENTRIES, lat))
+    rate, lat = await load(resend, args.seconds, args.concurrency, base)
+    found.append(("case Bundles, resent: resources/s", rate * CASE_ENTRIES, lat))
+    return found
+
+
 def report(
     name: str, args: argparse.Namespace, fill: str, rows: list[tuple[str, float, list[float]]]
 ) -> None:
@@ -189,14 +247,17 @@ def report(
     )
     if fill:
         print(fill)
-    print(f"{'':38} {'req/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'':42} {'rate/s':>8} {'ratio':>7} {'p50 ms':>8} {'p99 ms':>8}")
     for label, rate, lat in rows:
         print(
-            f"{label:38} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
+            f"{label:42} {rate:8.0f} {rate / base_rate:7.3f} {pct(lat, 50):8.1f} {pct(lat, 99):8.1f}"
         )
 
 
-async def measure(name: str, env: dict[str, str], store_url: str, args: argparse.Namespace) -> None:
+async def measure(
+    name: str, env: dict[str, str], store_url: str, args: argparse.Namespace
+) -> dict[str, float]:
+    """Every row for one database; returns each row's p99 (ms)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = start_server(env, port)
@@ -245,10 +306,11 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
         rows.append((f"patient search, {few} matches", *await load(search, args.seconds, 4, base)))
         rows.append(
             (
-                "validated write (POST Procedure)",
+                "validated POST /Procedure",
                 *await load(write, args.seconds, args.concurrency, base),
             )
         )
+        rows += await case_rows(base, args)
         rows.append(
             ("read (GET Procedure/id)", *await load(read, args.seconds, args.concurrency, base))
         )
@@ -264,6 +326,7 @@ async def measure(name: str, env: dict[str, str], store_url: str, args: argparse
             (f"patient search, {many:,} matches", *await load(search, args.seconds, 4, base))
         )
         report(name, args, fill, rows)
+        return {label: pct(lat, 99) for label, _, lat in rows}
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -279,10 +342,13 @@ async def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--json", action="store_true", help="a last line of JSON: every row")
     args = parser.parse_args()
+    p99: dict[str, dict[str, float]] = {}
     if args.only != "postgresql":
         with tempfile.TemporaryDirectory() as data:
             url = Settings(data_dir=Path(data)).sqlalchemy_url()
-            await measure("SQLite (embedded default)", {"REKO_DATA_DIR": data}, url, args)
+            p99["sqlite"] = await measure(
+                "SQLite (embedded default)", {"REKO_DATA_DIR": data}, url, args
+            )
     if args.only != "sqlite":
         schema = f"reko_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
@@ -292,10 +358,18 @@ async def main() -> None:
             url = Settings(database_url=database_url).sqlalchemy_url()
             with tempfile.TemporaryDirectory() as data:
                 env = {"REKO_DATABASE_URL": database_url, "REKO_DATA_DIR": data}
-                await measure("PostgreSQL", env, url, args)
+                p99["postgresql"] = await measure("PostgreSQL", env, url, args)
         finally:
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    if len(p99) == 2:
+        print("\nPostgreSQL p99 / SQLite p99 (same run):")
+        for label in (
+            "case Bundles, new patients: resources/s",
+            "case Bundles, resent: resources/s",
+        ):
+            sqlite, postgresql = p99["sqlite"][label], p99["postgresql"][label]
+            print(f"  {label:42} {postgresql:8.1f} / {sqlite:8.1f} ms = {postgresql / sqlite:5.2f}")
     if args.json:
         print(json.dumps({"bench": "api", "rows": args.rows, "databases": RESULTS}))
 

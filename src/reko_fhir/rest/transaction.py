@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reko_fhir.outcomes import Issue, IssueCode, OperationOutcomeError, error, outcome_json
@@ -117,6 +117,79 @@ def _rewrite(resource: Json, ids: dict[str, str]) -> Json:
     return rewritten
 
 
+@dataclass(slots=True)
+class _Resolved:
+    """What each entry writes: its target id, the match its condition found, its resource
+    (references rewritten), and the profile issues of that resource once checked."""
+
+    targets: dict[int, str | None]
+    matches: dict[int, Stored]
+    resources: dict[int, Json]
+    issues: dict[int, list[Issue]] = field(default_factory=dict)
+
+
+async def _resolve(
+    session: FhirSession, entries: list[_Entry], draft: _Resolved | None
+) -> _Resolved:
+    """Each entry's condition matched once; a new resource gets the id ``draft`` drew for it
+    (so it comes out as the draft did), else a new one."""
+    ids: dict[str, str] = {}
+    targets: dict[int, str | None] = {}
+    matches: dict[int, Stored] = {}
+    for entry in entries:  # which resource does each entry write?
+        target = entry.resource_id
+        if entry.condition is not None and entry.method != "DELETE":
+            match = await session.one_match(entry.resource_type, entry.condition)
+            target = match.id if match else None
+            if match is not None:
+                matches[entry.index] = match
+        if target is None and entry.method in ("POST", "PUT"):
+            drawn = (
+                None
+                if draft is None or entry.index in draft.matches
+                else draft.targets.get(entry.index)
+            )
+            target = drawn or str(uuid.uuid4())
+        targets[entry.index] = target
+        if entry.full_url and target:
+            ids[entry.full_url] = f"{entry.resource_type}/{target}"
+    resources = {
+        e.index: {**_rewrite(e.resource, ids), "id": targets[e.index]}
+        for e in entries
+        if e.resource is not None
+    }
+    link_in_bundle(resources)  # a plan and its performed follow-ups in one Bundle
+    return _Resolved(targets, matches, resources)
+
+
+class _ReadOnce:
+    """The store as the consent rules read it while a Bundle is validated: each read once.
+    Nothing is written before validation ends, so a repeated read would find the same rows."""
+
+    def __init__(self, unit: FhirSession) -> None:
+        self.unit = unit
+        self._about: dict[tuple[str, tuple[str, ...]], list[Stored]] = {}
+        self._current: dict[tuple[str, tuple[str, ...]], list[Stored]] = {}
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        return await self.unit.search(resource_type, search)
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        return await self.unit.read(resource_type, resource_id)
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        key = (patient, types)
+        if key not in self._about:
+            self._about[key] = await self.unit.about_patient(patient, types)
+        return self._about[key]
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
+        key = (resource_type, tuple(ids))
+        if key not in self._current:
+            self._current[key] = await self.unit.read_current(resource_type, ids)
+        return self._current[key]
+
+
 class BundleProcessor:
     def __init__(
         self,
@@ -133,35 +206,40 @@ class BundleProcessor:
         for entry in entries:  # every entry's interaction must be allowed before anything runs
             interaction = {"POST": "create", "PUT": "update", "DELETE": "delete"}[entry.method]
             self.permissions.allow(entry.resource_type, interaction)
-        results = await self.repository.in_unit(lambda unit: self._transaction(unit, entries))
+        draft = await self._draft(entries)
+        results = await self.repository.in_unit(
+            lambda unit: self._transaction(unit, entries, draft)
+        )
         return {"resourceType": "Bundle", "type": "transaction-response", "entry": results}
 
-    async def _transaction(self, unit: FhirSession, entries: list[_Entry]) -> list[Json]:
-        ids: dict[str, str] = {}
-        targets: dict[int, str | None] = {}
-        for entry in entries:  # resolve: which resource does each entry write?
-            target = entry.resource_id
-            if entry.condition is not None and entry.method != "DELETE":
-                match = await unit.one_match(entry.resource_type, entry.condition)
-                target = match.id if match else None
-            if target is None and entry.method in ("POST", "PUT"):
-                target = str(uuid.uuid4())
-            targets[entry.index] = target
-            if entry.full_url and target:
-                ids[entry.full_url] = f"{entry.resource_type}/{target}"
-        resources = {
-            e.index: {**_rewrite(e.resource, ids), "id": targets[e.index]}
-            for e in entries
-            if e.resource is not None
-        }
-        link_in_bundle(resources)  # a plan and its performed follow-ups in one Bundle
-        await self._validate(unit, entries, resources)
+    async def _draft(self, entries: list[_Entry]) -> _Resolved | None:
+        """The Bundle resolved on a snapshot and its resources' profiles checked, before the
+        write lock: the unit resolves again and checks again only a resource that came out
+        different (a condition that now matches otherwise). None when the snapshot fails:
+        the unit then gives the answer, as it always did."""
+        try:
+            draft = await self.repository.in_snapshot(lambda view: _resolve(view, entries, None))
+        except OperationOutcomeError:
+            return None
+        for entry in entries:
+            resource = draft.resources.get(entry.index)
+            if resource is not None:
+                where = f"Bundle.entry[{entry.index}].resource"
+                draft.issues[entry.index] = self.validation.validate(resource, None, where)
+        return draft
+
+    async def _transaction(
+        self, unit: FhirSession, entries: list[_Entry], draft: _Resolved | None
+    ) -> list[Json]:
+        resolved = await _resolve(unit, entries, draft)
+        targets, matches, resources = resolved.targets, resolved.matches, resolved.resources
+        await self._validate(unit, entries, resources, draft)
         results = []
         written: dict[int, Json] = {}
         for entry in entries:
-            results.append(
-                await self._write(unit, entry, targets[entry.index], resources.get(entry.index))
-            )
+            resource = resources.get(entry.index)
+            match = matches.get(entry.index)
+            results.append(await self._write(unit, entry, targets[entry.index], resource, match))
             if entry.resource_type == "Procedure" and entry.index in resources:
                 written[entry.index] = {**resources[entry.index], "id": targets[entry.index]}
         for index, procedure in written.items():  # once every entry is stored
@@ -169,7 +247,11 @@ class BundleProcessor:
         return results
 
     async def _validate(
-        self, unit: FhirSession, entries: list[_Entry], resources: dict[int, Json]
+        self,
+        unit: FhirSession,
+        entries: list[_Entry],
+        resources: dict[int, Json],
+        draft: _Resolved | None,
     ) -> None:
         context = {
             "resourceType": "Bundle",
@@ -182,13 +264,17 @@ class BundleProcessor:
         issues: list[Issue] = []
         resolver = BundleResolver.of(context)
         written = list(resources.values())
+        reads = _ReadOnce(unit)  # a case's Procedures read the same patient's consents
         for entry in entries:
             resource = resources.get(entry.index)
             if resource is None:
                 continue
             where = f"Bundle.entry[{entry.index}].resource"
-            issues += self.validation.validate(resource, None, where)
-            issues += await store_rule_issues(unit, resource, written, where)
+            if draft is not None and draft.resources.get(entry.index) == resource:
+                issues += draft.issues[entry.index]  # checked before the lock, the same
+            else:
+                issues += self.validation.validate(resource, None, where)
+            issues += await store_rule_issues(reads, resource, written, where)
             issues += [
                 i for i in reference_issues(resource, where, resolver) if "urn:" in i.diagnostics
             ]
@@ -197,7 +283,12 @@ class BundleProcessor:
             raise OperationOutcomeError(errors, status=422)
 
     async def _write(
-        self, unit: FhirSession, entry: _Entry, target: str | None, resource: Json | None
+        self,
+        unit: FhirSession,
+        entry: _Entry,
+        target: str | None,
+        resource: Json | None,
+        match: Stored | None,
     ) -> Json:
         if entry.method == "DELETE":
             if target is None and entry.condition is not None:
@@ -210,7 +301,11 @@ class BundleProcessor:
         stored: Stored
         # The target is a new id (POST, or a condition that matched nothing), the id named,
         # or the one the condition matched when it was resolved.
-        if entry.method == "POST" or entry.condition is not None:
+        if entry.method == "PUT" and entry.condition is not None and match is not None:
+            # The match found when the entry was resolved, on this same transaction: updated
+            # (or found unchanged) without matching the condition again.
+            stored = await unit.update_match(resource, entry.condition, match)
+        elif entry.method == "POST" or entry.condition is not None:
             stored = await unit.create(resource, condition=entry.condition, resource_id=target)
             if not stored.created and entry.method == "PUT":
                 stored = await unit.update({**resource, "id": stored.id})

@@ -207,6 +207,13 @@ class GuardedRepository(SingleInteractions):
         self.audited = self.audited or logged
         return result
 
+    async def in_snapshot(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        """``work`` on a guarded session that commits nothing (no access-log record: the
+        unit that follows writes, and logs, what it does)."""
+        self._no_external()
+        principal = self.caller.principal
+        return await self.inner.in_snapshot(lambda unit: work(GuardedSession(unit, principal)))
+
     # -- external actors ---------------------------------------------------------------------
     def _no_external(self) -> None:
         if self._external:  # the scope check refuses these first; a second line of defence

@@ -359,6 +359,9 @@ class MemoryRepository(SingleInteractions):
             session.commit()  # only reached without an exception: all of it, or none
             return result
 
+    async def in_snapshot(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        return await work(MemorySession(self.data, self.partitions))  # never committed
+
     async def read(self, resource_type: str, resource_id: str) -> Stored:
         return await self._reader().read(resource_type, resource_id)
 

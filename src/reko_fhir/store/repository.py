@@ -255,6 +255,11 @@ class FhirRepository(Protocol):
         """Run ``work`` in one unit of work (a transaction Bundle, or a write with the reads it
         depends on); all of it commits, or none."""
 
+    async def in_snapshot(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        """Run ``work`` on a session that reads as a unit does and commits nothing, without
+        the write lock: what a transaction prepares (resolves, validates) before its unit,
+        which then checks again what the store may have changed meanwhile."""
+
     async def kva_counts(
         self, buckets: Sequence[Bucket], units: frozenset[str] | None = None
     ) -> list[KvaCount]:

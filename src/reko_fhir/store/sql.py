@@ -194,6 +194,15 @@ class SqlRepository(SingleInteractions):
             message = "the resource was changed at the same time; send the request again"
             raise OperationOutcomeError([error(IssueCode.CONFLICT, message, None)]) from None
 
+    async def in_snapshot(self, work: Callable[[FhirSession], Awaitable[T]]) -> T:
+        """``work`` on a reader's transaction (no write lock), rolled back."""
+        async with self.engine.connect() as conn:
+            transaction = await conn.begin()
+            try:
+                return await work(self._unit(conn))
+            finally:
+                await transaction.rollback()
+
     # -- reads (the writes are SingleInteractions' units) ------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
         async with self._reads.connect() as conn:

@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
     from reko_fhir.store.audit import AuditEntry
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
-from reko_fhir.store import index
+from reko_fhir.store import index, prebuilt
 from reko_fhir.store.conditions import (
     by_patient,
     date_condition,
@@ -65,6 +65,9 @@ _INSERT_DATES = insert(date_index)
 _INSERT_NUMBERS = insert(number_index)
 
 
+_with = prebuilt.in_partitions
+
+
 def stored_from_row(row: Any) -> Stored:
     resource: Json = json.loads(row.content)
     # SQLite gives naive UTC back; PostgreSQL an aware time in the session's zone: both → UTC.
@@ -88,20 +91,21 @@ class Unit:
         self.changes: list[Change] = []
         # Access-log records of this unit's writes: committed with them, or not at all.
         self.audit: list[AuditEntry] = []
+        # Conditions matched to nothing on this transaction, by type, until the unit writes
+        # that type: a conditional create right after (a transaction's entry, resolved before
+        # it is written) need not match again. A race with another transaction is the
+        # conditional_create key's to catch, as it was.
+        self._unmatched: set[tuple[str, str]] = set()
 
     # -- reading inside the transaction ----------------------------------------------------
     async def read(self, resource_type: str, resource_id: str) -> Stored:
-        row = (
-            await self.conn.execute(
-                select(resource_current).where(
-                    resource_current.c.type == resource_type,
-                    resource_current.c.id == resource_id,
-                    in_partitions(
-                        resource_current.c.partition, self.partitions.reads(resource_type)
-                    ),
-                )
-            )
-        ).first()
+        params: dict[str, object] = {"type": resource_type, "id": resource_id}
+        query = (
+            prebuilt.READ_IN
+            if _with(params, self.partitions.reads(resource_type))
+            else prebuilt.READ
+        )
+        row = (await self.conn.execute(query, params)).first()
         if row is None:
             raise not_found(resource_type, resource_id)
         if row.deleted:
@@ -232,36 +236,17 @@ class Unit:
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
         """The current resources of ``types`` whose ``patient`` is ``patient`` (``Patient/…``),
         newest first: one query through ``ix_reference_lookup`` for what the rules read."""
-        query = (
-            select(resource_current)
-            .join(
-                reference_index,
-                and_(
-                    reference_index.c.type == resource_current.c.type,
-                    reference_index.c.id == resource_current.c.id,
-                ),
-            )
-            .where(
-                reference_index.c.type.in_(types),
-                reference_index.c.param == "patient",
-                reference_index.c.target == patient,
-                resource_current.c.deleted.is_(False),
-                in_partitions(resource_current.c.partition, self.partitions.visible),
-            )
-            .order_by(resource_current.c.last_updated.desc(), resource_current.c.id)
-            .limit(MATCH_LIMIT)
-        )
-        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+        params: dict[str, object] = {"types": list(types), "patient": patient}
+        in_some = _with(params, self.partitions.visible)
+        query = prebuilt.ABOUT_PATIENT_IN if in_some else prebuilt.ABOUT_PATIENT
+        return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         """The current, not deleted ones of ``ids`` (unknown ids are left out)."""
-        query = select(resource_current).where(
-            resource_current.c.type == resource_type,
-            resource_current.c.id.in_(ids),
-            resource_current.c.deleted.is_(False),
-            in_partitions(resource_current.c.partition, self.partitions.reads(resource_type)),
-        )
-        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+        params: dict[str, object] = {"type": resource_type, "ids": list(ids)}
+        in_some = _with(params, self.partitions.reads(resource_type))
+        query = prebuilt.READ_CURRENT_IN if in_some else prebuilt.READ_CURRENT
+        return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def total(self, resource_type: str, search: Search) -> int:
         query = self._filtered(resource_type, search).with_only_columns(func.count())
@@ -271,22 +256,16 @@ class Unit:
         """The one resource a condition names in the own partition, None for none, 412 for
         several."""
         ids = await self.match(resource_type, condition)
+        if not ids:
+            self._unmatched.add((resource_type, condition.canonical()))
         if len(ids) > 1:
             message = f"{len(ids)} {resource_type} resources match {condition.canonical()}"
             raise OperationOutcomeError([error(IssueCode.MULTIPLE_MATCHES, message, resource_type)])
         return await self._read_own(resource_type, ids[0]) if ids else None
 
     async def _read_own(self, resource_type: str, resource_id: str) -> Stored:
-        row = (
-            await self.conn.execute(
-                select(resource_current).where(
-                    resource_current.c.type == resource_type,
-                    resource_current.c.id == resource_id,
-                    resource_current.c.partition == self._own(),
-                    resource_current.c.deleted.is_(False),
-                )
-            )
-        ).first()
+        params = {"type": resource_type, "id": resource_id, "own": self._own()}
+        row = (await self.conn.execute(prebuilt.OWN_NOT_DELETED, params)).first()
         if row is None:
             raise not_found(resource_type, resource_id)
         return stored_from_row(row)
@@ -299,7 +278,7 @@ class Unit:
         ``conditional_create`` key raises IntegrityError: the caller retries the unit."""
         resource_type = str(resource["resourceType"])
         partition = self._own()
-        if condition is not None:
+        if condition is not None and (resource_type, condition.canonical()) not in self._unmatched:
             existing = await self.one_match(resource_type, condition)
             if existing is not None:
                 return existing
@@ -318,16 +297,24 @@ class Unit:
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
         resource_type, resource_id = update_target(resource)
-        current = await self._lock_current(resource_type, resource_id)
-        if current is None:
-            # No update-as-create: ids are the server's. A client-chosen id could be one another
-            # care unit holds, and the answer would then tell that it exists.
-            raise not_found(resource_type, resource_id)
-        check_version(resource_type, if_match, current.version, current.deleted)
-        if not current.deleted and same_content(current.content, resource):
-            # A no-op (https://hapifhir.io/hapi-fhir/docs/server_jpa/configuration.html): no
-            # new version, no index rows, nothing for the outbox.
-            return replace(stored_from_row(current), unchanged=True)
+        # Read first, lock only to write: a no-op takes no row lock. Every case Bundle resends
+        # the unit's Organizations and PractitionerRoles unchanged; locked, they made every
+        # Bundle on PostgreSQL wait for the one before it to commit (p99 15 s, issue 15).
+        current = await self._lock_current(resource_type, resource_id, lock=False)
+        for locked in (False, True):
+            if current is None:
+                # No update-as-create: ids are the server's. A client-chosen id could be one
+                # another care unit holds, and the answer would then tell that it exists.
+                raise not_found(resource_type, resource_id)
+            check_version(resource_type, if_match, current.version, current.deleted)
+            if not current.deleted and same_content(current.content, resource):
+                # A no-op (https://hapifhir.io/hapi-fhir/docs/server_jpa/configuration.html):
+                # no new version, no index rows, nothing for the outbox.
+                return replace(stored_from_row(current), unchanged=True)
+            if locked or not self.lock_rows:
+                break
+            # A change: lock the row, and decide again on what the lock holds.
+            current = await self._lock_current(resource_type, resource_id)
         version = current.version + 1
         stored = await self._write(resource_type, resource_id, resource, version)
         return Stored(stored.resource, version, stored.last_updated, partition=current.partition)
@@ -343,6 +330,7 @@ class Unit:
         if current is None or current.deleted:
             return None
         version: int = current.version + 1
+        self._wrote(resource_type)
         now = datetime.now(UTC)
         row = {"type": resource_type, "id": resource_id, "version": version}
         await self.conn.execute(
@@ -367,20 +355,19 @@ class Unit:
         )
         return version
 
-    async def _lock_current(self, resource_type: str, resource_id: str) -> Any:
-        """The current row in the own partition (another's answers as absent), locked."""
-        query = select(resource_current).where(
-            resource_current.c.type == resource_type,
-            resource_current.c.id == resource_id,
-            resource_current.c.partition == self._own(),
-        )
-        if self.lock_rows:
-            query = query.with_for_update()
-        return (await self.conn.execute(query)).first()
+    async def _lock_current(
+        self, resource_type: str, resource_id: str, *, lock: bool = True
+    ) -> Any:
+        """The current row in the own partition (another's answers as absent), locked (where
+        the database locks rows) unless ``lock`` is False."""
+        params = {"type": resource_type, "id": resource_id, "own": self._own()}
+        query = prebuilt.OWN_CURRENT_LOCKED if lock and self.lock_rows else prebuilt.OWN_CURRENT
+        return (await self.conn.execute(query, params)).first()
 
     async def _write(
         self, resource_type: str, resource_id: str, resource: Json, version: int
     ) -> Stored:
+        self._wrote(resource_type)
         now = datetime.now(UTC)
         rows = version_rows(
             resource_type, resource_id, resource, version, now, partition=self._own()
@@ -413,6 +400,10 @@ class Unit:
         partition = str(rows.version["partition"])
         self.changes.append(Change(resource_type, resource_id, version, rows.content, partition))
         return Stored(rows.content, version, now, partition=partition)
+
+    def _wrote(self, resource_type: str) -> None:
+        """A write of ``resource_type`` may match what matched nothing before."""
+        self._unmatched = {key for key in self._unmatched if key[0] != resource_type}
 
     async def _unindex(self, resource_type: str, resource_id: str) -> None:
         for table in (token_index, reference_index, date_index, number_index):
