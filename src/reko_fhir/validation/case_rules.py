@@ -51,48 +51,31 @@ def select_objects(
     having: str | None = None,
 ) -> list[list[tuple[Json, str]]]:
     """For each (keep, with contained resources) selector, the JSON objects in ``node`` it keeps
-    with their FHIRPaths, depth first in document order: one iterative walk for them all, a
-    path written out only for an object kept. ``having``: a key every object kept has (the
-    others are not offered to the selectors)."""
-    found: list[list[tuple[Json, int]]] = [[] for _ in selectors]
-    steps: list[tuple[int, str, int | None]] = []  # (parent's step, name, index) of each object
-    stack: list[tuple[Any, int, str, int | None, bool]] = (
-        [(node, -1, "", None, False)] if isinstance(node, dict) else []
-    )
+    with their FHIRPaths, depth first in document order: one walk for them all. ``having``: a
+    key every object kept has (the others are not offered to the selectors)."""
+    found: list[list[tuple[Json, str]]] = [[] for _ in selectors]
     pairs = list(zip(selectors, found, strict=True))
-    while stack:
-        current, parent, name, index, inside = stack.pop()
-        step = len(steps)
-        steps.append((parent, name, index))
+
+    def visit(current: Json, path: str, inside: bool) -> None:
         if having is None or having in current:
             for (keep, contained), kept in pairs:
                 if (contained or not inside) and (keep is None or keep(current)):
-                    kept.append((current, step))
-        below: list[tuple[Any, int, str, int | None, bool]] = []
+                    kept.append((current, path))
         for key, value in current.items():
             if type(value) is str:
                 continue  # most values: nothing below
             if isinstance(value, list):
                 deeper = inside or key == "contained"
-                below += [
-                    (item, step, key, i, deeper)
-                    for i, item in enumerate(value)
-                    if isinstance(item, dict)
-                ]
+                for i, item in enumerate(value):
+                    if isinstance(item, dict):
+                        visit(item, f"{path}.{key}[{i}]", deeper)
             elif isinstance(value, dict):
-                below.append((value, step, key, None, inside or key == "contained"))
-        if below:
-            below.reverse()
-            stack += below
-    return [[(current, _path_of(steps, step, where)) for current, step in kept] for kept in found]
+                visit(value, f"{path}.{key}", inside or key == "contained")
 
-
-def _path_of(steps: list[tuple[int, str, int | None]], step: int, where: str) -> str:
-    parts: list[str] = []
-    while step > 0:
-        step, name, index = steps[step]
-        parts.append(f".{name}" if index is None else f".{name}[{index}]")
-    return where + "".join(reversed(parts))
+    # Recursive, as the profile walk is (inputs.py refuses documents too deep for either).
+    if isinstance(node, dict):
+        visit(node, where, False)
+    return found
 
 
 def identifiers(resource: Json, where: str) -> Iterator[tuple[Json, str]]:

@@ -307,7 +307,10 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
         if keeps is not None:
 
             def where_equal(items: Items, resource: Any, root: Any) -> Items:
-                kept = [item for item in items if keeps(item)]
+                kept = []  # a loop: a comprehension costs a function object in Python 3.11
+                for item in items:
+                    if keeps(item):
+                        kept.append(item)
                 return kept if keep_all else [bool(kept)]
 
             return where_equal

@@ -124,6 +124,8 @@ def _not_said_yet(found: list[Issue], issues: list[Issue]) -> list[Issue]:
     """``found`` without the ones inside an element already reported as a diagnosis: a diagnosis
     in ``Procedure.reasonCode`` is the profile's error (max 0, which names the diagnosis), said
     once, not again by rule 5 at ``Procedure.reasonCode[0].coding[0]``."""
+    if not found:
+        return found  # (most resources)
     said = [
         i.expression for i in issues if i.is_error and i.expression and "diagnos" in i.diagnostics
     ]

@@ -201,9 +201,9 @@ class Validator:
             if listed is None:
                 listed = found[name] = []
             if isinstance(value, list):
-                listed += [
-                    (type_of, f"{where}.{key}[{index}]", item) for index, item in enumerate(value)
-                ]
+                # a loop, not a comprehension: Python 3.11 makes a function object for each
+                for index, item in enumerate(value):
+                    listed.append((type_of, f"{where}.{key}[{index}]", item))
             else:
                 listed.append((type_of, f"{where}.{key}", value))
         carried = self._carried(run, node, plan, where, found, mark) if primitive_parts else {}
