@@ -15,6 +15,7 @@ from reko_fhir.outcomes import Issue, IssueCode, IssueSeverity
 from reko_fhir.validation import messages
 from reko_fhir.validation.compiled import Constraint, Rule
 from reko_fhir.validation.datetimes import compare
+from reko_fhir.validation.fhirpath_compiler import Fallback
 from reko_fhir.validation.fhirpath_gaps import Verdict
 from reko_fhir.validation.issue_kinds import UNDECIDED_MARK
 from reko_fhir.validation.terminology import Terminology
@@ -129,9 +130,20 @@ def invariants(
         typed = _TYPED[base] = base if base.replace(".", "").isalnum() else ""
     typed_base = typed or None  # not System.String's url
     for constraint in constraints:
-        # native.py's answer, as verdict() gives it first, without its call (most invariants)
-        native = constraint.native if NATIVE_FIRST else None
-        quick = native(value) if native is not None else None
+        # native.py's answer, as verdict() gives it first, without its call (most invariants);
+        # then, with no gap check, the compiled form's, as verdict() gives it next
+        quick: Verdict | None = None
+        if NATIVE_FIRST:
+            native = constraint.native
+            if native is not None:
+                quick = native(value)
+            compiled = constraint.compiled
+            if quick is None and compiled is not None and constraint.gap is None:
+                root = run.resource if run.root is None else run.root
+                try:  # noqa: SIM105 - suppress() would cost a call on each
+                    quick = compiled(value, run.resource, root) != [False]
+                except Fallback:
+                    pass  # verdict() falls back to fhirpathpy
         verdict: Verdict
         if quick is not None:
             verdict = quick
