@@ -77,6 +77,7 @@ def _member(name: str) -> Node:
                 found.append(value)
         return found
 
+    member.spec = (name, hidden, choices)  # type: ignore[attr-defined]  # for _fused
     return member
 
 
@@ -313,6 +314,7 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
                         kept.append(item)
                 return kept if keep_all else [bool(kept)]
 
+            where_equal.keeps = (keeps, keep_all)  # type: ignore[attr-defined]  # for _fused
             return where_equal
 
         def where(items: Items, resource: Any, root: Any) -> Items:
@@ -323,7 +325,7 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
     if args and name not in ("startsWith", "contains", "matches", "trace"):
         raise Unsupported(name)
     if name == "exists":
-        return lambda items, resource, root: [bool(items)]
+        return _exists
     if name == "empty":
         return lambda items, resource, root: [not items]
     if name == "count":
@@ -401,6 +403,9 @@ def _compile(tree: tuple[Any, ...]) -> Node:
         steps.reverse()
         if len(steps) == 1:
             return steps[0]
+        fused = _fused(steps)
+        if fused is not None:
+            return fused
 
         def chain(items: Items, resource: Any, root: Any) -> Items:
             for step_ in steps:
@@ -409,6 +414,62 @@ def _compile(tree: tuple[Any, ...]) -> Node:
 
         return chain
     raise Unsupported(kind)
+
+
+def _exists(items: Items, resource: Any, root: Any) -> Items:
+    return [bool(items)]
+
+
+def _fused(steps: list[Node]) -> Node | None:
+    """The commonest chain, ``a.b.where(x = 'y').where(…).exists()`` (members, then where()
+    filters of ``name = 'text'`` tests, then perhaps exists()), as one closure: each step as
+    its own closure does it, in the same order (so every Fallback is raised as there), without
+    a call per step."""
+    members: list[tuple[str, str, frozenset[str]]] = []
+    filters: list[Callable[[Any], bool]] = []
+    index = 0
+    while index < len(steps) and hasattr(steps[index], "spec"):
+        members.append(steps[index].spec)  # type: ignore[attr-defined]
+        index += 1
+    while index < len(steps) and hasattr(steps[index], "keeps"):
+        keeps, keep_all = steps[index].keeps  # type: ignore[attr-defined]
+        if not keep_all:
+            return None  # exists(criterion): not this shape
+        filters.append(keeps)
+        index += 1
+    exists = index < len(steps) and steps[index] is _exists
+    if exists:
+        index += 1
+    if index != len(steps) or not members:
+        return None
+
+    def fused(items: Items, resource: Any, root: Any) -> Items:
+        for name, hidden, choices in members:  # _member's member()
+            found: Items = []
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                if hidden in item or (choices and not choices.isdisjoint(item)):
+                    raise Fallback
+                value = item.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, list):
+                    if None in value:
+                        raise Fallback
+                    found.extend(value)
+                else:
+                    found.append(value)
+            items = found
+        for keeps in filters:  # _call's where_equal()
+            kept = []
+            for item in items:
+                if keeps(item):
+                    kept.append(item)
+            items = kept
+        return [bool(items)] if exists else items
+
+    return fused
 
 
 @cache
