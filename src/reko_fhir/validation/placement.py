@@ -18,15 +18,39 @@ Json = dict[str, Any]
 _ERROR = IssueSeverity.ERROR
 
 
-def extension_context(
-    run: Run, definitions: Definitions, host: Rule, extension: Any, where: str
+def extension_context(  # noqa: PLR0917 - the walk's context
+    run: Run,
+    definitions: Definitions,
+    host: Rule,
+    extension: Any,
+    where: str,
+    places: dict[tuple[int, int], str | None] | None = None,
 ) -> None:
-    """An extension stands only where its definition's ``context`` allows it."""
+    """An extension stands only where its definition's ``context`` allows it.
+
+    ``places``: the answers found before, by (host rule, extension definition): the same on
+    every resource (the caller keeps ``host`` alive as long as ``places``)."""
     url = extension.get("url") if isinstance(extension, dict) else None
     structure = definitions.structure(url) if isinstance(url, str) else None
-    contexts = [c for c in (structure or {}).get("context", []) if c.get("type") == "element"]
+    if structure is None:
+        return  # no definition, no context
+    if places is None:
+        message = _misplaced(structure, host, url)
+    else:
+        key = (id(host), id(structure))
+        if key in places:
+            message = places[key]
+        else:
+            message = places[key] = _misplaced(structure, host, url)
+    if message is not None:
+        run.add(_ERROR, IssueCode.STRUCTURE, message, where)
+
+
+def _misplaced(structure: Json, host: Rule, url: object) -> str | None:
+    """Why an extension of ``structure`` may not stand on ``host``, or None when it may."""
+    contexts = [c for c in structure.get("context", []) if c.get("type") == "element"]
     if not contexts:
-        return
+        return None
     host_type = (
         host.path
         if "." not in host.path
@@ -34,14 +58,9 @@ def extension_context(
     )
     allowed = {str(c.get("expression")) for c in contexts}
     if allowed & {"Element", "Base", "Resource", "DomainResource", host.path, host_type}:
-        return
+        return None
     places = ", ".join(sorted(allowed))
-    run.add(
-        _ERROR,
-        IssueCode.STRUCTURE,
-        f"extension {url} is not allowed on {host.path} (only {places})",
-        where,
-    )
+    return f"extension {url} is not allowed on {host.path} (only {places})"
 
 
 def reference_target(  # noqa: PLR0917 - the walk's context

@@ -18,6 +18,8 @@ Json = dict[str, Any]
 
 
 def walk(item: Any, path: str) -> Any:
+    if type(item) is dict and "." not in path:
+        return item.get(path)  # (most discriminators: ``url``, ``system``)
     current = item
     for name in path.split("."):
         if isinstance(current, list):
@@ -58,6 +60,7 @@ class Discriminators:
         # What a slice's rules say at a discriminator's path, found once per (rule, path):
         # rules live as long as the validator.
         self._at: dict[tuple[int, str], Rule | None] = {}
+        self._expected: dict[tuple[int, str], tuple[str, Any] | None] = {}  # expected_at's
 
     @staticmethod
     def type_profile(rule: Rule) -> str | None:
@@ -131,6 +134,12 @@ class Discriminators:
         return current
 
     def expected_at(self, slice_rule: Rule, path: str) -> tuple[str, Any] | None:
+        key = (id(slice_rule), path)
+        if key not in self._expected:
+            self._expected[key] = self._expected_at(slice_rule, path)
+        return self._expected[key]
+
+    def _expected_at(self, slice_rule: Rule, path: str) -> tuple[str, Any] | None:
         if path == "$this":
             return slice_rule.fixed_or_pattern()
         if path == "url":  # an extension slice: its url is the profile's canonical

@@ -58,6 +58,7 @@ class Validator:
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
         self._same = Signatures().same
         self._own_constraints: dict[tuple[int, int], list[Constraint]] = {}  # profile's, not base's
+        self._places: dict[tuple[int, int], str | None] = {}  # extension_context's answers
         self.types = TypeInvariants(self.definitions, self.rule)
 
     def rule(self, url: str) -> Rule | None:
@@ -245,7 +246,7 @@ class Validator:
             self._slices(run, child, values, where)
         if child.name in ("extension", "modifierExtension"):
             for _, path, item in values:
-                extension_context(run, self.definitions, rule, item, path)
+                extension_context(run, self.definitions, rule, item, path, self._places)
 
     def _carried(  # noqa: PLR0917 - the walk's context
         self,
