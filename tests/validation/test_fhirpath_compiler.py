@@ -200,6 +200,13 @@ EDGES: list[tuple[str, Any]] = [
     ("{}.empty()", {}),
     ("a.trace('x').exists()", {"a": 1}),
     ("a = 'x' or a = 'y'", {"a": "y"}),
+    # where() with an or of one member's tests (one look), and chains run as one closure
+    ("a.where(b = 'x' or b = 'y' or b = 'z').exists()", {"a": [{"b": "q"}, {"b": "z"}]}),
+    ("a.where(b = 'x' or b = 'y').exists()", {"a": [{"b": "q"}, {}, "s"]}),
+    ("a.where(b = 'x' or c = 'y').count() = 1", {"a": [{"c": "y"}, {"b": "y"}]}),
+    ("a.b.where(c = 'x').where(d = 'y').exists()", {"a": [{"b": [{"c": "x", "d": "y"}]}]}),
+    ("a.b.where(c = 'x').where(d = 'y').exists()", {"a": [{"b": {"c": "x", "d": "n"}}, 1]}),
+    ("a.b.where(c = 'x').count() = 2", {"a": {"b": [{"c": "x"}, {"c": "x"}, {"c": "w"}]}}),
 ]
 
 
@@ -224,6 +231,9 @@ def test_compiled_edge_cases_agree_with_fhirpathpy(expression: str, node: Any) -
         ("a and b", {"a": "x", "b": True}),  # not a boolean: fhirpathpy raises
         ("a.where(b).exists()", {"a": [{"b": "x"}]}),
         ("a.exists()", {"a": [None]}),
+        ("a.where(b = 'x' or b = 'y').exists()", {"a": [{"b": "y", "_b": EXTENSION}]}),
+        ("a.b.where(c = 'x').exists()", {"a": [{"b": {"c": "x"}, "_b": EXTENSION}]}),
+        ("a.b.where(c = 'x').exists()", {"a": {"b": [{"c": "2024"}]}}),
     ],
 )
 def test_what_the_compiled_form_leaves_to_fhirpathpy(expression: str, node: Any) -> None:

@@ -227,8 +227,10 @@ def _member_equals(tree: tuple[Any, ...]) -> tuple[str, str] | None:
     return name, text
 
 
-def _keeps(name: str, text: str) -> Callable[[Any], bool]:
-    """``where(name = 'text')``'s test of one item, as the generic closures would decide it."""
+def _keeps(name: str, texts: frozenset[str]) -> Callable[[Any], bool]:
+    """``where(name = 'text')``'s test of one item, as the generic closures would decide it;
+    with several texts, ``name = 'a' or name = 'b'``'s (each side makes the same checks of
+    the same member, so one look decides them all)."""
     hidden, choices = "_" + name, _CHOICE_KEYS.get(name, frozenset())
 
     def keeps(item: Any) -> bool:
@@ -247,9 +249,22 @@ def _keeps(name: str, text: str) -> Callable[[Any], bool]:
             return False
         if type(value) is not str or (value[:1] in _DIGITS_OR_T and _DATE_LIKE.match(value)):
             raise Fallback
-        return value == text
+        return value in texts
 
     return keeps
+
+
+def _alternatives(tree: tuple[Any, ...]) -> tuple[str, frozenset[str]] | None:
+    """(name, texts) for ``name = 'a'``, or an ``or`` of such tests all of one member."""
+    simple = _member_equals(tree)
+    if simple is not None:
+        return simple[0], frozenset({simple[1]})
+    if tree[0] != "op" or tree[1] != "or":
+        return None
+    left, right = _alternatives(tree[2]), _alternatives(tree[3])
+    if left is None or right is None or left[0] != right[0]:
+        return None
+    return left[0], left[1] | right[1]
 
 
 def _criterion_keeps(tree: tuple[Any, ...]) -> Callable[[Any], bool] | None:
@@ -259,9 +274,9 @@ def _criterion_keeps(tree: tuple[Any, ...]) -> Callable[[Any], bool] | None:
     logic keeps what the three-valued one keeps: ``or`` keeps an item when a side is true,
     ``and`` when both are. Both sides are evaluated, as fhirpathpy does (either may fall back).
     """
-    simple = _member_equals(tree)
-    if simple is not None:
-        return _keeps(*simple)
+    alternatives = _alternatives(tree)
+    if alternatives is not None:
+        return _keeps(*alternatives)
     if tree[0] != "op" or tree[1] not in ("and", "or"):
         return None
     left, right = _criterion_keeps(tree[2]), _criterion_keeps(tree[3])
