@@ -107,6 +107,19 @@ def _current(name: str, kind: str, partitions: frozenset[str] | None) -> tuple[A
     return owner, where
 
 
+def _per_unit_and_bucket(
+    owner: Any, bucket: Any, source: Any, where: list[Any], *columns: Any, by: tuple[Any, ...]
+) -> Any:
+    """One row per unit (``owner``'s partition), bucket and ``by`` (the code or part counted,
+    or nothing): the partition, the bucket's label, then ``columns``."""
+    return (
+        select(owner.c.partition, bucket.c.label, *columns)
+        .select_from(source)
+        .where(*where)
+        .group_by(owner.c.partition, bucket.c.label, *by)
+    )
+
+
 def _procedures(buckets: Sequence[Bucket], partitions: frozenset[str] | None) -> Any:
     """GC001, DV077, AW026 per unit and bucket, and the distinct patients of the GC001s."""
     proc, where = _current("proc", "Procedure", partitions)
@@ -119,17 +132,9 @@ def _procedures(buckets: Sequence[Bucket], partitions: frozenset[str] | None) ->
         .join(bucket, and_(when.c.high > bucket.c.start, when.c.low < bucket.c.end))
         .outerjoin(patient, _on(patient, proc, "patient"))
     )
-    return (
-        select(
-            proc.c.partition,
-            bucket.c.label,
-            code.c.value,
-            func.count(distinct(proc.c.id)),
-            func.count(distinct(patient.c.target)),
-        )
-        .select_from(source)
-        .where(*where)
-        .group_by(proc.c.partition, bucket.c.label, code.c.value)
+    counted = (func.count(distinct(proc.c.id)), func.count(distinct(patient.c.target)))
+    return _per_unit_and_bucket(
+        proc, bucket, source, where, code.c.value, *counted, by=(code.c.value,)
     )
 
 
@@ -145,17 +150,10 @@ def _parts(buckets: Sequence[Bucket], partitions: frozenset[str] | None) -> Any:
         .join(when, _on(when, proc, "date"))
         .join(bucket, and_(when.c.high > bucket.c.start, when.c.low < bucket.c.end))
     )
-    return (
-        select(
-            proc.c.partition,
-            bucket.c.label,
-            literal("part", String),
-            part.c.value,
-            func.count(distinct(proc.c.id)),
-        )
-        .select_from(source)
-        .where(*where)
-        .group_by(proc.c.partition, bucket.c.label, part.c.value)
+    kind = literal("part", String)
+    count = func.count(distinct(proc.c.id))
+    return _per_unit_and_bucket(
+        proc, bucket, source, where, kind, part.c.value, count, by=(part.c.value,)
     )
 
 
@@ -222,18 +220,12 @@ def _episodes(buckets: Sequence[Bucket], partitions: frozenset[str] | None, sqli
         .join(bucket, and_(started.c.low >= bucket.c.start, started.c.low < bucket.c.end))
         .outerjoin(patient, _on(patient, episode, "patient"))
     )
-    return (
-        select(
-            episode.c.partition,
-            bucket.c.label,
-            literal("episode", String),
-            func.count(distinct(episode.c.id)),
-            func.count(distinct(case((_within(first, sqlite), episode.c.id)))),
-        )
-        .select_from(source)
-        .where(*where)
-        .group_by(episode.c.partition, bucket.c.label)
+    counted = (
+        func.count(distinct(episode.c.id)),
+        func.count(distinct(case((_within(first, sqlite), episode.c.id)))),
     )
+    kind = literal("episode", String)
+    return _per_unit_and_bucket(episode, bucket, source, where, kind, *counted, by=())
 
 
 def _notices(buckets: Sequence[Bucket], partitions: frozenset[str] | None) -> Any:
@@ -254,14 +246,6 @@ def _notices(buckets: Sequence[Bucket], partitions: frozenset[str] | None) -> An
         .join(sent, _on(sent, notice, "sent"))
         .join(bucket, and_(sent.c.high > bucket.c.start, sent.c.low < bucket.c.end))
     )
-    return (
-        select(
-            notice.c.partition,
-            bucket.c.label,
-            literal("notice", String),
-            func.count(distinct(notice.c.id)),
-        )
-        .select_from(source)
-        .where(*where)
-        .group_by(notice.c.partition, bucket.c.label)
-    )
+    kind = literal("notice", String)
+    count = func.count(distinct(notice.c.id))
+    return _per_unit_and_bucket(notice, bucket, source, where, kind, count, by=())
