@@ -12,7 +12,7 @@ from typing import Any
 
 from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.delivery.worker import Worker
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository, outbox, outbox_admin
 from reko_fhir.store.outbox import Message, Subscription
 from tests.delivery.test_outbox import open_store, patient, store_url  # noqa: F401 - fixture
 from tests.writes import put
@@ -52,7 +52,7 @@ class Slotted:
 
 async def pending(repo: SqlRepository) -> list[Message]:
     async with repo.transaction(writer=False) as conn:
-        return await outbox.messages(conn, status="pending", limit=100)
+        return await outbox_admin.messages(conn, status="pending", limit=100)
 
 
 async def test_a_target_gets_at_most_its_concurrency_and_each_patient_in_order(

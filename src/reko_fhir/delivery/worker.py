@@ -32,8 +32,9 @@ from reko_fhir.mapping.references import literal_references
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.security.audit import DELIVERY, AccessRecord, audit_entry
 from reko_fhir.store import audit as audit_store
-from reko_fhir.store import outbox
-from reko_fhir.store.outbox import AttemptOutcome, Message, ordering_key
+from reko_fhir.store import outbox, outbox_delivery
+from reko_fhir.store.outbox import Message, ordering_key
+from reko_fhir.store.outbox_delivery import AttemptOutcome
 from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.sql import SqlRepository
 
@@ -174,7 +175,7 @@ class Worker:
     async def _claim_in(self, conn: AsyncConnection, name: str, limit: int) -> list[Message]:
         target = self.targets[name]
         size = target.batch_size * limit if isinstance(target, BatchTarget) else limit
-        return await outbox.claim(
+        return await outbox_delivery.claim(
             conn,
             worker=self.name,
             limit=size,
@@ -208,10 +209,8 @@ class Worker:
             for r in results
             if r.result != "retry" and r.audited
         ]
-        await outbox.record_attempts(conn, outcomes)
+        await outbox_delivery.record(conn, outcomes, learned)
         await audit_store.append(conn, logged, subscriptions=self.repository.subscriptions)
-        for target, pairs in learned.items():
-            await outbox.remember_references(conn, target, pairs)
 
     async def _turn(
         self, results: list[_Result], wanted: Mapping[str, int]
