@@ -149,15 +149,15 @@ async def record_attempts(conn: AsyncConnection, outcomes: Sequence[AttemptOutco
 
 _PG_RECORD = """
 WITH outcome AS (
-  SELECT * FROM unnest(%(id)s::bigint[], %(number)s::integer[], %(result)s::text[],
-    %(status)s::integer[], %(reason)s::text[], %(next_at)s::timestamptz[], %(dead)s::text[])
+  SELECT * FROM unnest(%(id)b::bigint[], %(number)b::integer[], %(result)b::text[],
+    %(status)b::integer[], %(reason)b::text[], %(next_at)b::timestamptz[], %(dead)b::text[])
     AS o(id, number, result, status, reason, next_at, dead_reason)
 ), attempt AS (
   INSERT INTO outbox_attempt (message_id, number, at, result, status, reason)
   SELECT id, number, %(now)s, result, status, NULLIF(left(reason, 4000), '') FROM outcome
 ), reference AS (
   INSERT INTO delivery_reference (target, local, remote)
-  SELECT * FROM unnest(%(target)s::text[], %(local)s::text[], %(remote)s::text[])
+  SELECT * FROM unnest(%(target)b::text[], %(local)b::text[], %(remote)b::text[])
   ON CONFLICT (target, local) DO UPDATE SET remote = excluded.remote
   WHERE delivery_reference.remote <> excluded.remote
 )
@@ -173,7 +173,8 @@ FROM outcome AS o WHERE m.id = o.id AND m.status = 'pending'
 """
 """:func:`record` on PostgreSQL: attempts, messages and references in one statement, the same
 text whatever the batch (so the driver prepares it once). Each statement is a round trip, and
-the worker records after every slot's worth of deliveries."""
+the worker records after every slot's worth of deliveries. The arrays go in binary (``%b``):
+psycopg escapes every quote of a text array with a regular expression."""
 
 
 async def record(
