@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from reko_fhir.store import outbox, outbox_admin, outbox_delivery
+from reko_fhir.store import audit, outbox, outbox_admin, outbox_delivery
+from reko_fhir.store.audit import AuditEntry, audit_event
 from reko_fhir.store.outbox import Subscription, outbox_message
 from reko_fhir.store.outbox_delivery import AttemptOutcome
 from tests.delivery.test_outbox import open_store, patient, store_url  # noqa: F401 - fixture
@@ -101,5 +102,42 @@ async def test_an_empty_turn_records_nothing(store_url: str) -> None:  # noqa: F
             await outbox_delivery.record(conn, [], {})
             await outbox_delivery.record(conn, [], {"ehr": {}})
         assert (await repo.row_counts())["outbox_attempt"] == 0
+    finally:
+        await repo.close()
+
+
+async def test_audit_events_round_trip_whatever_their_text(
+    store_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """The worker's AuditEvents go to PostgreSQL as binary arrays: quotes, backslashes,
+    braces, commas, ``NULL`` and non-ASCII text come back as they went."""
+    odd = 'a "quoted" \\ back\\slash, {braces}, NULL, åäö ✓'
+    named = 'Patient/"q"\\{b}NULL'  # a patient search splits at commas
+    entries = [
+        AuditEntry(
+            id=f"e{n}",
+            recorded=datetime.now(UTC),
+            action="R",
+            outcome="0",
+            agent=odd if n else "reko-fhir-worker",
+            unit=None if n else "NULL",
+            patients=(named, "Patient/p1") if n else (),
+            content={"resourceType": "AuditEvent", "id": f"e{n}", "text": odd, "n": [n, None]},
+        )
+        for n in range(3)
+    ]
+    repo = await open_store(store_url, Subscription("ehr", frozenset()))
+    try:
+        async with repo.transaction() as conn:
+            await audit.append(conn, entries, subscriptions=[])
+        async with repo.transaction(writer=False) as conn:
+            for entry in entries:
+                assert await audit.read(conn, entry.id) == entry.content
+            found = await audit.search(conn, patient=named)
+            units = (await conn.execute(select(audit_event.c.unit, audit_event.c.agent))).all()
+        assert sorted(e["id"] for e in found) == ["e1", "e2"]
+        assert sorted(units, key=str) == sorted(
+            [("NULL", "reko-fhir-worker"), (None, odd), (None, odd)], key=str
+        )
     finally:
         await repo.close()
