@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from reko_fhir.api import create_app
 from reko_fhir.config import Settings
 from reko_fhir.security.tokens import LocalSigningKey
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository, outbox_admin
 from reko_fhir.store.outbox import Message
 from tests.golden import FIXTURES
 
@@ -58,7 +58,7 @@ class Served:
 
     async def messages(self, **filters: Any) -> list[Message]:
         async with self.repository.transaction(writer=False) as conn:
-            return await outbox.messages(conn, limit=100_000, **filters)
+            return await outbox_admin.messages(conn, limit=100_000, **filters)
 
     async def settled(self, seconds: float = 30) -> list[Message]:
         """Wait until nothing is pending; every message then."""

@@ -19,7 +19,7 @@ from reko_fhir.delivery.rivta.storelog import LOG_NS, NS, build_request
 from reko_fhir.delivery.worker import Worker
 from reko_fhir.domain import HsaId
 from reko_fhir.security.audit import DELIVERY, AccessRecord, AuditLog, audit_entry, audit_event
-from reko_fhir.store import SqlRepository, audit, outbox
+from reko_fhir.store import SqlRepository, audit, outbox, outbox_admin
 from reko_fhir.store.audit_outbox import with_patient_identifiers
 from reko_fhir.store.outbox import Subscription
 from tests.delivery.rivta.conftest import assert_follows_contract
@@ -100,7 +100,7 @@ def patient(pid: str, system: str, value: str) -> dict[str, object]:
 
 async def queued(repo: SqlRepository) -> list[outbox.Message]:
     async with repo.transaction(writer=False) as conn:
-        return await outbox.messages(conn, status=None, limit=1000)
+        return await outbox_admin.messages(conn, status=None, limit=1000)
 
 
 # -- the mapping --------------------------------------------------------------------------
@@ -256,7 +256,7 @@ async def test_a_refused_batch_is_dead_and_a_broken_post_fails_alone(
     assert all("resultCode VALIDATION_ERROR" in (m.last_error or "") for m in dead)
     assert all(PNR not in (m.last_error or "") for m in dead)
     async with repo.transaction() as conn:
-        assert await outbox.replay(conn, target="national-log") == 3
+        assert await outbox_admin.replay(conn, target="national-log") == 3
         broken = dead[0].id
     async with repo.transaction() as conn:
         await conn.execute(

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import httpx
 
 from reko_fhir.delivery.fhir import FhirTarget, identifier_token
-from reko_fhir.store import outbox
+from reko_fhir.store import outbox_admin
 from tests.delivery.serving import FHIR_JSON, UNIT, Served, case, serving
 from tests.peers.servers import Peer, fault_target
 
@@ -123,7 +123,7 @@ async def test_a_delete_is_retried_and_dead_lettered_as_any_delivery(
         assert (await served.http.delete(f"/{first}")).status_code == 204
         (retried,) = [m for m in await served.settled() if m.operation == "delete"]
         async with served.repository.transaction(writer=False) as conn:
-            found = await outbox.message(conn, retried.id)
+            found = await outbox_admin.message(conn, retried.id)
         assert found is not None
         _, attempts = found
         assert [(a.result, a.status) for a in attempts] == [
@@ -141,7 +141,7 @@ async def test_a_delete_is_retried_and_dead_lettered_as_any_delivery(
         assert held(fault_peer, "Procedure", second_token) == 1  # refused: still there
 
         async with served.repository.transaction() as conn:
-            assert await outbox.replay(conn, message_id=dead.id) == 1
+            assert await outbox_admin.replay(conn, message_id=dead.id) == 1
         replayed = {m.id: m for m in await served.settled()}[dead.id]
         assert replayed.status == "delivered"
         assert held(fault_peer, "Procedure", second_token) == 0

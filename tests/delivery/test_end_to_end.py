@@ -20,7 +20,7 @@ from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.mapping.references import literal_references
 from reko_fhir.pull import pull_into_store
 from reko_fhir.rest.router import FhirRouter
-from reko_fhir.store import Partitions, Search, outbox
+from reko_fhir.store import Partitions, Search, outbox, outbox_admin
 from tests.api.test_api import platform_token
 from tests.golden import FIXTURES
 from tests.peers.servers import Peer
@@ -57,13 +57,13 @@ async def drained(app: FastAPI, seconds: float = 20) -> None:
     deadline = loop.time() + seconds
     while loop.time() < deadline:
         async with router.default_repository.transaction(writer=False) as conn:
-            depth = await outbox.depth(conn)
+            depth = await outbox_admin.depth(conn)
         if not any(status == "pending" for (_, status) in depth):
             assert not any(status == "dead" for (_, status) in depth), depth
             return
         await asyncio.sleep(0.2)
     async with router.default_repository.transaction(writer=False) as conn:
-        stuck = await outbox.messages(conn, status="pending")
+        stuck = await outbox_admin.messages(conn, status="pending")
     raise TimeoutError(
         f"the outbox did not drain: {[(m.resource_type, m.last_error) for m in stuck]}"
     )

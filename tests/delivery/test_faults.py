@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository, outbox_admin
 from reko_fhir.store.outbox import Subscription
 from tests.peers.servers import fault_target
 from tests.store.conftest import postgres_schema
@@ -99,7 +99,7 @@ async def outbox_counts(url: str) -> dict[str, int]:
     repo = await SqlRepository.open(url)
     try:
         async with repo.transaction(writer=False) as conn:
-            depth = await outbox.depth(conn)
+            depth = await outbox_admin.depth(conn)
     finally:
         await repo.close()
     counts = {"pending": 0, "delivered": 0, "dead": 0}

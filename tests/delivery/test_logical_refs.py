@@ -14,7 +14,7 @@ import httpx
 
 from reko_fhir.delivery.fhir import FhirTarget, identifier_token
 from reko_fhir.mapping.references import display_only, literal_references
-from reko_fhir.store import outbox
+from reko_fhir.store import outbox_admin
 from tests.delivery.serving import FHIR_JSON, case, serving
 from tests.peers.servers import Peer
 
@@ -52,7 +52,7 @@ async def test_a_target_gets_logical_references_to_what_it_never_receives(
         }
         async with served.repository.transaction(writer=False) as conn:
             for message in messages:
-                found = await outbox.message(conn, message.id)
+                found = await outbox_admin.message(conn, message.id)
                 assert found is not None
                 # Medplum creates each on its conditional update: 201, in the log as such.
                 assert [(a.result, a.status) for a in found[1]] == [("delivered", 201)]

@@ -22,7 +22,7 @@ from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.delivery.worker import Worker
 from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.router import FhirRouter
-from reko_fhir.store import Search, SqlRepository, audit, outbox
+from reko_fhir.store import Search, SqlRepository, audit, outbox_admin, outbox_delivery
 from reko_fhir.store.outbox import Message, Subscription
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.golden import FIXTURES
@@ -99,7 +99,7 @@ async def test_a_write_and_its_messages_commit_or_vanish_together(store_url: str
         assert (await repo.row_counts())["outbox_message"] == 0
         await put(repo, patient(2))
         async with repo.transaction() as conn:
-            queued = await outbox.messages(conn)
+            queued = await outbox_admin.messages(conn)
         assert sorted((m.target, m.ordering_key, m.version) for m in queued) == [
             ("archive", "Patient/p2", 1),
             ("ehr", "Patient/p2", 1),
@@ -108,7 +108,7 @@ async def test_a_write_and_its_messages_commit_or_vanish_together(store_url: str
         assert queued[0].payload["id"] == "p2"
         await repo.delete("Patient", "p2")
         async with repo.transaction() as conn:
-            deletions = [m for m in await outbox.messages(conn) if m.operation == "delete"]
+            deletions = [m for m in await outbox_admin.messages(conn) if m.operation == "delete"]
         # Each carries what it removed: the target deletes by its identifier.
         assert {(m.target, m.version, (m.payload or {}).get("id")) for m in deletions} == {
             ("archive", 2, "p2"),
@@ -138,9 +138,11 @@ async def test_retryable_failures_are_retried_and_final_ones_become_dead_letters
         await Worker(repo, {"ehr": target}).drain(timeout=30)
         assert sorted(m.resource_id for m in target.delivered) == ["p1", "p2"]
         async with repo.transaction() as conn:
-            dead = await outbox.messages(conn, status="dead")
+            dead = await outbox_admin.messages(conn, status="dead")
             assert [(m.resource_id, m.dead_reason) for m in dead] == [("p3", "rejected")]
-            shown = await outbox.message(conn, next(m.id for m in await outbox.messages(conn)))
+            shown = await outbox_admin.message(
+                conn, next(m.id for m in await outbox_admin.messages(conn))
+            )
         assert shown is not None
         first, attempts = shown
         assert first.resource_id == "p1"
@@ -156,13 +158,13 @@ async def test_retryable_failures_are_retried_and_final_ones_become_dead_letters
         target.script = None
         fixed = {**patient(3), "active": False}
         async with repo.transaction() as conn:
-            assert await outbox.replay(conn, message_id=dead[0].id, payload=fixed) == 1
+            assert await outbox_admin.replay(conn, message_id=dead[0].id, payload=fixed) == 1
         await Worker(repo, {"ehr": target}).drain(timeout=30)
         assert target.delivered[-1].payload == fixed
         async with repo.transaction() as conn:
-            assert await outbox.messages(conn, status="dead") == []
+            assert await outbox_admin.messages(conn, status="dead") == []
             later = datetime.now(UTC) + timedelta(seconds=1)
-            assert await outbox.purge(conn, status="delivered", older_than=later) == 3
+            assert await outbox_admin.purge(conn, status="delivered", older_than=later) == 3
         rows = await repo.row_counts()
         assert rows["outbox_message"] == 0
         assert rows["outbox_attempt"] == 0
@@ -180,7 +182,7 @@ async def test_attempts_are_capped_then_the_message_is_a_dead_letter(store_url: 
         await put(repo, patient(1))
         await Worker(repo, {"ehr": Recorder("ehr", script=down)}).drain(timeout=30)
         async with repo.transaction() as conn:
-            (dead,) = await outbox.messages(conn, status="dead")
+            (dead,) = await outbox_admin.messages(conn, status="dead")
         assert (dead.attempts, dead.dead_reason) == (FAST.max_attempts, "gave-up")
     finally:
         await repo.close()
@@ -217,7 +219,7 @@ async def test_a_lease_left_by_a_dead_worker_expires_and_the_message_is_delivere
     try:
         await put(repo, patient(1))
         async with repo.transaction() as conn:
-            (claimed,) = await outbox.claim(
+            (claimed,) = await outbox_delivery.claim(
                 conn, worker="crashed", limit=10, lease=timedelta(milliseconds=300)
             )
         assert await Worker(repo, {"ehr": target}).run_once() == 0  # still leased
@@ -259,8 +261,8 @@ async def test_consent_revoked_after_enqueueing_blocks_the_disclosure(store_url:
         await Worker(repo, {"employer-portal": blocked_target}).drain(timeout=60)
         assert blocked_target.delivered == []
         async with repo.transaction() as conn:
-            (dead,) = await outbox.messages(conn, status="dead")
-            shown = await outbox.message(conn, dead.id)
+            (dead,) = await outbox_admin.messages(conn, status="dead")
+            shown = await outbox_admin.message(conn, dead.id)
         assert dead.dead_reason == "consent"
         assert dead.resource_id == procedure["id"]
         assert shown is not None

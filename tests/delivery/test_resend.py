@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository, outbox, outbox_admin, outbox_delivery
 from reko_fhir.store.outbox import Subscription
 from reko_fhir.store.repository import Change
 from tests.delivery.serving import FHIR_JSON, case, serving
@@ -104,7 +104,7 @@ def version(n: int, **changes: object) -> Change:
 
 async def queued(repo: SqlRepository) -> list[tuple[str, int, str]]:
     async with repo.transaction(writer=False) as conn:
-        return [(m.target, m.version, m.operation) for m in await outbox.messages(conn)]
+        return [(m.target, m.version, m.operation) for m in await outbox_admin.messages(conn)]
 
 
 async def test_an_identical_payload_is_not_queued_twice_for_a_target(store: SqlRepository) -> None:
@@ -136,9 +136,9 @@ async def test_only_the_newest_content_counts_and_a_dead_letter_does_not(
         # A profile added is a change of content (meta.profile travels), a timestamp is not.
         assert await outbox.enqueue(conn, [version(5, meta={"profile": ["urn:q"]})], [EHR]) == 1
     async with store.transaction() as conn:
-        (newest,) = [m for m in await outbox.messages(conn) if m.version == 5]
-        await outbox.record_attempts(
-            conn, [outbox.AttemptOutcome(newest, "dead", 400, "refused", None, "rejected")]
+        (newest,) = [m for m in await outbox_admin.messages(conn) if m.version == 5]
+        await outbox_delivery.record_attempts(
+            conn, [outbox_delivery.AttemptOutcome(newest, "dead", 400, "refused", None, "rejected")]
         )
     async with store.transaction() as conn:
         # Sending the same again is how a client retries what the target refused.

@@ -12,7 +12,7 @@ from typing import Any
 
 from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.delivery.worker import Worker
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository, outbox, outbox_admin
 from reko_fhir.store.outbox import Message, Subscription
 from tests.delivery.test_outbox import open_store, patient, store_url  # noqa: F401 - fixture
 from tests.writes import put
@@ -52,7 +52,7 @@ class Slotted:
 
 async def pending(repo: SqlRepository) -> list[Message]:
     async with repo.transaction(writer=False) as conn:
-        return await outbox.messages(conn, status="pending", limit=100)
+        return await outbox_admin.messages(conn, status="pending", limit=100)
 
 
 async def test_a_target_gets_at_most_its_concurrency_and_each_patient_in_order(
@@ -125,5 +125,39 @@ async def test_a_targets_ids_are_remembered_and_corrected_by_one_upsert(
             other = await outbox.known_references(conn, "other", ["Patient/a", "Patient/b"])
         assert ehr == {"Patient/a": "Patient/2", "Patient/b": "Patient/3"}
         assert other == {"Patient/a": "Patient/x"}
+    finally:
+        await repo.close()
+
+
+async def test_a_turn_records_and_refills_two_slots_worth_at_a_time(
+    store_url: str,  # noqa: F811 - the fixture
+) -> None:
+    """Four slots' worth claimed, refilled when half are free: a turn (a transaction) is
+    paid by about two slots' worth of deliveries, not by each slot's worth."""
+    repo = await open_store(store_url, Subscription("ehr", frozenset()))
+    target = Slotted(concurrency=4, pause=0.01)
+    try:
+        for n in range(64):
+            await put(repo, patient(n))
+        worker = Worker(repo, {"ehr": target}, batch=64, linger=5.0)
+        assert worker._limit("ehr") == (16, 8)
+        recorded: list[int] = []
+        turn = worker._turn
+
+        async def counted(results: list[Any], wanted: Mapping[str, int]) -> Any:
+            if results:
+                recorded.append(len(results))
+            return await turn(results, wanted)
+
+        worker._turn = counted  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        async with asyncio.timeout(30):
+            while len(target.delivered) < 64 or await pending(repo):
+                await asyncio.sleep(0.05)
+        stop.set()
+        await running
+        assert sum(recorded) == 64
+        assert len(recorded) <= 64 // 8 + 1  # about 8 a turn (a slot's worth was 4)
     finally:
         await repo.close()

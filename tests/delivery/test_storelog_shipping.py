@@ -32,7 +32,7 @@ from sqlalchemy import select
 from reko_fhir.delivery.rivta.oids import PERSONNUMMER_ROOT
 from reko_fhir.domain.identifiers import luhn_check_digit
 from reko_fhir.security.audit import AccessRecord, AuditLog
-from reko_fhir.store import SqlRepository, outbox
+from reko_fhir.store import SqlRepository, outbox_admin
 from reko_fhir.store.audit import audit_event
 from reko_fhir.store.outbox import Subscription
 from tests.isolation.conftest import bare_patient
@@ -150,7 +150,7 @@ async def outbox_counts(url: str) -> dict[str, int]:
     repo = await SqlRepository.open(url)
     try:
         async with repo.transaction(writer=False) as conn:
-            depth = await outbox.depth(conn)
+            depth = await outbox_admin.depth(conn)
     finally:
         await repo.close()
     counts = {"pending": 0, "delivered": 0, "dead": 0}

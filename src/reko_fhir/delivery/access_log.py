@@ -202,8 +202,8 @@ def build_storelog(config: StoreLogTargetConfig) -> StoreLogDelivery:
         key_file=tls.key_file if tls else None,
         ca_file=tls.ca_file if tls else None,
         timeout=config.timeout,
+        accept="text/xml",
     )
-    http.headers["Accept"] = "text/xml"
     posts = log_posts(config)
     schemas = RivtaSchemas() if config.validate_xsd else None
     client = StoreLogClient(http, config.url, config.logical_address, schemas=schemas)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
-from reko_fhir.store import outbox
+from reko_fhir.store import outbox_admin
 from reko_fhir.store.outbox import Attempt, Message
 from reko_fhir.store.sql import SqlRepository
 
@@ -68,7 +68,7 @@ async def list_messages(
 ) -> Json:
     """The queue's messages; ``partition``: only those of one care unit's resources."""
     async with repository.transaction(writer=False) as conn:
-        found = await outbox.messages(
+        found = await outbox_admin.messages(
             conn,
             status=_status(status),
             target=target,
@@ -82,7 +82,7 @@ async def show_message(
     repository: SqlRepository, message_id: int, *, partition: str | None = None
 ) -> Json:
     async with repository.transaction(writer=False) as conn:
-        found = await outbox.message(conn, message_id, partition=partition)
+        found = await outbox_admin.message(conn, message_id, partition=partition)
     if found is None:
         text = f"outbox message {message_id} is not known"
         raise OperationOutcomeError([error(IssueCode.NOT_FOUND, text, None)], status=404)
@@ -114,7 +114,7 @@ async def replay(
         if check is not None:
             await check(payload)
     async with repository.transaction() as conn:
-        count = await outbox.replay(
+        count = await outbox_admin.replay(
             conn, message_id=message_id, target=target, payload=payload, partition=partition
         )
     if message_id is not None and count == 0:
@@ -136,7 +136,7 @@ async def purge(
         raise OperationOutcomeError([error(IssueCode.VALUE, text, "status")], status=400)
     before = datetime.now(UTC) - older_than
     async with repository.transaction() as conn:
-        count = await outbox.purge(
+        count = await outbox_admin.purge(
             conn, status=status, older_than=before, message_id=message_id, partition=partition
         )
     return {"purged": count}

@@ -209,6 +209,25 @@ class PrivateKeyJwtAuth(_TokenAuth):
         )
 
 
+def tls_context(
+    cert_file: Path | str | None = None,
+    key_file: Path | str | None = None,
+    ca_file: Path | str | None = None,
+) -> ssl.SSLContext:
+    """A client TLS context (TLS 1.2 or newer) that verifies the server against ``ca_file``
+    only (else the usual CAs) and, with ``cert_file``, shows our certificate (mutual TLS, as
+    RIVTA BP 2.1 asks: the key in ``key_file`` or in the same file). Raises ``OSError`` or
+    ``ssl.SSLError`` for files it cannot use."""
+    if ca_file:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    else:  # httpx's own default: certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR when set
+        context = httpx.create_ssl_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert_file:
+        context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    return context
+
+
 def client_for(
     base_url: str,
     *,
@@ -218,9 +237,11 @@ def client_for(
     timeout: float = 10.0,
     auth: httpx.Auth | None = None,
     concurrency: int | None = None,
+    accept: str | None = "application/fhir+json",
 ) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` for one target: mutual TLS when ``cert_file`` is given (the key
-    in ``key_file`` or in the same file), the target's CA from ``ca_file`` (else the usual CAs).
+    """The one builder of a peer's ``httpx.AsyncClient`` (FHIR targets, the national services,
+    the national log): mutual TLS when ``cert_file`` is given (see :func:`tls_context`), the
+    peer's CA from ``ca_file``; ``accept`` is the default ``Accept`` header (None: httpx's).
 
     With ``concurrency`` (the requests the caller keeps in flight) every connection it uses is
     kept alive between requests: httpx keeps only 20 by default and closes the rest, so each
@@ -229,12 +250,7 @@ def client_for(
     if key_file and not cert_file:
         raise _config_error("a TLS key_file without a cert_file")
     try:
-        if ca_file:
-            context = ssl.create_default_context(cafile=str(ca_file))
-        else:  # httpx's own default: certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR when set
-            context = httpx.create_ssl_context()
-        if cert_file:
-            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        context = tls_context(cert_file, key_file, ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise _config_error(f"cannot load the TLS files for {base_url}: {exc}") from None
     limits = (
@@ -248,5 +264,5 @@ def client_for(
         limits=limits,
         timeout=httpx.Timeout(timeout),
         auth=auth,
-        headers={"Accept": "application/fhir+json"},
+        headers={"Accept": accept} if accept else None,
     )

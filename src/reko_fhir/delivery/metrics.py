@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from reko_fhir.store import outbox
+from reko_fhir.store import outbox_admin
 from reko_fhir.store.sql import SqlRepository
 
 REGISTRY = CollectorRegistry()
@@ -49,7 +49,7 @@ def record(target: str, result: str, dead_reason: str | None) -> None:
 async def refresh_queue(repository: SqlRepository) -> None:
     """Set the queue gauges from the outbox (called when /metrics is scraped)."""
     async with repository.transaction(writer=False) as conn:
-        depth = await outbox.depth(conn)
+        depth = await outbox_admin.depth(conn)
     now = datetime.now(UTC)
     QUEUE_DEPTH.clear()
     OLDEST_AGE.clear()

@@ -32,12 +32,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tenacity import AsyncRetrying, RetryCallState
 
+from reko_fhir.delivery.auth import client_for
 from reko_fhir.delivery.config import Retry
+from reko_fhir.delivery.errors import DeliveryError
 from reko_fhir.delivery.rivta import (
     ListActiveSickLeavesForCareUnitClient,
     ListSickLeavesForCareClient,
     RivtaSchemas,
-    mtls_client,
 )
 from reko_fhir.domain import DomainError, HsaId
 
@@ -180,11 +181,23 @@ class NotConfiguredError(LookupError):
 
 
 def http_client(endpoint: ContractEndpoint) -> httpx.AsyncClient:
-    """The endpoint's HTTP client: mutual TLS when configured (the caller closes it)."""
-    if endpoint.tls is not None:
-        tls = endpoint.tls
-        return mtls_client(tls.cert_file, tls.key_file, tls.ca_file, timeout=endpoint.timeout)
-    return httpx.AsyncClient(timeout=httpx.Timeout(endpoint.timeout))
+    """The endpoint's HTTP client: mutual TLS when configured (the caller closes it).
+
+    Built by :func:`~reko_fhir.delivery.auth.client_for`, as every target's is; a SOAP
+    endpoint gets httpx's own ``Accept``. Files it cannot use are a
+    :class:`NationalConfigError` (what ``reko-fhir preflight`` reports)."""
+    tls = endpoint.tls
+    try:
+        return client_for(
+            endpoint.base_url,
+            cert_file=tls.cert_file if tls else None,
+            key_file=tls.key_file if tls else None,
+            ca_file=tls.ca_file if tls else None,
+            timeout=endpoint.timeout,
+            accept=None,
+        )
+    except DeliveryError as exc:
+        raise NationalConfigError(str(exc)) from None
 
 
 class NationalServices:

@@ -32,8 +32,9 @@ from reko_fhir.mapping.references import literal_references
 from reko_fhir.outcomes import OperationOutcomeError
 from reko_fhir.security.audit import DELIVERY, AccessRecord, audit_entry
 from reko_fhir.store import audit as audit_store
-from reko_fhir.store import outbox
-from reko_fhir.store.outbox import AttemptOutcome, Message, ordering_key
+from reko_fhir.store import outbox, outbox_delivery
+from reko_fhir.store.outbox import Message, ordering_key
+from reko_fhir.store.outbox_delivery import AttemptOutcome
 from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.sql import SqlRepository
 
@@ -140,7 +141,7 @@ class Worker:
         batch: int = 64,
         lease: timedelta = timedelta(seconds=60),
         idle_wait: float = 0.2,
-        linger: float = 0.02,
+        linger: float = 0.05,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self.repository = repository
@@ -151,16 +152,19 @@ class Worker:
         self.idle_wait = idle_wait
         self.linger = linger  # how long a finished delivery may wait for others to record with
         self.today = today
+        # Asked at every wake-up; a runtime-checkable Protocol's isinstance is slow.
+        self._limits = {name: self._limit(name) for name in self.targets}
 
     def _limit(self, name: str) -> tuple[int, int]:
         """How many messages of target ``name`` one worker keeps claimed, never more than
         ``batch``, and how many must be free before a turn refills them.
 
-        A target with ``slots`` gets four times its ``concurrency``, refilled a slot's worth
-        at a time: the next requests are ready whenever a slot frees, and the turn that
-        records and refills commits while the rest are still being sent. A batch target has
-        one batch in flight; any other target its ``concurrency`` (else ``batch``), refilled
-        when half are free."""
+        A target with ``slots`` gets four times its ``concurrency``, refilled when half of
+        them are free: the next requests are ready whenever a slot frees, the turn that
+        records and refills commits while the rest are still being sent, and each turn (a
+        transaction of three statements) is paid by two slots' worth of deliveries. A batch
+        target has one batch in flight; any other target its ``concurrency`` (else
+        ``batch``), refilled when half are free."""
         target = self.targets[name]
         if isinstance(target, BatchTarget):
             return 1, 1
@@ -169,12 +173,12 @@ class Worker:
             depth = max(1, min(self.batch, concurrency))
             return depth, (depth + 1) // 2
         depth = max(1, min(self.batch, DEPTH * concurrency))
-        return depth, max(1, min(concurrency, depth // 2))
+        return depth, max(1, depth // 2)
 
     async def _claim_in(self, conn: AsyncConnection, name: str, limit: int) -> list[Message]:
         target = self.targets[name]
         size = target.batch_size * limit if isinstance(target, BatchTarget) else limit
-        return await outbox.claim(
+        return await outbox_delivery.claim(
             conn,
             worker=self.name,
             limit=size,
@@ -208,10 +212,8 @@ class Worker:
             for r in results
             if r.result != "retry" and r.audited
         ]
-        await outbox.record_attempts(conn, outcomes)
+        await outbox_delivery.record(conn, outcomes, learned)
         await audit_store.append(conn, logged, subscriptions=self.repository.subscriptions)
-        for target, pairs in learned.items():
-            await outbox.remember_references(conn, target, pairs)
 
     async def _turn(
         self, results: list[_Result], wanted: Mapping[str, int]
@@ -257,7 +259,7 @@ class Worker:
 
     async def run_once(self) -> int:
         """One pass: claim, deliver, record. Returns how many messages were handled."""
-        claimed = await self._turn([], {name: self._limit(name)[0] for name in self.targets})
+        claimed = await self._turn([], {name: limit for name, (limit, _) in self._limits.items()})
         tasks = [t for name, messages in claimed for t in self._tasks_for(name, messages)]
         results = [r for done in await asyncio.gather(*tasks) for r in done]
         if results:
@@ -268,8 +270,7 @@ class Worker:
         """Free places per target (see :meth:`_limit`), where refilling them is worth a turn:
         enough are free, or the worker is idle."""
         wanted = {}
-        for name in self.targets:
-            limit, refill = self._limit(name)
+        for name, (limit, refill) in self._limits.items():
             free = limit - busy[name]
             if free > 0 and (idle or free >= refill):
                 wanted[name] = free

@@ -54,12 +54,14 @@ audit_patient = Table(
 _PG_EVENT_COLUMNS = ("id", "recorded", "action", "outcome", "agent", "unit", "content")
 _PG_APPEND = (
     "WITH logged AS (INSERT INTO audit_event (id, recorded, action, outcome, agent, unit, content)"
-    " SELECT * FROM unnest(%(id)s::text[], %(recorded)s::timestamptz[], %(action)s::text[],"
-    " %(outcome)s::text[], %(agent)s::text[], %(unit)s::text[], %(content)s::text[]))"
+    " SELECT * FROM unnest(%(id)b::text[], %(recorded)b::timestamptz[], %(action)b::text[],"
+    " %(outcome)b::text[], %(agent)b::text[], %(unit)b::text[], %(content)b::text[]))"
     " INSERT INTO audit_patient (audit_id, patient)"
-    " SELECT * FROM unnest(%(audit_id)s::text[], %(patient)s::text[])"
+    " SELECT * FROM unnest(%(audit_id)b::text[], %(patient)b::text[])"
 )
-"""Both tables in one statement (a data-modifying WITH runs even when no patient is named)."""
+"""Both tables in one statement (a data-modifying WITH runs even when no patient is named).
+The arrays go in binary (``%b``): in text, psycopg escapes every quote of the events' JSON
+with a regular expression, which cost more than the rest of the append."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,16 +7,19 @@ workers in several processes share the queue; on SQLite the single writer lock d
 Only the oldest pending message of a (target, patient) is ever claimable, which keeps each
 patient's order at the target. A worker killed mid-delivery leaves a lease that expires; the
 message is then delivered again, which the targets make harmless (conditional updates).
+
+This module holds the queue's tables and its writing side (enqueue, the targets' names of our
+resources); claiming and recording attempts are :mod:`.outbox_delivery`, the operators' views
+(lists, resend, purge, depth) :mod:`.outbox_admin`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -28,22 +31,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
-    bindparam,
-    delete,
-    func,
     insert,
-    literal,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reko_fhir.store.conditions import any_row
 from reko_fhir.store.repository import Change, Json
-from reko_fhir.store.schema import metadata, resource_current
+from reko_fhir.store.schema import metadata
 
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
@@ -164,7 +160,7 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _message(row: Any) -> Message:
+def message_from_row(row: Any) -> Message:
     return Message(
         id=int(row.id),
         target=row.target,
@@ -312,248 +308,6 @@ async def enqueue(
     if rows:
         await conn.execute(insert(outbox_message), rows)
     return len(rows)
-
-
-@functools.cache
-def _claim_statement(by_target: bool, skip_locked: bool) -> Any:
-    """The claim as one ``UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP LOCKED]) RETURNING``
-    (SQLite has RETURNING since 3.35): one statement a claim instead of select, update and
-    select again, and built once, since building the expression cost more than running it."""
-    m = outbox_message.alias("m")
-    earlier = outbox_message.alias("earlier")
-    now = bindparam("now", type_=outbox_message.c.next_attempt_at.type)
-    # A probe per candidate through ix_outbox_order (any_row: not an anti-join).
-    blocked_by_earlier = any_row(
-        earlier.c.target == m.c.target,
-        earlier.c.ordering_key == m.c.ordering_key,
-        earlier.c.status == "pending",
-        earlier.c.id < m.c.id,
-    )
-    due = (
-        select(m.c.id)
-        .where(
-            m.c.status == "pending",
-            m.c.next_attempt_at <= now,
-            (m.c.locked_until.is_(None)) | (m.c.locked_until < now),
-            ~blocked_by_earlier,
-        )
-        .order_by(m.c.id)
-        .limit(bindparam("limit", type_=Integer()))
-    )
-    if by_target:
-        due = due.where(m.c.target.in_(bindparam("targets", expanding=True)))
-    if skip_locked:
-        due = due.with_for_update(of=m, skip_locked=True)
-    return (
-        update(outbox_message)
-        .where(outbox_message.c.id.in_(due.scalar_subquery()))
-        .values(
-            locked_until=bindparam("until", type_=outbox_message.c.locked_until.type),
-            locked_by=bindparam("worker", type_=outbox_message.c.locked_by.type),
-        )
-        .returning(*outbox_message.c)
-    )
-
-
-async def claim(
-    conn: AsyncConnection,
-    *,
-    worker: str,
-    limit: int,
-    lease: timedelta,
-    targets: Sequence[str] | None = None,
-    skip_locked: bool = False,
-) -> list[Message]:
-    """Lease up to ``limit`` due messages, each the oldest pending one of its patient."""
-    now = datetime.now(UTC)
-    params: dict[str, Any] = {"now": now, "limit": limit, "until": now + lease, "worker": worker}
-    if targets:
-        params["targets"] = list(targets)
-    rows = await conn.execute(_claim_statement(bool(targets), skip_locked), params)
-    return sorted((_message(row) for row in rows), key=lambda message: message.id)
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptOutcome:
-    """How attempt N of ``message`` ended: delivered, retry (at ``next_attempt_at``), dead."""
-
-    message: Message
-    result: str
-    status: int | None = None
-    reason: str | None = None
-    next_attempt_at: datetime | None = None
-    dead_reason: str | None = None
-
-
-async def record_attempts(conn: AsyncConnection, outcomes: Sequence[AttemptOutcome]) -> None:
-    """Write each attempt and move its message on; the common case (delivered) in bulk."""
-    if not outcomes:
-        return
-    now = datetime.now(UTC)
-    await conn.execute(
-        insert(outbox_attempt),
-        [
-            {
-                "message_id": o.message.id,
-                "number": o.message.attempts + 1,
-                "at": now,
-                "result": o.result,
-                "status": o.status,
-                "reason": o.reason[:4000] if o.reason else None,
-            }
-            for o in outcomes
-        ],
-    )
-    pending = outbox_message.c.status == "pending"
-    delivered = [o.message.id for o in outcomes if o.result == "delivered"]
-    if delivered:
-        await conn.execute(
-            update(outbox_message)
-            .where(outbox_message.c.id.in_(delivered), pending)
-            .values(
-                status="delivered",
-                attempts=outbox_message.c.attempts + 1,
-                finished_at=now,
-                last_error=None,
-                locked_until=None,
-                locked_by=None,
-            )
-        )
-    for o in outcomes:
-        if o.result == "delivered":
-            continue
-        values: dict[str, Any] = {
-            "attempts": o.message.attempts + 1,
-            "locked_until": None,
-            "locked_by": None,
-            "last_error": o.reason,
-        }
-        if o.result == "retry":
-            values["next_attempt_at"] = o.next_attempt_at or now
-        else:
-            values |= {"status": "dead", "finished_at": now, "dead_reason": o.dead_reason}
-        await conn.execute(
-            update(outbox_message)
-            .where(outbox_message.c.id == o.message.id, pending)
-            .values(**values)
-        )
-
-
-def in_partition(partition: str | None) -> Any:
-    """Messages of one care unit's resources (None: every unit's): the outbox holds patient
-    data too, and a unit's operator sees its own unit's only."""
-    if partition is None:
-        return literal(True)
-    return any_row(
-        resource_current.c.type == outbox_message.c.resource_type,
-        resource_current.c.id == outbox_message.c.resource_id,
-        resource_current.c.partition == partition,
-    )
-
-
-async def messages(
-    conn: AsyncConnection,
-    *,
-    status: str | None = None,
-    target: str | None = None,
-    limit: int = 100,
-    partition: str | None = None,
-) -> list[Message]:
-    query = (
-        select(outbox_message)
-        .where(in_partition(partition))
-        .order_by(outbox_message.c.id)
-        .limit(limit)
-    )
-    if status:
-        query = query.where(outbox_message.c.status == status)
-    if target:
-        query = query.where(outbox_message.c.target == target)
-    return [_message(row) for row in await conn.execute(query)]
-
-
-async def message(
-    conn: AsyncConnection, message_id: int, *, partition: str | None = None
-) -> tuple[Message, list[Attempt]] | None:
-    row = (
-        await conn.execute(
-            select(outbox_message).where(outbox_message.c.id == message_id, in_partition(partition))
-        )
-    ).first()
-    if row is None:
-        return None
-    attempts = await conn.execute(
-        select(outbox_attempt)
-        .where(outbox_attempt.c.message_id == message_id)
-        .order_by(outbox_attempt.c.number)
-    )
-    return _message(row), [
-        Attempt(a.number, utc(a.at), a.result, a.status, a.reason) for a in attempts
-    ]
-
-
-async def replay(
-    conn: AsyncConnection,
-    *,
-    message_id: int | None = None,
-    target: str | None = None,
-    payload: Json | None = None,
-    partition: str | None = None,
-) -> int:
-    """Dead letters back to pending (one, a target's, or all); ``payload`` edits one first."""
-    values: dict[str, Any] = {
-        "status": "pending",
-        "next_attempt_at": datetime.now(UTC),
-        "finished_at": None,
-        "dead_reason": None,
-        "locked_until": None,
-        "locked_by": None,
-    }
-    if payload is not None:
-        values["payload"] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    query = update(outbox_message).where(outbox_message.c.status == "dead", in_partition(partition))
-    if message_id is not None:
-        query = query.where(outbox_message.c.id == message_id)
-    if target is not None:
-        query = query.where(outbox_message.c.target == target)
-    result = await conn.execute(query.values(**values))
-    return int(result.rowcount)
-
-
-async def purge(
-    conn: AsyncConnection,
-    *,
-    status: str,
-    older_than: datetime,
-    message_id: int | None = None,
-    partition: str | None = None,
-) -> int:
-    """Remove finished messages (delivered or dead) finished before ``older_than``."""
-    condition = and_(
-        outbox_message.c.status == status,
-        outbox_message.c.finished_at < older_than,
-        in_partition(partition),
-    )
-    if message_id is not None:
-        condition = and_(condition, outbox_message.c.id == message_id)
-    doomed = select(outbox_message.c.id).where(condition)
-    await conn.execute(delete(outbox_attempt).where(outbox_attempt.c.message_id.in_(doomed)))
-    result = await conn.execute(delete(outbox_message).where(condition))
-    return int(result.rowcount)
-
-
-async def depth(conn: AsyncConnection) -> dict[tuple[str, str], tuple[int, datetime | None]]:
-    """(target, status) → (messages, oldest created_at): queue depth and age for metrics."""
-    query = select(
-        outbox_message.c.target,
-        outbox_message.c.status,
-        func.count(),
-        func.min(outbox_message.c.created_at),
-    ).group_by(outbox_message.c.target, outbox_message.c.status)
-    return {
-        (row[0], row[1]): (int(row[2]), utc(row[3]) if row[3] is not None else None)
-        for row in await conn.execute(query)
-    }
 
 
 async def known_references(

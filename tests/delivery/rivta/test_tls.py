@@ -15,9 +15,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from reko_fhir.delivery.errors import is_retryable
-from reko_fhir.delivery.rivta import ListActiveSickLeavesForCareUnitClient, mtls_client
-from reko_fhir.delivery.rivta.tls import mtls_context
+from reko_fhir.delivery.auth import client_for, tls_context
+from reko_fhir.delivery.errors import DeliveryError, is_retryable
+from reko_fhir.delivery.national import (
+    ClientCertificate,
+    ContractEndpoint,
+    NationalConfigError,
+    http_client,
+)
+from reko_fhir.delivery.rivta import ListActiveSickLeavesForCareUnitClient
 from reko_fhir.domain import HsaId
 from tests.delivery.rivta.conftest import LOGICAL_ADDRESS
 from tests.peers.rivta_stub import rivta_stub
@@ -106,23 +112,50 @@ def server_context(pki: Pki) -> ssl.SSLContext:
     return context
 
 
-async def test_the_helper_builds_a_verifying_client_that_shows_its_certificate(pki: Pki) -> None:
-    context = mtls_context(pki.client_cert, pki.client_key, pki.ca)
+def mtls(pki: Pki, timeout: float) -> httpx.AsyncClient:
+    """The national services' client, from the one builder every peer's client comes from."""
+    endpoint = ContractEndpoint(
+        base_url="https://127.0.0.1:1/vp",
+        logical_addresses={"SE2321000016-E001": LOGICAL_ADDRESS},
+        tls=ClientCertificate(cert_file=pki.client_cert, key_file=pki.client_key, ca_file=pki.ca),
+        timeout=timeout,
+    )
+    return http_client(endpoint)
+
+
+async def test_the_builder_makes_a_verifying_client_that_shows_its_certificate(pki: Pki) -> None:
+    context = tls_context(pki.client_cert, pki.client_key, pki.ca)
     assert context.verify_mode is ssl.CERT_REQUIRED
     assert context.check_hostname
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
     assert "Test SITHS CA" in repr(context.get_ca_certs())
     assert len(context.get_ca_certs()) == 1
-    async with mtls_client(pki.client_cert, pki.client_key, pki.ca, timeout=7.0) as client:
+    async with mtls(pki, timeout=7.0) as client:
         assert client.timeout == httpx.Timeout(7.0)
+        assert client.headers["Accept"] == "*/*"  # SOAP: not the FHIR targets' default
+    async with client_for("https://ehr.test", ca_file=pki.ca) as client:
+        assert client.headers["Accept"] == "application/fhir+json"
     with pytest.raises(ssl.SSLError):
-        mtls_context(pki.client_cert, pki.server_key, pki.ca)  # key of another certificate
+        tls_context(pki.client_cert, pki.server_key, pki.ca)  # key of another certificate
+    with pytest.raises(DeliveryError, match="cannot load the TLS files"):
+        client_for("https://ehr.test", cert_file=pki.client_cert, key_file=pki.server_key)
+
+
+def test_unusable_national_certificates_are_a_configuration_error(pki: Pki) -> None:
+    endpoint = ContractEndpoint(
+        base_url="https://127.0.0.1:1/vp",
+        logical_addresses={"SE2321000016-E001": LOGICAL_ADDRESS},
+        tls=ClientCertificate(cert_file=pki.client_cert, key_file=pki.server_key, ca_file=pki.ca),
+    )
+    # A ValueError, which ``reko-fhir preflight`` reports as a configuration fault.
+    with pytest.raises(NationalConfigError, match="cannot load the TLS files"):
+        http_client(endpoint)
 
 
 async def test_a_real_mutual_tls_call_over_loopback(pki: Pki) -> None:
     with rivta_stub(tls=server_context(pki)) as stub:
         assert stub.url.startswith("https://127.0.0.1:")
-        async with mtls_client(pki.client_cert, pki.client_key, pki.ca, timeout=5.0) as http:
+        async with mtls(pki, timeout=5.0) as http:
             client = ListActiveSickLeavesForCareUnitClient(http, stub.url, LOGICAL_ADDRESS)
             answer = await client.fetch(HsaId("SE2321000016-E001"))
         assert len(answer.records) == 2

@@ -4,7 +4,8 @@
 - :mod:`.sick_leave_cases`: ListSickLeavesForCare 1.0 (sick-leave cases of a unit);
 - :mod:`.storelog`: StoreLog 2.0 (the national access log);
 - :mod:`.soap` envelopes and the call, :mod:`.oids` OID roots <-> FHIR systems,
-  :mod:`.schemas` optional XSD validation, :mod:`.tls` mutual-TLS clients.
+  :mod:`.schemas` optional XSD validation (mutual-TLS clients come from
+  :func:`reko_fhir.delivery.auth.client_for`, as every peer's do).
 
 Diagnoses in sick-leave answers are dropped on import (``rivta/xsd/README.md``).
 """
@@ -22,7 +23,6 @@ from reko_fhir.delivery.rivta.sick_leaves import (
     ListActiveSickLeavesForCareUnitClient,
 )
 from reko_fhir.delivery.rivta.storelog import AccessLogRecord, StoreLogClient, StoreLogResult
-from reko_fhir.delivery.rivta.tls import mtls_client
 
 __all__ = [
     "AccessLogRecord",
@@ -36,6 +36,5 @@ __all__ = [
     "StoreLogClient",
     "StoreLogResult",
     "fhir_system",
-    "mtls_client",
     "oid_root",
 ]

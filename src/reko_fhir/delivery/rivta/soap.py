@@ -166,7 +166,7 @@ async def call(
 
 class RivtaClient:
     """What every RIVTA client holds: the injected HTTP client (mutual TLS is its business,
-    see :func:`~reko_fhir.delivery.rivta.tls.mtls_client`), the service URL, the receiver's
+    see :func:`~reko_fhir.delivery.auth.client_for`), the service URL, the receiver's
     LogicalAddress, and optionally the schemas to check both directions against."""
 
     soap_action: str = ""
