@@ -58,11 +58,19 @@ class WalkPlan:
     or None for a name the base walk checked as the profile would (``skip``); a name not in
     ``keys`` is unknown (or ``_x``, ``resourceType``). ``plain[name][type]``: for a primitive
     with nothing to check but its format (no fixed value, limits, binding or invariant), that
-    check (primitives.checker), which is all the walk's _value would do with it."""
+    check (primitives.checker), which is all the walk's _value would do with it.
+    ``children_only(rule, type)``: whether a complex value of ``rule`` has nothing to check
+    but its children and its type's invariants (validator._plain_complex)."""
 
     __slots__ = ("always", "keys", "layout", "plain", "skip", "steps", "walked")
 
-    def __init__(self, layout: Layout, walked: Layout | None, skip: frozenset[str]) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        walked: Layout | None,
+        skip: frozenset[str],
+        children_only: Callable[[Rule, str], bool],
+    ) -> None:
         self.layout, self.walked, self.skip = layout, walked, skip
         self.always = layout.always - skip
         self.keys: dict[str, tuple[str, str, bool] | None] = {}
@@ -87,13 +95,15 @@ class WalkPlan:
             if _format_only(child, type_of):
                 self.plain.setdefault(child.name, {})[type_of] = checker(type_of)
         # By element name: (rule, format checks by type, the base's rule here, whether slices or
-        # an extension's place are to check), the walk's loop reads once per name.
-        self.steps: dict[str, tuple[Rule, Any, Rule | None, bool]] = {
+        # an extension's place are to check, the complex types walked as children alone), the
+        # walk's loop reads once per name.
+        self.steps: dict[str, tuple[Rule, Any, Rule | None, bool, frozenset[str]]] = {
             name: (
                 child,
                 self.plain.get(name),
                 walked.children.get(name) if walked is not None else None,
                 bool(child.slices) or name in ("extension", "modifierExtension"),
+                frozenset(code for code in child.type_codes if children_only(child, code)),
             )
             for name, child in layout.children.items()
         }

@@ -157,7 +157,7 @@ class Validator:
             self._children[key] = {**base, **rule.children} if base else rule.children
         return self._children[key]
 
-    def _node(  # noqa: PLR0917 - the walk's context
+    def _node(  # noqa: PLR0917, PLR0915 - the walk's context; its loop in one frame (a call per value costs)
         self,
         run: Run,
         node: Json,
@@ -165,7 +165,10 @@ class Validator:
         where: str,
         type_code: str | None = None,
         shadow: Rule | None = None,
+        typed: bool = False,
     ) -> None:
+        """The children of ``node`` against those of ``rule`` (holding a ``type_code``), then,
+        when ``typed``, the invariants of its type."""
         plan = rule.walks.get(type_code if shadow is None else (type_code, id(shadow)))
         if plan is None:
             plan = self._walk_plan(rule, type_code, shadow)
@@ -217,7 +220,7 @@ class Validator:
             visit = always.union(found, carried).difference(plan.skip)
         steps = plan.steps
         for name in sorted(visit, key=plan.layout.order.__getitem__) if len(visit) > 1 else visit:
-            child, checks, base, more = steps[name]
+            child, checks, base, more, plain = steps[name]
             if unshadowed is not None and name in unshadowed:
                 base = None
             values = found.get(name, _NONE)
@@ -226,12 +229,24 @@ class Validator:
                 cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
             for type_code_, path, item in values:
                 check = checks.get(type_code_) if checks else None
-                if check is None:
+                if check is not None:
+                    if (message := check(item)) is not None:  # all _value would check
+                        run.add(_ERROR, IssueCode.VALUE, message, path)
+                elif type_code_ in plain and type(item) is dict and "resourceType" not in item:
+                    # all _value and _complex would do with it: its children, its type's
+                    # invariants (but where the base walk checked them: see _complex)
+                    again = base is None or base.slice_name is not None
+                    self._node(
+                        run, item, child, path, type_code_, base, again and not child.slice_name
+                    )
+                else:
                     self._value(run, child, type_code_, item, path, base)
-                elif (message := check(item)) is not None:  # all _value would check
-                    run.add(_ERROR, IssueCode.VALUE, message, path)
             if more:
                 self._slices_and_places(run, rule, child, values, f"{where}.{name}")
+        if typed and type_code:
+            own = self.types.of(type_code)
+            if own:
+                invariants(run, own, node, where, type_code)
 
     def _slices_and_places(
         self,
@@ -277,9 +292,23 @@ class Validator:
             same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
             skip = self._skips(layout, walked, same_host)
         # rules (and so their ids) live as long as self
-        plan = WalkPlan(layout, walked, skip)
+        plan = WalkPlan(layout, walked, skip, self._children_only)
         rule.walks[type_code if shadow is None else (type_code, id(shadow))] = plan
         return plan
+
+    def _children_only(self, rule: Rule, type_code: str) -> bool:
+        """A complex value of ``rule`` with ``type_code`` has nothing to check but its children
+        and its type's invariants: no fixed value or pattern, binding, invariant of the element,
+        type profile, nor what _complex checks of a Quantity, a Reference or an Extension."""
+        return (
+            rule.constrained is None
+            and not rule.bound
+            and not rule.constraints
+            and not (type_code in PRIMITIVE_TYPES or type_code.startswith(_SYSTEM_TYPES))
+            and type_code not in rule.type_profiles
+            and type_code not in ("Reference", "Extension")
+            and not self._is_a(type_code, "Quantity")
+        )
 
     def _skips(self, layout: Layout, walked: Layout, same_host: bool) -> frozenset[str]:
         """The children of ``layout`` the same as ``walked``'s (the base's at this place): all
@@ -391,11 +420,8 @@ class Validator:
             reference_target(run, self.definitions, self._is_a, rule, value, where)
         if type_code == "Extension" and not rule.slice_name and again:
             self._extension(run, value, where)
-        self._node(run, value, rule, where, type_code, shadow)
-        if rule.slice_name is None and again:  # a slice's item is walked as its element's too
-            own = self.types.of(type_code)
-            if own:
-                invariants(run, own, value, where, type_code)
+        # then its type's invariants, but on a slice's item (walked as its element's too)
+        self._node(run, value, rule, where, type_code, shadow, rule.slice_name is None and again)
 
     def _apply_profiles(
         self, run: Run, rule: Rule, type_code: str, value: Json, where: str
