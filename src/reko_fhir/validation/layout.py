@@ -60,7 +60,7 @@ class WalkPlan:
     with nothing to check but its format (no fixed value, limits, binding or invariant), that
     check (primitives.checker), which is all the walk's _value would do with it.
     ``children_only(rule, type)``: whether a complex value of ``rule`` has nothing to check
-    but its children and its type's invariants (validator._plain_complex)."""
+    but its children and its type's invariants (WalkPlans.children_only)."""
 
     __slots__ = ("always", "keys", "layout", "plain", "skip", "steps", "walked")
 
