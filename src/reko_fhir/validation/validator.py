@@ -345,6 +345,16 @@ class Validator:
             reference_target(run, self.definitions, self._is_a, rule, value, where)
         if type_code == "Extension" and not rule.slice_name and again:
             self._extension(run, value, where)
+        if type_code == "Extension" and shadow is None:
+            if rule.slice_name is None:
+                run.extensions[id(value)] = rule, where  # walked as any extension, next
+            else:
+                # An extension's slice: a slice that checks its children as the walk of it as
+                # any extension did (on this run, at this place) would find the same again
+                walked = run.extensions.get(id(value))
+                same = walked is not None and walked[1] == where
+                if same and walked is not None and self.plans.walked_as(rule, walked[0], value):
+                    return
         # then its type's invariants, but on a slice's item (walked as its element's too)
         self._node(run, value, rule, where, type_code, shadow, rule.slice_name is None and again)
 
