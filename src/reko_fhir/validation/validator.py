@@ -158,6 +158,8 @@ class Validator:
         plan = rule.walks.get(type_code if shadow is None else (type_code, id(shadow)))
         if plan is None:
             plan = self.plans.walk_plan(rule, type_code, shadow)
+        if plan.inert and not typed:
+            return  # the base walk found all there is here (WalkPlan.inert), ele-1 too
         if not node:
             run.add(
                 _ERROR,
@@ -206,12 +208,14 @@ class Validator:
             visit = always.union(found, carried).difference(plan.skip)
         steps = plan.steps
         for name in sorted(visit, key=plan.layout.order.__getitem__) if len(visit) > 1 else visit:
-            child, checks, base, more, plain = steps[name]
+            child, checks, base, more, plain, least, most = steps[name]
             if unshadowed is not None and name in unshadowed:
                 base = None
             values = found.get(name, _NONE)
-            count = len(values) + len(carried[name]) if name in carried else len(values)
-            if count < child.min or (child.max is not None and count > child.max):
+            count = len(values)
+            if carried and name in carried:
+                count += len(carried[name])
+            if count < least or count > most:
                 cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
             for type_code_, path, item in values:
                 check = checks.get(type_code_) if checks else None
