@@ -152,7 +152,7 @@ def _validate_all(
     for path, in_folder in files:
         try:
             for item in iter_inputs(path):
-                issues = service.validate(item.resource, profile)
+                issues = service.validate(item.resource, profile, text=item.text)
                 kind = str(item.resource.get("resourceType"))
                 result = reports.Result(item.source, kind, item.resource.get("id"), issues)
                 for part in reports.by_entry(result, _entries(item.resource)):

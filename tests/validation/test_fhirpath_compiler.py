@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from reko_fhir.outcomes import Issue
-from reko_fhir.validation import element_checks
-from reko_fhir.validation.compiled import Constraint, compiled_fhirpath
+from reko_fhir.validation.compiled import compiled_fhirpath
 from reko_fhir.validation.fhirpath_compiler import Fallback, compile_invariant
 from reko_fhir.validation.inputs import InputError, iter_inputs
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.golden import CONFORMANCE_CASES, FIXTURES
+from tests.validation.evaluations import evaluated as evaluations
 from tests.validation.test_conformance import conformance_run
 
 SERVICE = ValidationService(reko_definitions())
@@ -56,27 +56,7 @@ def conformance_cases() -> list[Any]:
 
 def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every (constraint, node, %resource, %rootResource, options) with a compiled form."""
-    seen: dict[tuple[int, int, int, int], tuple[Any, ...]] = {}
-    verdict = Constraint.verdict
-
-    def recording(
-        self: Constraint, value: Any, resource: Any, root: Any = None, **more: Any
-    ) -> Any:
-        if self.compiled is not None:
-            seen[(id(self), id(value), id(resource), id(root))] = (
-                self,
-                value,
-                resource,
-                root,
-                more,
-            )
-        return verdict(self, value, resource, root, **more)
-
-    monkeypatch.setattr(Constraint, "verdict", recording)
-    monkeypatch.setattr(element_checks, "NATIVE_FIRST", False)  # every one through verdict()
-    validate()
-    monkeypatch.undo()
-    return list(seen.values())
+    return evaluations(validate, monkeypatch, lambda c: c.compiled is not None)
 
 
 def agree(seen: list[Any]) -> int:

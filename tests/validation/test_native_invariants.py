@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reko_fhir.outcomes import Issue
-from reko_fhir.validation import compiled, element_checks
-from reko_fhir.validation.compiled import Constraint
+from reko_fhir.validation import compiled
 from reko_fhir.validation.definitions import CORE_BASE, Definitions
 from reko_fhir.validation.native import native_check, native_invariants
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from tests.golden import CONFORMANCE_CASES, FIXTURES
 from tests.validation.agreement import DATATYPE_EDGE_NODES, EXTENSION, assert_agree, date_times
+from tests.validation.evaluations import evaluated as evaluations
 from tests.validation.test_conformance import conformance_run
 
 CASES = CONFORMANCE_CASES
@@ -70,21 +70,7 @@ SERVICE = ValidationService(reko_definitions())
 
 def evaluated(validate: Callable[[], object], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every (constraint, node, %resource, %rootResource) with a native check ``validate`` meets."""
-    seen: dict[tuple[int, int, int, int], tuple[Constraint, Any, Any, Any]] = {}
-    verdict = Constraint.verdict
-
-    def recording(
-        self: Constraint, value: Any, resource: Any, root: Any = None, **more: Any
-    ) -> Any:
-        if self.native is not None:
-            seen[(id(self), id(value), id(resource), id(root))] = (self, value, resource, root)
-        return verdict(self, value, resource, root, **more)
-
-    monkeypatch.setattr(Constraint, "verdict", recording)
-    monkeypatch.setattr(element_checks, "NATIVE_FIRST", False)  # every one through verdict()
-    validate()
-    monkeypatch.undo()
-    return list(seen.values())
+    return [e[:4] for e in evaluations(validate, monkeypatch, lambda c: c.native is not None)]
 
 
 @pytest.mark.parametrize("resource", fixture_resources())

@@ -88,6 +88,10 @@ def identifier_shaped(node: Json) -> bool:
     return isinstance(node.get("system"), str) and isinstance(node.get("value"), str)
 
 
+# The systems identifier_issues checks the values of (an identifier of another system is not)
+IDENTIFIER_SYSTEMS = frozenset({*_PATIENT_SYSTEMS, *c.HSA_SYSTEMS, c.ORG_NUMBER})
+
+
 def identifier_issues(
     resource: Json, where: str, shaped: list[tuple[Json, str]] | None = None
 ) -> list[Issue]:

@@ -36,6 +36,8 @@ class Run:
     # Elements whose type profile only picks a slice (a "profile" discriminator): a profile
     # missing there decides no slice, and is not itself a finding.
     discriminating: set[str] = field(default_factory=set)
+    # The extensions walked as any extension (their element's rule), by id(): (rule, path)
+    extensions: dict[int, tuple[Rule, str]] = field(default_factory=dict)
 
     def add(self, severity: IssueSeverity, code: IssueCode, message: str, where: str) -> None:
         self.issues.append(Issue(severity, code, message, where))

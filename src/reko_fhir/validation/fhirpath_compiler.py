@@ -23,61 +23,37 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from fhirpathpy.models import models
-
 from reko_fhir.validation.fhirpath_parser import Unsupported, parse
+from reko_fhir.validation.fhirpath_steps import (
+    DATE_LIKE,
+    DIGITS_OR_T,
+    Fallback,
+    Items,
+    Node,
+    criterion_keeps,
+    exists,
+    fused,
+    kept,
+    member_spec,
+    members,
+)
 
-Items = list[Any]
-# (input items, %resource, %rootResource) -> result items
-Node = Callable[[Items, Any, Any], Items]
+__all__ = ["Fallback", "Invariant", "compile_invariant"]
 Invariant = Callable[[Any, Any, Any], Items]
-
-
-class Fallback(Exception):  # noqa: N818 - a signal, not an error
-    """This instance is outside what the compiled form decides: evaluate it the old way."""
-
-
-# The stems of choice elements anywhere in R4 (``value`` of value[x]): fhirpathpy finds
-# ``valueString`` under ``value`` when it knows the type; navigating such a name is decided here
-# only where no key of that stem is present.
-_CHOICE_KEYS: dict[str, frozenset[str]] = {}
-for _path, _types in models["r4"]["choiceTypePaths"].items():
-    _stem = _path.rsplit(".", 1)[-1]
-    _CHOICE_KEYS[_stem] = _CHOICE_KEYS.get(_stem, frozenset()) | {
-        f"{prefix}{_stem}{t}" for t in _types for prefix in ("", "_")
-    }
-_DATE_LIKE = re.compile(r"\d{4}|T?\d\d:")
-_DIGITS_OR_T = frozenset("0123456789T")
 
 # -- navigation ---------------------------------------------------------------------------------
 
 
 def _member(name: str) -> Node:
-    hidden = "_" + name
-    # fhirpathpy, typed, finds valueString for value (the choice's types by its model)
-    choices = _CHOICE_KEYS.get(name, frozenset())
     if name == "length":
         raise Unsupported("length")  # fhirpathpy: len() of a string
+    spec = member_spec(name)
+    alone = (spec,)
 
     def member(items: Items, resource: Any, root: Any) -> Items:
-        found: Items = []
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            if hidden in item or (choices and not choices.isdisjoint(item)):
-                raise Fallback
-            value = item.get(name)
-            if value is None:
-                continue
-            if isinstance(value, list):
-                if None in value:
-                    raise Fallback
-                found.extend(value)
-            else:
-                found.append(value)
-        return found
+        return members(items, alone)
 
-    member.spec = (name, hidden, choices)  # type: ignore[attr-defined]  # for _fused
+    member.spec = spec  # type: ignore[attr-defined]  # for fused()
     return member
 
 
@@ -96,7 +72,7 @@ def _one(items: Items) -> Any:
         raise Fallback
     value = items[0]
     if isinstance(value, str):
-        if value[:1] in _DIGITS_OR_T and _DATE_LIKE.match(value):
+        if value[:1] in DIGITS_OR_T and DATE_LIKE.match(value):
             raise Fallback  # typed as a date or time there
         return value
     if isinstance(value, bool | int):
@@ -109,7 +85,7 @@ def _literal_string(node: Node) -> str | None:
     value = node([], None, None) if getattr(node, "literal", False) else None
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
         text = value[0]
-        return None if _DATE_LIKE.match(text) else text
+        return None if DATE_LIKE.match(text) else text
     return None
 
 
@@ -212,91 +188,6 @@ def _string(items: Items) -> str:
     return str(items[0])
 
 
-def _member_equals(tree: tuple[Any, ...]) -> tuple[str, str] | None:
-    """(name, text) for a criterion ``name = 'text'`` (the commonest: ``system = '…'``)."""
-    if tree[0] != "op" or tree[1] != "=":
-        return None
-    left, right = tree[2], tree[3]
-    if left[0] != "path" or left[1] != ("var", "$this") or left[2][0] != "member":
-        return None
-    if right[0] != "lit" or len(right[1]) != 1 or not isinstance(right[1][0], str):
-        return None
-    name, text = left[2][1], right[1][0]
-    if name == "length" or _DATE_LIKE.match(text):
-        return None
-    return name, text
-
-
-def _keeps(name: str, texts: frozenset[str]) -> Callable[[Any], bool]:
-    """``where(name = 'text')``'s test of one item, as the generic closures would decide it;
-    with several texts, ``name = 'a' or name = 'b'``'s (each side makes the same checks of
-    the same member, so one look decides them all)."""
-    hidden, choices = "_" + name, _CHOICE_KEYS.get(name, frozenset())
-
-    def keeps(item: Any) -> bool:
-        if not isinstance(item, dict):
-            return False  # no children: empty, so dropped
-        if hidden in item or (choices and not choices.isdisjoint(item)):
-            raise Fallback
-        value = item.get(name)
-        if isinstance(value, list):
-            if not value:
-                return False
-            if len(value) != 1 or value[0] is None:
-                raise Fallback
-            value = value[0]
-        if value is None:
-            return False
-        if type(value) is not str or (value[:1] in _DIGITS_OR_T and _DATE_LIKE.match(value)):
-            raise Fallback
-        return value in texts
-
-    return keeps
-
-
-def _alternatives(tree: tuple[Any, ...]) -> tuple[str, frozenset[str]] | None:
-    """(name, texts) for ``name = 'a'``, or an ``or`` of such tests all of one member."""
-    simple = _member_equals(tree)
-    if simple is not None:
-        return simple[0], frozenset({simple[1]})
-    if tree[0] != "op" or tree[1] != "or":
-        return None
-    left, right = _alternatives(tree[2]), _alternatives(tree[3])
-    if left is None or right is None or left[0] != right[0]:
-        return None
-    return left[0], left[1] | right[1]
-
-
-def _criterion_keeps(tree: tuple[Any, ...]) -> Callable[[Any], bool] | None:
-    """where()'s test of one item for ``name = 'text'``, or an ``and``/``or`` of such tests.
-
-    An empty comparison (no such member) and a false one both drop the item, so two-valued
-    logic keeps what the three-valued one keeps: ``or`` keeps an item when a side is true,
-    ``and`` when both are. Both sides are evaluated, as fhirpathpy does (either may fall back).
-    """
-    alternatives = _alternatives(tree)
-    if alternatives is not None:
-        return _keeps(*alternatives)
-    if tree[0] != "op" or tree[1] not in ("and", "or"):
-        return None
-    left, right = _criterion_keeps(tree[2]), _criterion_keeps(tree[3])
-    if left is None or right is None:
-        return None
-    if tree[1] == "or":
-
-        def either(item: Any) -> bool:
-            a = left(item)
-            return right(item) or a
-
-        return either
-
-    def both(item: Any) -> bool:
-        a = left(item)
-        return right(item) and a
-
-    return both
-
-
 def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any], Items]:
     if name in ("exists", "where", "all", "select") and len(args) == 1:
         test = _compile(args[0])
@@ -319,17 +210,15 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
 
             return all_
         keep_all = name == "where"
-        keeps = _criterion_keeps(args[0])
+        keeps = criterion_keeps(args[0])
         if keeps is not None:
+            tests = (keeps,)
 
             def where_equal(items: Items, resource: Any, root: Any) -> Items:
-                kept = []  # a loop: a comprehension costs a function object in Python 3.11
-                for item in items:
-                    if keeps(item):
-                        kept.append(item)
-                return kept if keep_all else [bool(kept)]
+                found = kept(items, tests)
+                return found if keep_all else [bool(found)]
 
-            where_equal.keeps = (keeps, keep_all)  # type: ignore[attr-defined]  # for _fused
+            where_equal.keeps = (keeps, keep_all)  # type: ignore[attr-defined]  # for fused()
             return where_equal
 
         def where(items: Items, resource: Any, root: Any) -> Items:
@@ -340,7 +229,7 @@ def _call(name: str, args: list[tuple[Any, ...]]) -> Callable[[Items, Any, Any],
     if args and name not in ("startsWith", "contains", "matches", "trace"):
         raise Unsupported(name)
     if name == "exists":
-        return _exists
+        return exists
     if name == "empty":
         return lambda items, resource, root: [not items]
     if name == "count":
@@ -418,9 +307,9 @@ def _compile(tree: tuple[Any, ...]) -> Node:
         steps.reverse()
         if len(steps) == 1:
             return steps[0]
-        fused = _fused(steps)
-        if fused is not None:
-            return fused
+        chained = fused(steps)
+        if chained is not None:
+            return chained
 
         def chain(items: Items, resource: Any, root: Any) -> Items:
             for step_ in steps:
@@ -429,62 +318,6 @@ def _compile(tree: tuple[Any, ...]) -> Node:
 
         return chain
     raise Unsupported(kind)
-
-
-def _exists(items: Items, resource: Any, root: Any) -> Items:
-    return [bool(items)]
-
-
-def _fused(steps: list[Node]) -> Node | None:
-    """The commonest chain, ``a.b.where(x = 'y').where(…).exists()`` (members, then where()
-    filters of ``name = 'text'`` tests, then perhaps exists()), as one closure: each step as
-    its own closure does it, in the same order (so every Fallback is raised as there), without
-    a call per step."""
-    members: list[tuple[str, str, frozenset[str]]] = []
-    filters: list[Callable[[Any], bool]] = []
-    index = 0
-    while index < len(steps) and hasattr(steps[index], "spec"):
-        members.append(steps[index].spec)  # type: ignore[attr-defined]
-        index += 1
-    while index < len(steps) and hasattr(steps[index], "keeps"):
-        keeps, keep_all = steps[index].keeps  # type: ignore[attr-defined]
-        if not keep_all:
-            return None  # exists(criterion): not this shape
-        filters.append(keeps)
-        index += 1
-    exists = index < len(steps) and steps[index] is _exists
-    if exists:
-        index += 1
-    if index != len(steps) or not members:
-        return None
-
-    def fused(items: Items, resource: Any, root: Any) -> Items:
-        for name, hidden, choices in members:  # _member's member()
-            found: Items = []
-            for item in items:
-                if not isinstance(item, dict):
-                    continue
-                if hidden in item or (choices and not choices.isdisjoint(item)):
-                    raise Fallback
-                value = item.get(name)
-                if value is None:
-                    continue
-                if isinstance(value, list):
-                    if None in value:
-                        raise Fallback
-                    found.extend(value)
-                else:
-                    found.append(value)
-            items = found
-        for keeps in filters:  # _call's where_equal()
-            kept = []
-            for item in items:
-                if keeps(item):
-                    kept.append(item)
-            items = kept
-        return [bool(items)] if exists else items
-
-    return fused
 
 
 @cache

@@ -40,6 +40,7 @@ class Input:
     source: str
     resource: dict[str, Any]
     size: int = 0  # bytes read for it (the progress bar)
+    text: bytes | None = None  # the JSON text it was read from (ValidationService.validate)
 
 
 def files_in(
@@ -93,16 +94,17 @@ def iter_inputs(path: Path) -> Iterator[Input]:
         while rest and not rest.strip():
             rest, number = handle.readline(), number + 1
         if not rest:
-            yield Input(str(path), _object(single, str(path)), len(first))
+            yield Input(str(path), _object(single, str(path)), len(first), first)
             return
-        yield Input(f"{path}:1", _line_object(single, f"{path}:1", _brackets(first)), len(first))
+        yield Input(
+            f"{path}:1", _line_object(single, f"{path}:1", _brackets(first)), len(first), first
+        )
         name = str(path)
         while rest:
             if not rest.isspace():  # (strip() would copy the line)
                 source = f"{name}:{number}"
-                yield Input(
-                    source, _line_object(_parse(rest, source), source, _brackets(rest)), len(rest)
-                )
+                resource = _line_object(_parse(rest, source), source, _brackets(rest))
+                yield Input(source, resource, len(rest), rest)
             rest, number = handle.readline(), number + 1
 
 
@@ -158,7 +160,7 @@ def _whole(data: bytes, path: Path) -> list[Input]:
             return [Input(str(path), core_reader().read(data), len(data))]
         text = data.decode("utf-8-sig")
         try:
-            return [Input(str(path), _object(json.loads(text), str(path)), len(data))]
+            return [Input(str(path), _object(json.loads(text), str(path)), len(data), data)]
         except json.JSONDecodeError:
             lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
             if len(lines) < 2:

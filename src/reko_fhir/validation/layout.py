@@ -51,6 +51,11 @@ def single_type(rule: Rule) -> str:
     return codes[0] if codes else "BackboneElement"
 
 
+_UNBOUNDED = 1 << 62  # no max ("*")
+# (rule, format checks by type, base rule, slices or places, children-only types, min, max)
+Step = tuple[Rule, Any, "Rule | None", bool, frozenset[str], int, int]
+
+
 class WalkPlan:
     """What the walker does with each JSON name inside one element, found once for a rule, a
     type and the base rule walked before it (``walked``'s layout; None on the base walk):
@@ -58,11 +63,19 @@ class WalkPlan:
     or None for a name the base walk checked as the profile would (``skip``); a name not in
     ``keys`` is unknown (or ``_x``, ``resourceType``). ``plain[name][type]``: for a primitive
     with nothing to check but its format (no fixed value, limits, binding or invariant), that
-    check (primitives.checker), which is all the walk's _value would do with it."""
+    check (primitives.checker), which is all the walk's _value would do with it.
+    ``children_only(rule, type)``: whether a complex value of ``rule`` has nothing to check
+    but its children and its type's invariants (WalkPlans.children_only)."""
 
-    __slots__ = ("always", "keys", "layout", "plain", "skip", "steps", "walked")
+    __slots__ = ("always", "inert", "keys", "layout", "plain", "skip", "steps", "walked")
 
-    def __init__(self, layout: Layout, walked: Layout | None, skip: frozenset[str]) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        walked: Layout | None,
+        skip: frozenset[str],
+        children_only: Callable[[Rule, str], bool],
+    ) -> None:
         self.layout, self.walked, self.skip = layout, walked, skip
         self.always = layout.always - skip
         self.keys: dict[str, tuple[str, str, bool] | None] = {}
@@ -87,16 +100,32 @@ class WalkPlan:
             if _format_only(child, type_of):
                 self.plain.setdefault(child.name, {})[type_of] = checker(type_of)
         # By element name: (rule, format checks by type, the base's rule here, whether slices or
-        # an extension's place are to check), the walk's loop reads once per name.
-        self.steps: dict[str, tuple[Rule, Any, Rule | None, bool]] = {
+        # an extension's place are to check, the complex types walked as children alone, the
+        # least and most values allowed), the walk's loop reads once per name.
+        self.steps: dict[str, Step] = {
             name: (
                 child,
                 self.plain.get(name),
                 walked.children.get(name) if walked is not None else None,
                 bool(child.slices) or name in ("extension", "modifierExtension"),
+                frozenset(code for code in child.type_codes if children_only(child, code)),
+                child.min,
+                _UNBOUNDED if child.max is None else child.max,
             )
             for name, child in layout.children.items()
         }
+        # Nothing for the walk to find here that the base walk has not: every name it knows
+        # is the base's, checked alike, and it knows no other (no `unknown element` of its own)
+        self.inert = (
+            walked is not None
+            and not self.always
+            and all(entry is None for entry in self.keys.values())
+            and self.keys.keys() == WalkPlan._known(walked)
+        )
+
+    @staticmethod
+    def _known(layout: Layout) -> set[str]:
+        return {*layout.children, *layout.choices}
 
 
 def _format_only(rule: Rule, type_code: str) -> bool:

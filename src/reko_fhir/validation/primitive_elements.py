@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reko_fhir.outcomes import IssueCode, IssueSeverity
 from reko_fhir.validation.compiled import Rule
+from reko_fhir.validation.layout import single_type
 from reko_fhir.validation.primitives import is_primitive
 
 if TYPE_CHECKING:
@@ -38,11 +39,11 @@ def primitive_elements(
         if not key.startswith("_") or len(key) < 2:
             continue
         name = key[1:]
-        child, choice = validator._child(children, name)
+        child, choice = validator.plans.child(children, name)
         if child is None:
             run.add(_ERROR, IssueCode.STRUCTURE, f"unknown element '{key}'", f"{where}.{key}")
             continue
-        type_code = choice or validator._single_type(child)
+        type_code = choice or single_type(child)
         if not is_primitive(type_code):
             message = f"'{key}' stands only beside a primitive, and {name} is a {type_code}"
             run.add(_ERROR, IssueCode.STRUCTURE, message, f"{where}.{key}")

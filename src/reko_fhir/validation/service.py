@@ -15,6 +15,7 @@ from reko_fhir.mapping.codings import structure
 from reko_fhir.outcomes import Issue, IssueCode, distinct, warning
 from reko_fhir.package_data import PROFILES_DIR
 from reko_fhir.validation.case_rules import (
+    IDENTIFIER_SYSTEMS,
     BundleResolver,
     Resolver,
     identifier_issues,
@@ -24,10 +25,36 @@ from reko_fhir.validation.case_rules import (
     select_objects,
 )
 from reko_fhir.validation.definitions import Definitions
-from reko_fhir.validation.diagnosis import diagnosis_coded, diagnosis_issues
+from reko_fhir.validation.diagnosis import DIAGNOSIS_SYSTEMS, diagnosis_coded, diagnosis_issues
 from reko_fhir.validation.validator import Validator
 
 Json = dict[str, Any]
+
+
+# What the identifier and diagnosis rules look for, as JSON text holds it (rules_may_apply)
+_RULE_SYSTEMS = tuple(s.encode() for s in sorted(IDENTIFIER_SYSTEMS | DIAGNOSIS_SYSTEMS))
+
+
+_ASCII_ESCAPES = tuple(b"\\u00" + bytes([digit]) for digit in b"01234567")  # \u0000-\u007f
+
+
+def rules_may_apply(text: bytes | None) -> bool:
+    """Whether the resource read from JSON ``text`` may hold a system the identifier rules
+    (case_rules.identifier_issues) or the diagnosis rule (diagnosis.is_diagnosis_system) act on.
+
+    Their systems are ASCII, as is ``icd`` (is_diagnosis_system looks for ``icd-10``/``icd10``
+    in any case; no other character lowers to these letters side by side). Where the text
+    writes every ASCII character as it is (no escape but ``\\uXXXX`` of a character beyond
+    ASCII, such as ``\\u00e4``), a text without any of those systems and without ``icd`` holds
+    none, and both rules would find nothing. No text (XML, an object made in code): they may.
+    """
+    if text is None or b"icd" in text.lower():
+        return True
+    if b"\\" in text and (
+        text.count(b"\\") != text.count(b"\\u") or any(e in text for e in _ASCII_ESCAPES)
+    ):
+        return True  # an escape that may spell an ASCII character
+    return any(system in text for system in _RULE_SYSTEMS)
 
 
 # Types whose reko profile is not Reko<Type>: every stored Task is a worklist Task (contract 2).
@@ -93,27 +120,34 @@ class ValidationService:
         profile: str | None = None,
         where: str | None = None,
         resolver: Resolver | None = None,
+        text: bytes | None = None,
     ) -> list[Issue]:
-        """Every issue of ``resource`` (a Bundle: of its entries and across them too)."""
+        """Every issue of ``resource`` (a Bundle: of its entries and across them too).
+
+        ``text``: the JSON text ``resource`` was read from, when at hand: the identifier and
+        diagnosis rules then run only where it may hold one of their systems (rules_may_apply).
+        """
         path = where or str(resource.get("resourceType"))
         profiles, issues = self.profiles_for(resource, profile, path)
         # Within a Bundle, FHIRPath's resolve() finds the other entries (ctm-1 and the like).
         entry = resolver.resolve if isinstance(resolver, BundleResolver) else None
         for url in profiles:
             issues += self.validator.validate(resource, url, path, entry)
-        # One walk finds the objects of both rules: identifiers (not in contained resources)
-        # and diagnosis codings (in them too); both have a system.
-        shaped, coded = select_objects(
-            resource, path, [(identifier_shaped, False), (diagnosis_coded, True)], "system"
-        )
-        issues += identifier_issues(resource, path, shaped)
-        issues += _not_said_yet(diagnosis_issues(resource, path, coded), issues)
+        if rules_may_apply(text):
+            # One walk finds the objects of both rules: identifiers (not in contained resources)
+            # and diagnosis codings (in them too); both have a system.
+            shaped, coded = select_objects(
+                resource, path, [(identifier_shaped, False), (diagnosis_coded, True)], "system"
+            )
+            issues += identifier_issues(resource, path, shaped)
+            issues += _not_said_yet(diagnosis_issues(resource, path, coded), issues)
         if resource.get("resourceType") == "Bundle":
             context = BundleResolver.of(resource)
             for i, entry in enumerate(resource.get("entry") or []):
                 inner = entry.get("resource") if isinstance(entry, dict) else None
                 if isinstance(inner, dict):
-                    issues += self.validate(inner, None, f"{path}.entry[{i}].resource", context)
+                    where_ = f"{path}.entry[{i}].resource"
+                    issues += self.validate(inner, None, where_, context, text)
         elif resolver is not None:
             issues += rule_issues(resource, path, resolver)
             issues += reference_issues(resource, path, resolver)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from reko_fhir.validation.compiled import Rule, matches_pattern
 from reko_fhir.validation.definitions import CORE_BASE
+from reko_fhir.validation.layout import single_type
 
 if TYPE_CHECKING:
     from reko_fhir.validation.validator import Validator
@@ -124,7 +125,7 @@ class Discriminators:
         for name in path.split("."):
             if current is None:
                 return None
-            children = self.validator._children_of(current, self.validator._single_type(current))
+            children = self.validator.plans.children_of(current, single_type(current))
             current = (
                 current.children.get(name)
                 or current.children.get(f"{name}[x]")  # a choice element, by its stem

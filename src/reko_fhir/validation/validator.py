@@ -25,13 +25,14 @@ from reko_fhir.validation.element_checks import (
     limits,
     quantity_limits,
 )
-from reko_fhir.validation.layout import Layout, Signatures, WalkPlan, single_type
+from reko_fhir.validation.layout import WalkPlan
 from reko_fhir.validation.placement import extension_context, reference_target
 from reko_fhir.validation.primitive_elements import primitive_elements
 from reko_fhir.validation.primitives import PRIMITIVE_TYPES, check_primitive
 from reko_fhir.validation.slicing import Discriminators
 from reko_fhir.validation.snapshot import SnapshotError, with_snapshot
 from reko_fhir.validation.terminology import Terminology
+from reko_fhir.validation.walk_plans import WalkPlans
 
 Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
@@ -50,13 +51,10 @@ class Validator:
         self.compiled = compiled
         self.terminology = Terminology(self.definitions)
         self._rules: dict[str, Rule] = {}
-        self._children: dict[tuple[int, str | None], dict[str, Rule]] = {}
-        self._layouts: dict[int, Layout] = {}  # by id() of a children dict kept in _children
-        self._skip_sets: dict[tuple[int, int, bool], frozenset[str]] = {}
         self._quantities: dict[str, bool] = {}
         self._discriminators = Discriminators(self)
         self._kinds: dict[tuple[str, str], bool] = {}  # _is_a, answered once
-        self._same = Signatures().same
+        self.plans = WalkPlans(self.rule, self._is_a)
         self._own_constraints: dict[tuple[int, int], list[Constraint]] = {}  # profile's, not base's
         self._places: dict[tuple[int, int], str | None] = {}  # extension_context's answers
         self.types = TypeInvariants(self.definitions, self.rule)
@@ -145,19 +143,7 @@ class Validator:
             constraints = self._own_constraints[key]
         invariants(run, constraints, node, where, rule.path)
 
-    def _children_of(self, rule: Rule, type_code: str | None) -> dict[str, Rule]:
-        """What may stand inside an element: its type's children, overlaid by the profile's own."""
-        key = (id(rule), type_code)  # ids repeat across profiles; rule objects live as long as self
-        if key not in self._children:
-            base: dict[str, Rule] = {}
-            if type_code and type_code != "BackboneElement":  # a primitive's: for its `_x`
-                type_rule = self.rule(CORE_BASE + type_code)
-                if type_rule is not None:
-                    base = type_rule.children
-            self._children[key] = {**base, **rule.children} if base else rule.children
-        return self._children[key]
-
-    def _node(  # noqa: PLR0917 - the walk's context
+    def _node(  # noqa: PLR0917, PLR0915 - the walk's context; its loop in one frame (a call per value costs)
         self,
         run: Run,
         node: Json,
@@ -165,10 +151,15 @@ class Validator:
         where: str,
         type_code: str | None = None,
         shadow: Rule | None = None,
+        typed: bool = False,
     ) -> None:
+        """The children of ``node`` against those of ``rule`` (holding a ``type_code``), then,
+        when ``typed``, the invariants of its type."""
         plan = rule.walks.get(type_code if shadow is None else (type_code, id(shadow)))
         if plan is None:
-            plan = self._walk_plan(rule, type_code, shadow)
+            plan = self.plans.walk_plan(rule, type_code, shadow)
+        if plan.inert and not typed:
+            return  # the base walk found all there is here (WalkPlan.inert), ele-1 too
         if not node:
             run.add(
                 _ERROR,
@@ -217,21 +208,35 @@ class Validator:
             visit = always.union(found, carried).difference(plan.skip)
         steps = plan.steps
         for name in sorted(visit, key=plan.layout.order.__getitem__) if len(visit) > 1 else visit:
-            child, checks, base, more = steps[name]
+            child, checks, base, more, plain, least, most = steps[name]
             if unshadowed is not None and name in unshadowed:
                 base = None
             values = found.get(name, _NONE)
-            count = len(values) + len(carried[name]) if name in carried else len(values)
-            if count < child.min or (child.max is not None and count > child.max):
+            count = len(values)
+            if carried and name in carried:
+                count += len(carried[name])
+            if count < least or count > most:
                 cardinality(run, child, count, f"{where}.{name}", [v[2] for v in values])
             for type_code_, path, item in values:
                 check = checks.get(type_code_) if checks else None
-                if check is None:
+                if check is not None:
+                    if (message := check(item)) is not None:  # all _value would check
+                        run.add(_ERROR, IssueCode.VALUE, message, path)
+                elif type_code_ in plain and type(item) is dict and "resourceType" not in item:
+                    # all _value and _complex would do with it: its children, its type's
+                    # invariants (but where the base walk checked them: see _complex)
+                    again = base is None or base.slice_name is not None
+                    self._node(
+                        run, item, child, path, type_code_, base, again and not child.slice_name
+                    )
+                else:
                     self._value(run, child, type_code_, item, path, base)
-                elif (message := check(item)) is not None:  # all _value would check
-                    run.add(_ERROR, IssueCode.VALUE, message, path)
             if more:
                 self._slices_and_places(run, rule, child, values, f"{where}.{name}")
+        if typed and type_code:
+            own = self.types.of(type_code)
+            if own:
+                invariants(run, own, node, where, type_code)
 
     def _slices_and_places(
         self,
@@ -267,53 +272,6 @@ class Validator:
             if name in found:
                 found[name] = [v for v in found[name] if v[2] is not None or v[1] not in paths]
         return carried
-
-    def _walk_plan(self, rule: Rule, type_code: str | None, shadow: Rule | None) -> WalkPlan:
-        layout = self._plan(rule, type_code)
-        walked: Layout | None = None
-        skip: frozenset[str] = frozenset()  # children the base walk checked as the profile would
-        if shadow is not None:
-            walked = self._plan(shadow, type_code)
-            same_host = "." not in rule.path or single_type(rule) == single_type(shadow)
-            skip = self._skips(layout, walked, same_host)
-        # rules (and so their ids) live as long as self
-        plan = WalkPlan(layout, walked, skip)
-        rule.walks[type_code if shadow is None else (type_code, id(shadow))] = plan
-        return plan
-
-    def _skips(self, layout: Layout, walked: Layout, same_host: bool) -> frozenset[str]:
-        """The children of ``layout`` the same as ``walked``'s (the base's at this place): all
-        there is to find in them the base walk found. An extension's place is part of what is
-        checked (extension_context): the same only on a host of the same type."""
-        key = (id(layout), id(walked), same_host)  # layouts live as long as self
-        found = self._skip_sets.get(key)
-        if found is None:
-            found = self._skip_sets[key] = frozenset(
-                name
-                for name, child in layout.children.items()
-                if name in walked.children
-                and self._same(child, walked.children[name])
-                and (same_host or name not in ("extension", "modifierExtension"))
-            )
-        return found
-
-    def _plan(self, rule: Rule, type_code: str | None) -> Layout:
-        """The layout of what may stand inside ``rule`` holding a ``type_code``."""
-        plan: Layout | None = rule.plans.get(type_code)
-        if plan is None:
-            plan = rule.plans[type_code] = self._layout(self._children_of(rule, type_code))
-        return plan
-
-    def _layout(self, children: dict[str, Rule]) -> Layout:
-        layout = self._layouts.get(id(children))
-        if layout is None or layout.children is not children:
-            layout = self._layouts[id(children)] = Layout(children)
-        return layout
-
-    def _child(self, children: dict[str, Rule], key: str) -> tuple[Rule | None, str | None]:
-        return self._layout(children).child(key)
-
-    _single_type = staticmethod(single_type)  # primitive_elements, slicing
 
     def _value(  # noqa: PLR0917 - the walk's context
         self,
@@ -391,11 +349,18 @@ class Validator:
             reference_target(run, self.definitions, self._is_a, rule, value, where)
         if type_code == "Extension" and not rule.slice_name and again:
             self._extension(run, value, where)
-        self._node(run, value, rule, where, type_code, shadow)
-        if rule.slice_name is None and again:  # a slice's item is walked as its element's too
-            own = self.types.of(type_code)
-            if own:
-                invariants(run, own, value, where, type_code)
+        if type_code == "Extension" and shadow is None:
+            if rule.slice_name is None:
+                run.extensions[id(value)] = rule, where  # walked as any extension, next
+            else:
+                # An extension's slice: a slice that checks its children as the walk of it as
+                # any extension did (on this run, at this place) would find the same again
+                walked = run.extensions.get(id(value))
+                same = walked is not None and walked[1] == where
+                if same and walked is not None and self.plans.walked_as(rule, walked[0], value):
+                    return
+        # then its type's invariants, but on a slice's item (walked as its element's too)
+        self._node(run, value, rule, where, type_code, shadow, rule.slice_name is None and again)
 
     def _apply_profiles(
         self, run: Run, rule: Rule, type_code: str, value: Json, where: str
