@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
@@ -24,11 +24,7 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index, prebuilt
 from reko_fhir.store.conditions import (
     by_patient,
-    date_condition,
-    id_condition,
-    in_partitions,
     instant_text,
-    sort_value,
 )
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
@@ -41,7 +37,6 @@ from reko_fhir.store.repository import (
     check_version,
     gone,
     not_found,
-    require_searchable,
     update_match,
     update_target,
     writes_to,
@@ -55,6 +50,7 @@ from reko_fhir.store.schema import (
     resource_version,
     token_index,
 )
+from reko_fhir.store.search_sql import SearchQueries
 
 # Built once: a statement built per write pays for its cache key every time.
 _INSERT_VERSION = insert(resource_version)
@@ -66,18 +62,6 @@ _INSERT_NUMBERS = insert(number_index)
 
 
 _with = prebuilt.in_partitions
-# Reference parameters with rows in reference_index (conditions.id_condition's plain ones).
-_REFERENCE_NAMES = frozenset({"subject", "patient", "recipient", "owner"})
-
-
-def _sorted(search: Search, ids: Any, updated: Any) -> list[Any]:
-    """The ORDER BY of a ``search.sort`` of ``_lastUpdated`` and ``_id`` keys only (newest
-    first when none) on these columns, ties broken by id."""
-    order = []
-    for key in search.sort or ("-_lastUpdated",):
-        column = ids if key.lstrip("-") == "_id" else updated
-        order.append(column.desc() if key.startswith("-") else column.asc())
-    return [*order, ids]
 
 
 def stored_from_row(row: Any) -> Stored:
@@ -98,6 +82,7 @@ class Unit:
         self.conn = conn
         self.lock_rows = lock_rows  # SELECT … FOR UPDATE where the database has it
         self.partitions = partitions
+        self._queries = SearchQueries(partitions)
         # Every version written in this unit, in order: the outbox enqueues from it before
         # the commit, so a write and its deliveries land (or vanish) together.
         self.changes: list[Change] = []
@@ -124,71 +109,6 @@ class Unit:
             raise gone(resource_type, resource_id)
         return stored_from_row(row)
 
-    def _filtered(self, resource_type: str, search: Search, *, own: bool = False) -> Any:
-        """SELECT of the current, not deleted resources matching every parameter, in the
-        partitions the caller reads (``own``: in the one it writes to, for conditions)."""
-        partitions = self._own_partitions() if own else self.partitions.reads(resource_type)
-        query = select(resource_current).where(
-            resource_current.c.type == resource_type,
-            resource_current.c.deleted.is_(False),
-            in_partitions(resource_current.c.partition, partitions),
-        )
-        return self._narrowed(query, resource_type, search, resource_current, own=own)
-
-    def _narrowed(
-        self, query: Any, resource_type: str, search: Search, rows: Any, *, own: bool
-    ) -> Any:
-        """``query`` on ``rows`` (resource_current or reference_index: each has ``id`` and
-        ``last_updated``) with every parameter of ``search`` as a condition."""
-        patients = self._own_partitions() if own else self.partitions.reads("Patient")
-        for name, value in search.params:
-            require_searchable(resource_type, name)
-            if name == "_lastUpdated":
-                query = query.where(date_condition(rows.c.last_updated, value))
-            else:
-                query = query.where(
-                    rows.c.id.in_(id_condition(resource_type, name, value, patients))
-                )
-        return query
-
-    def _by_reference(self, resource_type: str, search: Search, *, own: bool = False) -> Any:
-        """The ``reference_index`` rows of the matches, when ``search`` names one target of a
-        reference parameter (``patient=Patient/1``) and sorts by ``_lastUpdated`` or ``_id``
-        only; else None.
-
-        Those rows carry their resource's partition and ``last_updated``, and exist only for
-        current, not deleted versions (``_unindex``), once per resource and target
-        (:func:`~reko_fhir.store.index.references`): the care-unit filter, the count and the
-        newest-first order are read from ``ix_reference_lookup`` alone. Going through
-        ``resource_current`` cost a primary-key look-up per match (1,100 matches: 14 ms).
-        """
-        for name, _ in search.params:  # the first one no store serves is the 400's
-            require_searchable(resource_type, name)
-        driver = next(
-            (
-                (name, value)
-                for name, value in search.params
-                if name in _REFERENCE_NAMES and "," not in value
-            ),
-            None,
-        )
-        if driver is None or any(
-            key.lstrip("-") not in ("_id", "_lastUpdated") for key in search.sort
-        ):
-            return None
-        name, value = driver
-        partitions = self._own_partitions() if own else self.partitions.reads(resource_type)
-        default = "Organization/" if name in ("recipient", "owner") else "Patient/"
-        rows = reference_index
-        query = select(rows.c.id).where(
-            rows.c.type == resource_type,
-            rows.c.param == name,
-            rows.c.target == (value if "/" in value else f"{default}{value}"),
-            in_partitions(rows.c.partition, partitions),
-        )
-        others = tuple(param for param in search.params if param != driver)
-        return self._narrowed(query, resource_type, replace(search, params=others), rows, own=own)
-
     def _own_partitions(self) -> frozenset[str]:
         return frozenset({self._own()})
 
@@ -197,83 +117,12 @@ class Unit:
 
     async def match(self, resource_type: str, search: Search) -> list[str]:
         """Ids matching a condition in the own partition (a few at most are expected)."""
-        query = self._ids(resource_type, search, own=True)
+        query = self._queries.ids(resource_type, search, own=True)
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
-
-    def _ids(self, resource_type: str, search: Search, *, own: bool = False) -> Any:
-        """SELECT of the matches' ids (from the reference index where it can)."""
-        by_reference = self._by_reference(resource_type, search, own=own)
-        if by_reference is not None:
-            return by_reference
-        return self._filtered(resource_type, search, own=own).with_only_columns(
-            resource_current.c.id
-        )
-
-    def _page_query(self, resource_type: str, search: Search) -> Any:
-        by_reference = self._by_reference(resource_type, search)
-        if by_reference is not None:
-            return self._indexed_page(resource_type, search, by_reference)
-        return (
-            self._filtered(resource_type, search)
-            .order_by(*self._order(resource_type, search))
-            .limit(search.count)
-            .offset(search.offset)
-        )
-
-    def _indexed_page(
-        self, resource_type: str, search: Search, by_reference: Any, *, counted: bool = False
-    ) -> Any:
-        """The page's ids sorted on the index rows (``by_reference``), then just those rows
-        read whole; ``counted``: with the number of every match last (``total``)."""
-        rows = reference_index
-        page = (
-            by_reference.add_columns(rows.c.last_updated)
-            .order_by(*_sorted(search, rows.c.id, rows.c.last_updated))
-            .limit(search.count)
-            .offset(search.offset)
-            .subquery("page")
-        )
-        columns = [resource_current]
-        if counted:
-            every = by_reference.with_only_columns(func.count()).scalar_subquery()
-            columns.append(every.label("total"))
-        return (
-            select(*columns)
-            .join(
-                page,
-                and_(resource_current.c.type == resource_type, resource_current.c.id == page.c.id),
-            )
-            .order_by(*_sorted(search, page.c.id, page.c.last_updated))
-        )
-
-    def _order(self, resource_type: str, search: Search) -> list[Any]:
-        """The ORDER BY of ``search.sort`` (newest first when none), ties broken by id."""
-        order = []
-        # A patient's matches are few and may be the oldest rows of their type: find them
-        # first, then sort just them. Ordered on the bare column, the database may instead walk
-        # ix_current_last_updated through every row of the type until 20 match (measured at
-        # 1,000,000 Procedures: 51 s on PostgreSQL, over 1 s on SQLite). COALESCE(x, x) sorts
-        # the same but no index serves it; the cost is bounded by the matches, which
-        # ``total`` counts anyway.
-        patients_first = by_patient(search)
-        updated = resource_current.c.last_updated
-        for key in search.sort or ("-_lastUpdated",):
-            name, descending = key.lstrip("-"), key.startswith("-")
-            if name in ("_id", "_lastUpdated"):
-                column = (
-                    resource_current.c.id
-                    if name == "_id"
-                    else (func.coalesce(updated, updated) if patients_first else updated)
-                )
-                order.append(column.desc() if descending else column.asc())
-            else:  # resources without the value sort last either way
-                value = sort_value(resource_type, name, descending)
-                order.append((value.desc() if descending else value.asc()).nulls_last())
-        return [*order, resource_current.c.id]
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
-        query = self._page_query(resource_type, search)
+        query = self._queries.page(resource_type, search)
         return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
 
     async def page(
@@ -284,50 +133,27 @@ class Unit:
         the count is None when more than :data:`COUNT_LIMIT` match.
 
         A patient's matches are all found and sorted for the page anyway (see
-        :meth:`_page_query`), so they are counted in the same query (``count(*) OVER ()``).
-        Other pages come from walking an index and stop early; their matches are counted apart.
+        :meth:`SearchQueries.order <reko_fhir.store.search_sql.SearchQueries.order>`), so they
+        are counted in the same query: on ``ix_reference_lookup`` alone where it can, else
+        ``count(*) OVER ()``. Other pages come from walking an index and stop early; their
+        matches are counted apart.
         """
         if total == "none" or not by_patient(search):
-            query = self._page_query(resource_type, search)
+            query = self._queries.page(resource_type, search)
             found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
             if total == "none":
                 return found, None
             if total == "accurate":
                 return found, await self.total(resource_type, search)
             return found, await self._count_at_most(resource_type, search, COUNT_LIMIT)
-        by_reference = self._by_reference(resource_type, search)
-        query = (
-            self._counted_page(resource_type, search)
-            if by_reference is None
-            else self._indexed_page(resource_type, search, by_reference, counted=True)
-        )
+        query = self._queries.page(resource_type, search, counted=True)
         rows = (await self.conn.execute(query)).all()
         if not rows:  # past the end there is no row to carry the count
             return [], 0 if search.offset == 0 else await self.total(resource_type, search)
         return [stored_from_row(row) for row in rows], int(rows[0][-1])
 
-    def _counted_page(self, resource_type: str, search: Search) -> Any:
-        """A patient's page with ``count(*) OVER ()`` last: every match is sorted and counted
-        by id and sort key only, and just the page's rows are then read whole (sorting a
-        thousand matches with their content took twice as long on PostgreSQL)."""
-        order = self._order(resource_type, search)
-        page = (
-            self._filtered(resource_type, search)
-            .with_only_columns(resource_current.c.id, func.count().over().label("total"))
-            .order_by(*order)
-            .limit(search.count)
-            .offset(search.offset)
-            .subquery("page")
-        )
-        return (
-            select(resource_current, page.c.total)
-            .join(page, resource_current.c.id == page.c.id)
-            .where(resource_current.c.type == resource_type)
-            .order_by(*order)
-        )
-
     async def _count_at_most(self, resource_type: str, search: Search, most: int) -> int | None:
-        ids = self._ids(resource_type, search)
+        ids = self._queries.ids(resource_type, search)
         bounded = select(func.count()).select_from(ids.limit(most + 1).subquery())
         counted = int((await self.conn.execute(bounded)).scalar_one())
         return counted if counted <= most else None
@@ -348,7 +174,7 @@ class Unit:
         return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def total(self, resource_type: str, search: Search) -> int:
-        query = self._ids(resource_type, search).with_only_columns(func.count())
+        query = self._queries.ids(resource_type, search).with_only_columns(func.count())
         return int((await self.conn.execute(query.order_by(None))).scalar_one())
 
     async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
