@@ -101,9 +101,9 @@ async def test_a_patients_page_reads_only_its_own_rows_of_resource_current(
     others = (procedure(f"Patient/{n}") for n in range(2000))
     await bulk_load(repo, others, partition=str(UNIT_A.own))
     await bulk_load(repo, (procedure("Patient/p") for _ in range(200)), partition=str(UNIT_A.own))
-    query = SearchQueries(UNIT_A).page(
-        "Procedure", Search((("patient", "Patient/p"),), 20), counted=True
-    )
+    search = Search((("patient", "Patient/p"),), 20)
+    built, params = SearchQueries(UNIT_A).page("Procedure", search, counted=True)
+    query = built.params(params)
     dialect = sqlite.dialect() if repo.is_sqlite else postgresql.dialect()
     sql = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     async with repo.engine.connect() as conn:

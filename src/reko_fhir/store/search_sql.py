@@ -9,10 +9,11 @@ the newest-first order need no look-up of ``resource_current`` per match.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Integer, and_, bindparam, func, select
 
 from reko_fhir.store.conditions import (
     by_patient,
@@ -22,6 +23,7 @@ from reko_fhir.store.conditions import (
     sort_value,
 )
 from reko_fhir.store.partition import Partitions
+from reko_fhir.store.prebuilt import in_partitions as with_partitions
 from reko_fhir.store.repository import Search, require_searchable, writes_to
 from reko_fhir.store.schema import reference_index, resource_current
 
@@ -115,46 +117,48 @@ class SearchQueries:
             resource_current.c.id
         )
 
-    def page(self, resource_type: str, search: Search, *, counted: bool = False) -> Any:
-        """One page: ``search.count`` from ``search.offset``, in ``search.sort``; ``counted``
-        (a patient's search only): with the number of every match last (``total``)."""
+    def page(
+        self, resource_type: str, search: Search, *, counted: bool = False
+    ) -> tuple[Any, dict[str, object]]:
+        """One page, and its parameters: ``search.count`` from ``search.offset``, in
+        ``search.sort``; ``counted`` (a patient's search only): with the number of every match
+        last (``total``)."""
+        prebuilt = self._patient_page(resource_type, search, counted=counted)
+        if prebuilt is not None:
+            return prebuilt
         by_reference = self.by_reference(resource_type, search)
         if by_reference is not None:
-            return self.indexed_page(resource_type, search, by_reference, counted=counted)
+            page = _indexed(by_reference, resource_type, search.sort, search.count, search.offset)
+            return page(counted=counted), {}
         if counted:
-            return self._counted_page(resource_type, search)
-        return (
+            return self._counted_page(resource_type, search), {}
+        query = (
             self.filtered(resource_type, search)
             .order_by(*self.order(resource_type, search))
             .limit(search.count)
             .offset(search.offset)
         )
+        return query, {}
 
-    def indexed_page(
-        self, resource_type: str, search: Search, by_reference: Any, *, counted: bool = False
-    ) -> Any:
-        """The page's ids sorted on the index rows (``by_reference``), then just those rows
-        read whole; ``counted``: with the number of every match last (``total``)."""
-        rows = reference_index
-        page = (
-            by_reference.add_columns(rows.c.last_updated)
-            .order_by(*_sorted(search, rows.c.id, rows.c.last_updated))
-            .limit(search.count)
-            .offset(search.offset)
-            .subquery("page")
-        )
-        columns = [resource_current]
-        if counted:
-            every = by_reference.with_only_columns(func.count()).scalar_subquery()
-            columns.append(every.label("total"))
-        return (
-            select(*columns)
-            .join(
-                page,
-                and_(resource_current.c.type == resource_type, resource_current.c.id == page.c.id),
-            )
-            .order_by(*_sorted(search, page.c.id, page.c.last_updated))
-        )
+    def _patient_page(
+        self, resource_type: str, search: Search, *, counted: bool
+    ) -> tuple[Any, dict[str, object]] | None:
+        """The prebuilt statement of the commonest search, one Patient newest first (building
+        its SELECT cost more Python than SQLite took to run it)."""
+        if len(search.params) != 1 or search.sort not in ((), ("-_lastUpdated",)):
+            return None
+        name, value = search.params[0]
+        if name not in _PATIENT_NAMES or "," in value:
+            return None
+        params: dict[str, object] = {
+            "type": resource_type,
+            "param": name,
+            "target": value if "/" in value else f"Patient/{value}",
+            "count": search.count,
+            "offset": search.offset,
+        }
+        in_some = with_partitions(params, self.partitions.reads(resource_type))
+        return _PATIENT_PAGES[(in_some, counted)], params
 
     def order(self, resource_type: str, search: Search) -> list[Any]:
         """The ORDER BY of ``search.sort`` (newest first when none), ties broken by id."""
@@ -202,11 +206,66 @@ class SearchQueries:
         )
 
 
-def _sorted(search: Search, ids: Any, updated: Any) -> list[Any]:
-    """The ORDER BY of a ``search.sort`` of ``_lastUpdated`` and ``_id`` keys only (newest
-    first when none) on these columns, ties broken by id."""
+def _indexed(
+    by_reference: Any, resource_type: Any, sort: tuple[str, ...], count: Any, offset: Any
+) -> Callable[..., Any]:
+    """The page's ids sorted on the index rows (``by_reference``), then just those rows read
+    whole; called with ``counted``: with the number of every match last (``total``)."""
+    rows = reference_index
+    page = (
+        by_reference.add_columns(rows.c.last_updated)
+        .order_by(*_sorted(sort, rows.c.id, rows.c.last_updated))
+        .limit(count)
+        .offset(offset)
+        .subquery("page")
+    )
+    matched = and_(resource_current.c.type == resource_type, resource_current.c.id == page.c.id)
+
+    def built(*, counted: bool) -> Any:
+        columns: list[Any] = [resource_current]
+        if counted:
+            every = by_reference.with_only_columns(func.count()).scalar_subquery()
+            columns.append(every.label("total"))
+        return (
+            select(*columns)
+            .join(page, matched)
+            .order_by(*_sorted(sort, page.c.id, page.c.last_updated))
+        )
+
+    return built
+
+
+def _patient_pages() -> dict[tuple[bool, bool], Any]:
+    """(in some partitions, counted): the statement of :meth:`SearchQueries._patient_page`."""
+    rows = reference_index.c
+    ids = select(rows.id).where(
+        rows.type == bindparam("type"),
+        rows.param == bindparam("param"),
+        rows.target == bindparam("target"),
+    )
+    built = {}
+    for in_some in (False, True):
+        where = ids.where(rows.partition.in_(bindparam("partitions", expanding=True)))
+        page = _indexed(
+            where if in_some else ids,
+            bindparam("type"),
+            (),
+            bindparam("count", type_=Integer),
+            bindparam("offset", type_=Integer),
+        )
+        for counted in (False, True):
+            built[(in_some, counted)] = page(counted=counted)
+    return built
+
+
+def _sorted(sort: tuple[str, ...], ids: Any, updated: Any) -> list[Any]:
+    """The ORDER BY of a ``sort`` of ``_lastUpdated`` and ``_id`` keys only (newest first when
+    none) on these columns, ties broken by id."""
     order = []
-    for key in search.sort or ("-_lastUpdated",):
+    for key in sort or ("-_lastUpdated",):
         column = ids if key.lstrip("-") == "_id" else updated
         order.append(column.desc() if key.startswith("-") else column.asc())
     return [*order, ids]
+
+
+_PATIENT_PAGES = _patient_pages()

@@ -122,8 +122,8 @@ class Unit:
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
-        query = self._queries.page(resource_type, search)
-        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+        query, params = self._queries.page(resource_type, search)
+        return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def page(
         self, resource_type: str, search: Search, *, total: str = "estimate"
@@ -139,15 +139,15 @@ class Unit:
         matches are counted apart.
         """
         if total == "none" or not by_patient(search):
-            query = self._queries.page(resource_type, search)
-            found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+            query, params = self._queries.page(resource_type, search)
+            found = [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
             if total == "none":
                 return found, None
             if total == "accurate":
                 return found, await self.total(resource_type, search)
             return found, await self._count_at_most(resource_type, search, COUNT_LIMIT)
-        query = self._queries.page(resource_type, search, counted=True)
-        rows = (await self.conn.execute(query)).all()
+        query, params = self._queries.page(resource_type, search, counted=True)
+        rows = (await self.conn.execute(query, params)).all()
         if not rows:  # past the end there is no row to carry the count
             return [], 0 if search.offset == 0 else await self.total(resource_type, search)
         return [stored_from_row(row) for row in rows], int(rows[0][-1])
