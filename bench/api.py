@@ -16,6 +16,10 @@ with concurrent HTTP clients:
 
 At the end, the Bundle rows' p99 on PostgreSQL against SQLite's (run both databases in one run).
 
+``--search-only [N]`` measures just the baseline and the two patient searches: the patient's
+many matches (N, default 1,100, as the writes give it) are then bulk-loaded, not written
+through the API — a quick look at search alone.
+
 Every figure is taken after ``--rows`` Procedures of other patients are stored, first:
 bulk-loaded with :func:`reko_fhir.store.bulk.bulk_load`, which writes the rows a create writes
 (not validated), a batch of 5,000 per transaction. The fill's time is printed too.
@@ -188,6 +192,22 @@ async def bulk_rows(url: str, template: dict[str, Any], rows: int) -> int:
         await repository.close()
 
 
+async def add_matches(url: str, template: dict[str, Any], count: int) -> None:
+    """``count`` more Procedures of the template's patient, bulk-loaded in the unit."""
+    repository = await SqlRepository.open(url)
+    try:
+        procedures = (
+            {
+                **template,
+                "identifier": [{"system": "urn:oid:1.2.752.9999.1", "value": uuid.uuid4().hex}],
+            }
+            for _ in range(count)
+        )
+        await bulk_load(repository, procedures, partition=UNIT)
+    finally:
+        await repository.close()
+
+
 async def fill_store(store_url: str, template: dict[str, Any], rows: int) -> str:
     """Bulk-load ``rows`` Procedures of other patients; a line saying how long it took."""
     started = time.perf_counter()
@@ -304,6 +324,14 @@ async def measure(
         # The case's own patient first, with the few Procedures a coordination case has …
         few = await matches()
         rows.append((f"patient search, {few} matches", *await load(search, args.seconds, 4, base)))
+        if args.search_only:
+            await add_matches(store_url, template, args.search_only)
+            many = await matches()
+            rows.append(
+                (f"patient search, {many:,} matches", *await load(search, args.seconds, 4, base))
+            )
+            report(name, args, fill, rows)
+            return {label: pct(lat, 99) for label, _, lat in rows}
         rows.append(
             (
                 "validated POST /Procedure",
@@ -341,6 +369,15 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--json", action="store_true", help="a last line of JSON: every row")
+    parser.add_argument(
+        "--search-only",
+        type=int,
+        nargs="?",
+        const=1100,
+        default=0,
+        metavar="N",
+        help="only the baseline and the patient searches, N matches bulk-loaded (1,100)",
+    )
     args = parser.parse_args()
     p99: dict[str, dict[str, float]] = {}
     if args.only != "postgresql":
@@ -362,7 +399,7 @@ async def main() -> None:
         finally:
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    if len(p99) == 2:
+    if len(p99) == 2 and not args.search_only:
         print("\nPostgreSQL p99 / SQLite p99 (same run):")
         for label in (
             "case Bundles, new patients: resources/s",

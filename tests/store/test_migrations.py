@@ -215,3 +215,102 @@ async def test_a_store_from_before_partitions_gets_each_resource_its_one_care_un
                 }
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_reference_rows_get_their_resources_partition_and_time(
+    database: str, tmp_path: Path
+) -> None:
+    """0010 copies each resource's partition and ``last_updated`` into its reference rows,
+    leaves out rows of deleted resources and rows twice over; downgrading drops the columns
+    and the index the search reads."""
+    moment = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+    old_reference = table(
+        "reference_index", column("type"), column("id"), column("param"), column("target")
+    )
+    async with _store_url(database, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                command.upgrade(_config(conn), "0009")
+                conn.execute(
+                    insert(resource_current),
+                    [
+                        {**_row("Procedure", "p1", {}), "last_updated": moment, "partition": "U1"},
+                        {**_row("Procedure", "gone", {}), "deleted": True, "partition": "U1"},
+                    ],
+                )
+                conn.execute(
+                    insert(old_reference),
+                    [
+                        {
+                            "type": "Procedure",
+                            "id": "p1",
+                            "param": "patient",
+                            "target": "Patient/x",
+                        },
+                        {
+                            "type": "Procedure",
+                            "id": "p1",
+                            "param": "patient",
+                            "target": "Patient/x",
+                        },
+                        {
+                            "type": "Procedure",
+                            "id": "p1",
+                            "param": "subject",
+                            "target": "Patient/x",
+                        },
+                        {
+                            "type": "Procedure",
+                            "id": "gone",
+                            "param": "patient",
+                            "target": "Patient/x",
+                        },
+                    ],
+                )
+            with engine.begin() as conn:
+                command.upgrade(_config(conn), "0010")
+            with engine.connect() as conn:
+                rows = conn.execute(select(reference_index)).all()
+                found = sorted(
+                    (r.id, r.param, r.target, r.partition, r.last_updated.replace(tzinfo=UTC))
+                    for r in rows
+                )
+                assert found == [
+                    ("p1", "patient", "Patient/x", "U1", moment),
+                    ("p1", "subject", "Patient/x", "U1", moment),
+                ]
+                lookup = next(
+                    i
+                    for i in inspect(conn).get_indexes("reference_index")
+                    if i["name"] == "ix_reference_lookup"
+                )
+                assert lookup["column_names"] == [
+                    "type",
+                    "param",
+                    "target",
+                    "partition",
+                    "last_updated",
+                    "id",
+                ]
+            with engine.begin() as conn:
+                command.downgrade(_config(conn), "0009")
+            with engine.connect() as conn:
+                back = conn.execute(select(old_reference)).all()
+                assert sorted(tuple(r) for r in back) == [
+                    ("Procedure", "p1", "patient", "Patient/x"),
+                    ("Procedure", "p1", "subject", "Patient/x"),
+                ]
+                names = {c["name"] for c in inspect(conn).get_columns("reference_index")}
+                assert names == {"type", "id", "param", "target"}
+                indexes = {
+                    i["name"]: i["column_names"]
+                    for i in inspect(conn).get_indexes("reference_index")
+                }
+                assert indexes == {
+                    "ix_reference_lookup": ["type", "param", "target"],
+                    "ix_reference_owner": ["type", "id"],
+                }
+        finally:
+            engine.dispose()

@@ -83,13 +83,17 @@ def _details(careplan: Json) -> Iterator[Json]:
 
 
 def references(resource: Json) -> Iterator[tuple[str, str]]:
-    """(param, target) rows, targets as written (``Patient/123``)."""
+    """(param, target) rows, targets as written (``Patient/123``), each once: a search naming
+    one target then finds a resource in one row (its count and page are the index's)."""
+    seen: set[tuple[str, str]] = set()
     for element, params in REFERENCE_PARAMS.items():
         value = resource.get(element)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, dict) and isinstance(item.get("reference"), str):
                 for param in params:
-                    yield param, item["reference"]
+                    if (param, item["reference"]) not in seen:
+                        seen.add((param, item["reference"]))
+                        yield param, item["reference"]
 
 
 # Where each type names the organisations and staff (PractitionerRole) it belongs to.

@@ -71,7 +71,11 @@ reference_index = Table(
     Column("id", String(64), nullable=False),
     Column("param", String(64), nullable=False),
     Column("target", String(256), nullable=False),
-    Index("ix_reference_lookup", "type", "param", "target"),
+    # The resource's, copied: a search naming one Patient reads its matches' partitions, count
+    # and newest-first order from ix_reference_lookup alone (0010).
+    Column("partition", String(128), nullable=False, server_default=""),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Index("ix_reference_lookup", "type", "param", "target", "partition", "last_updated", "id"),
     Index("ix_reference_owner", "type", "id"),
 )
 

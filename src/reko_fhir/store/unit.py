@@ -24,11 +24,7 @@ from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index, prebuilt
 from reko_fhir.store.conditions import (
     by_patient,
-    date_condition,
-    id_condition,
-    in_partitions,
     instant_text,
-    sort_value,
 )
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.repository import (
@@ -41,7 +37,6 @@ from reko_fhir.store.repository import (
     check_version,
     gone,
     not_found,
-    require_searchable,
     update_match,
     update_target,
     writes_to,
@@ -55,6 +50,7 @@ from reko_fhir.store.schema import (
     resource_version,
     token_index,
 )
+from reko_fhir.store.search_sql import SearchQueries
 
 # Built once: a statement built per write pays for its cache key every time.
 _INSERT_VERSION = insert(resource_version)
@@ -86,6 +82,7 @@ class Unit:
         self.conn = conn
         self.lock_rows = lock_rows  # SELECT … FOR UPDATE where the database has it
         self.partitions = partitions
+        self._queries = SearchQueries(partitions)
         # Every version written in this unit, in order: the outbox enqueues from it before
         # the commit, so a write and its deliveries land (or vanish) together.
         self.changes: list[Change] = []
@@ -112,26 +109,6 @@ class Unit:
             raise gone(resource_type, resource_id)
         return stored_from_row(row)
 
-    def _filtered(self, resource_type: str, search: Search, *, own: bool = False) -> Any:
-        """SELECT of the current, not deleted resources matching every parameter, in the
-        partitions the caller reads (``own``: in the one it writes to, for conditions)."""
-        partitions = self._own_partitions() if own else self.partitions.reads(resource_type)
-        patients = self._own_partitions() if own else self.partitions.reads("Patient")
-        query = select(resource_current).where(
-            resource_current.c.type == resource_type,
-            resource_current.c.deleted.is_(False),
-            in_partitions(resource_current.c.partition, partitions),
-        )
-        for name, value in search.params:
-            require_searchable(resource_type, name)
-            if name == "_lastUpdated":
-                query = query.where(date_condition(resource_current.c.last_updated, value))
-            else:
-                query = query.where(
-                    resource_current.c.id.in_(id_condition(resource_type, name, value, patients))
-                )
-        return query
-
     def _own_partitions(self) -> frozenset[str]:
         return frozenset({self._own()})
 
@@ -140,48 +117,13 @@ class Unit:
 
     async def match(self, resource_type: str, search: Search) -> list[str]:
         """Ids matching a condition in the own partition (a few at most are expected)."""
-        query = self._filtered(resource_type, search, own=True).with_only_columns(
-            resource_current.c.id
-        )
+        query = self._queries.ids(resource_type, search, own=True)
         return [row.id for row in (await self.conn.execute(query.limit(MATCH_LIMIT))).all()]
-
-    def _page_query(self, resource_type: str, search: Search) -> Any:
-        return (
-            self._filtered(resource_type, search)
-            .order_by(*self._order(resource_type, search))
-            .limit(search.count)
-            .offset(search.offset)
-        )
-
-    def _order(self, resource_type: str, search: Search) -> list[Any]:
-        """The ORDER BY of ``search.sort`` (newest first when none), ties broken by id."""
-        order = []
-        # A patient's matches are few and may be the oldest rows of their type: find them
-        # first, then sort just them. Ordered on the bare column, the database may instead walk
-        # ix_current_last_updated through every row of the type until 20 match (measured at
-        # 1,000,000 Procedures: 51 s on PostgreSQL, over 1 s on SQLite). COALESCE(x, x) sorts
-        # the same but no index serves it; the cost is bounded by the matches, which
-        # ``total`` counts anyway.
-        patients_first = by_patient(search)
-        updated = resource_current.c.last_updated
-        for key in search.sort or ("-_lastUpdated",):
-            name, descending = key.lstrip("-"), key.startswith("-")
-            if name in ("_id", "_lastUpdated"):
-                column = (
-                    resource_current.c.id
-                    if name == "_id"
-                    else (func.coalesce(updated, updated) if patients_first else updated)
-                )
-                order.append(column.desc() if descending else column.asc())
-            else:  # resources without the value sort last either way
-                value = sort_value(resource_type, name, descending)
-                order.append((value.desc() if descending else value.asc()).nulls_last())
-        return [*order, resource_current.c.id]
 
     async def search(self, resource_type: str, search: Search) -> list[Stored]:
         """One page of the matches: ``search.count`` from ``search.offset``, in ``search.sort``."""
-        query = self._page_query(resource_type, search)
-        return [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+        query, params = self._queries.page(resource_type, search)
+        return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def page(
         self, resource_type: str, search: Search, *, total: str = "estimate"
@@ -191,44 +133,27 @@ class Unit:
         the count is None when more than :data:`COUNT_LIMIT` match.
 
         A patient's matches are all found and sorted for the page anyway (see
-        :meth:`_page_query`), so they are counted in the same query (``count(*) OVER ()``).
-        Other pages come from walking an index and stop early; their matches are counted apart.
+        :meth:`SearchQueries.order <reko_fhir.store.search_sql.SearchQueries.order>`), so they
+        are counted in the same query: on ``ix_reference_lookup`` alone where it can, else
+        ``count(*) OVER ()``. Other pages come from walking an index and stop early; their
+        matches are counted apart.
         """
         if total == "none" or not by_patient(search):
-            query = self._page_query(resource_type, search)
-            found = [stored_from_row(row) for row in (await self.conn.execute(query)).all()]
+            query, params = self._queries.page(resource_type, search)
+            found = [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
             if total == "none":
                 return found, None
             if total == "accurate":
                 return found, await self.total(resource_type, search)
             return found, await self._count_at_most(resource_type, search, COUNT_LIMIT)
-        rows = (await self.conn.execute(self._counted_page(resource_type, search))).all()
+        query, params = self._queries.page(resource_type, search, counted=True)
+        rows = (await self.conn.execute(query, params)).all()
         if not rows:  # past the end there is no row to carry the count
             return [], 0 if search.offset == 0 else await self.total(resource_type, search)
         return [stored_from_row(row) for row in rows], int(rows[0][-1])
 
-    def _counted_page(self, resource_type: str, search: Search) -> Any:
-        """A patient's page with ``count(*) OVER ()`` last: every match is sorted and counted
-        by id and sort key only, and just the page's rows are then read whole (sorting a
-        thousand matches with their content took twice as long on PostgreSQL)."""
-        order = self._order(resource_type, search)
-        page = (
-            self._filtered(resource_type, search)
-            .with_only_columns(resource_current.c.id, func.count().over().label("total"))
-            .order_by(*order)
-            .limit(search.count)
-            .offset(search.offset)
-            .subquery("page")
-        )
-        return (
-            select(resource_current, page.c.total)
-            .join(page, resource_current.c.id == page.c.id)
-            .where(resource_current.c.type == resource_type)
-            .order_by(*order)
-        )
-
     async def _count_at_most(self, resource_type: str, search: Search, most: int) -> int | None:
-        ids = self._filtered(resource_type, search).with_only_columns(resource_current.c.id)
+        ids = self._queries.ids(resource_type, search)
         bounded = select(func.count()).select_from(ids.limit(most + 1).subquery())
         counted = int((await self.conn.execute(bounded)).scalar_one())
         return counted if counted <= most else None
@@ -249,7 +174,7 @@ class Unit:
         return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
     async def total(self, resource_type: str, search: Search) -> int:
-        query = self._filtered(resource_type, search).with_only_columns(func.count())
+        query = self._queries.ids(resource_type, search).with_only_columns(func.count())
         return int((await self.conn.execute(query.order_by(None))).scalar_one())
 
     async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
@@ -471,7 +396,10 @@ def version_rows(
             "partition": partition,
         },
         [{**owner, "param": p, "system": s, "value": v} for p, s, v in index.tokens(content)],
-        [{**owner, "param": p, "target": t} for p, t in index.references(content)],
+        [
+            {**owner, "param": p, "target": t, "partition": partition, "last_updated": now}
+            for p, t in index.references(content)
+        ],
         [{**owner, "param": p, "low": lo, "high": hi} for p, lo, hi in index.dates(content)],
         [{**owner, "param": p, "value": v} for p, v in index.numbers(content)],
     )
