@@ -152,6 +152,7 @@ class SqlRepository(SingleInteractions):
         async with self._writer() as conn, conn.begin():
             unit = self._unit(conn, lock_rows=not self.is_sqlite)
             yield unit
+            await unit.conn.flush()  # the unit's held-back inserts, before anything reads
             # Still inside the transaction: the deliveries commit with the write.
             if self.subscriptions and unit.changes:
                 await outbox.enqueue(conn, unit.changes, self.subscriptions)
