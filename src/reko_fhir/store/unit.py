@@ -30,6 +30,7 @@ from reko_fhir.store.conditions import (
     instant_text,
     sort_value,
 )
+from reko_fhir.store.context import PatientRows, patient_rows
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.pending import FlushingConnection, PendingInserts
 from reko_fhir.store.repository import (
@@ -234,6 +235,14 @@ class Unit:
         in_some = _with(params, self.partitions.visible)
         query = prebuilt.ABOUT_PATIENT_IN if in_some else prebuilt.ABOUT_PATIENT
         return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
+
+    async def patient_rows(
+        self, patient: str, types: tuple[str, ...], roles: list[str], organizations: list[str]
+    ) -> PatientRows:
+        """What the consent rules read, in one query (:mod:`reko_fhir.store.context`)."""
+        return await patient_rows(
+            self.conn, self.partitions, patient, types, roles=roles, organizations=organizations
+        )
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         """The current, not deleted ones of ``ids`` (unknown ids are left out)."""
