@@ -161,16 +161,23 @@ def _build(dialect: str, *, in_some: bool) -> Select[Any]:
         current.id.in_(bindparam("roles", expanding=True)),
     )
     about = (ABOUT_PATIENT_IN if in_some else ABOUT_PATIENT).cte("about")
-    organizations = directory.where(
-        current.type == "Organization",
-        current.id.in_(bindparam("organizations", expanding=True))
-        | current.id.in_(worked_at)
-        | current.id.in_(_named_by_consents(dialect, about)),
+    # Three looks, not one with OR: each finds its rows by primary key (an OR of the three
+    # made SQLite walk every Organization).
+    looks: tuple[Any, ...] = (
+        bindparam("organizations", expanding=True),
+        worked_at,
+        _named_by_consents(dialect, about),
     )
+    organizations = [
+        directory.where(current.type == "Organization", current.id.in_(ids)) for ids in looks
+    ]
     parts = [
         select(*about.c, literal_column("'a'").label("part")),
         select(*roles.subquery("roles").c, literal_column("'r'").label("part")),
-        select(*organizations.subquery("organizations").c, literal_column("'o'").label("part")),
+        *(
+            select(*look.subquery(f"organizations_{n}").c, literal_column("'o'").label("part"))
+            for n, look in enumerate(organizations)
+        ),
     ]
     union = union_all(*parts).subquery("found")
     # The patient's resources first, newest first (as about_patient reads them).
