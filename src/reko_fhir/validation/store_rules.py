@@ -77,16 +77,9 @@ async def patient_context(
     ``written_with`` (except ``resource``), as one resolver for the rules."""
     role_ids = sorted(_ids_of("PractitionerRole", roles or set()))
     known = sorted(_ids_of("Organization", organizations))
-    if isinstance(repository, OneQueryReader):
-        rows = await repository.patient_rows(patient, _CONTEXT, role_ids, known)
-        context, found_roles, looked_for = rows.about, rows.roles, rows.looked_for
-        found_organizations = rows.organizations
-    else:
-        context = await repository.about_patient(patient, _CONTEXT)
-        found_roles = []
-        if role_ids:
-            found_roles = await repository.read_current("PractitionerRole", role_ids)
-        looked_for, found_organizations = frozenset(), []
+    rows = await patient_rows_of(repository, patient, _CONTEXT, role_ids, known)
+    context, found_roles, looked_for = rows.about, rows.roles, rows.looked_for
+    found_organizations = list(rows.organizations)
     organizations = set(organizations)
     for consent in context:
         for actor in (consent.resource.get("provision") or {}).get("actor", []):
@@ -106,6 +99,19 @@ async def patient_context(
 
 
 _CONTEXT = ("Consent", "EpisodeOfCare")
+
+
+async def patient_rows_of(
+    reader: Reader, patient: str, types: tuple[str, ...], roles: list[str], organizations: list[str]
+) -> PatientRows:
+    """What the rules read about ``patient``: in one query when ``reader`` offers it, else
+    read by read (the Organizations then all by the caller). A wrapper of a unit (the guarded
+    session) offers ``patient_rows`` by calling this on what it wraps."""
+    if isinstance(reader, OneQueryReader):
+        return await reader.patient_rows(patient, types, roles, organizations)
+    about = await reader.about_patient(patient, types)
+    found_roles = await reader.read_current("PractitionerRole", roles) if roles else []
+    return PatientRows(about, found_roles, [])
 
 
 def _ids_of(kind: str, references: set[str | None]) -> set[str]:
