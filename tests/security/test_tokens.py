@@ -15,6 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from reko_fhir.security import tokens
 from reko_fhir.security.scopes import Scopes
 from reko_fhir.security.tokens import AuthError, LocalSigningKey, TokenVerifier
 from tests.security.conftest import start_service
@@ -219,3 +220,67 @@ async def test_a_token_whose_alg_is_not_its_keys_is_a_401_not_a_crash(tmp_path: 
     with pytest.raises(AuthError, match="not its key's") as refused:
         await verifier.verify(token)
     assert refused.value.status == 401
+
+
+async def test_a_token_is_checked_once_and_refused_once_it_expires(
+    idp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verified-token cache: the signature is checked at the first use only, the expiry
+    (with the leeway) at every use, and a refused token is never remembered."""
+    key, jwks = idp
+    verifier = TokenVerifier(jwks=jwks, issuer=ISSUER, leeway=30)
+    checks: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        checks.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    now = time.time()
+    token = idp_token(key, exp=int(now) + 60)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first
+    assert len(checks) == 1
+    monkeypatch.setattr(tokens, "_now", lambda: now + 60 + 29)  # inside the leeway
+    assert await verifier.verify(token) == first
+    monkeypatch.setattr(tokens, "_now", lambda: now + 60 + 31)
+    with pytest.raises(AuthError, match="expired"):
+        await verifier.verify(token)
+    assert len(checks) == 1  # refused from what the first check remembered
+    monkeypatch.setattr(tokens, "_now", lambda: now)
+    wrong = idp_token(key, aud="another-service")
+    for _ in range(2):
+        with pytest.raises(AuthError, match="audience"):
+            await verifier.verify(wrong)
+    assert len(checks) == 3
+
+
+async def test_a_remembered_token_is_not_valid_before_its_nbf(
+    idp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, jwks = idp
+    verifier = TokenVerifier(jwks=jwks, issuer=ISSUER, leeway=30)
+    now = time.time()
+    token = idp_token(key, nbf=int(now) - 10)
+    await verifier.verify(token)
+    monkeypatch.setattr(tokens, "_now", lambda: now - 10 - 31)  # the clock went back
+    with pytest.raises(AuthError, match="not valid yet"):
+        await verifier.verify(token)
+
+
+async def test_the_verified_tokens_are_bounded(idp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, jwks = idp
+    verifier = TokenVerifier(jwks=jwks, issuer=ISSUER, cached_tokens=2)
+    checks: list[str] = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda t, *a, **k: checks.append(t) or decode(t, *a, **k))
+    first, second, third = (idp_token(key, jti=str(n)) for n in range(3))
+    for token in (first, second, first, third):  # third pushes out second, the least recent
+        await verifier.verify(token)
+    assert len(checks) == 3
+    await verifier.verify(first)
+    assert len(checks) == 3
+    await verifier.verify(second)
+    assert checks[-1] == second
+    assert len(checks) == 4

@@ -19,6 +19,7 @@ import json
 import os
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,30 @@ class LocalSigningKey:
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
 
 
+CACHED_TOKENS = 1024
+"""Verified tokens a verifier remembers (the least recently used leave first)."""
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token whose signature and claims were checked: what it says and when it is valid."""
+
+    principal: Principal
+    expires: float
+    not_before: float | None
+
+
 class TokenVerifier:
-    """Checks signature, issuer, audience, expiry and not-before; returns the Principal."""
+    """Checks signature, issuer, audience, expiry and not-before; returns the Principal.
+
+    A token checked once is remembered by its exact text (a bounded LRU): a client sends the
+    same token with every request, and checking its signature again cost more than a
+    validated write's store work (issue 15). Its expiry and not-before are still checked on
+    every use, against the same leeway."""
 
     def __init__(
         self,
@@ -180,6 +203,7 @@ class TokenVerifier:
         audience: str = DEFAULT_AUDIENCE,
         leeway: float = 30.0,
         max_lifetime: float | None = None,
+        cached_tokens: int = CACHED_TOKENS,
     ) -> None:
         if (jwks is None) == (jwks_url is None):
             raise ValueError("give the keys as a JWKS document or a JWKS URL, not both")
@@ -190,13 +214,35 @@ class TokenVerifier:
         self.audience = audience
         self.leeway = leeway
         self.max_lifetime = max_lifetime
+        self.cached_tokens = cached_tokens
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            self._still_valid(token, known)
+            self._verified.move_to_end(token)
+            return known.principal
         if self._client is not None:  # its fetch is blocking urllib: kept off the event loop
-            return await asyncio.to_thread(self._verify, token)
-        return self._verify(token)
+            checked = await asyncio.to_thread(self._verify, token)
+        else:
+            checked = self._verify(token)
+        self._verified[token] = checked
+        if len(self._verified) > self.cached_tokens:
+            self._verified.popitem(last=False)
+        return checked.principal
 
-    def _verify(self, token: str) -> Principal:
+    def _still_valid(self, token: str, known: _Verified) -> None:
+        """As the first check decided (PyJWT's rules): expired once ``exp`` is ``leeway``
+        seconds past, not valid while ``nbf`` is more than ``leeway`` seconds ahead."""
+        now = _now()
+        if known.expires <= now - self.leeway:
+            del self._verified[token]
+            raise AuthError("the token has expired")
+        if known.not_before is not None and known.not_before > now + self.leeway:
+            raise AuthError("the token is not valid yet (nbf)")
+
+    def _verify(self, token: str) -> _Verified:
         try:
             key = self._signing_key(token)
             # The token's alg must be the key's: an RS256 token against an EC key is a bad
@@ -227,7 +273,12 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise AuthError(f"the token is not valid: {type(exc).__name__}") from None
         self._check_lifetime(claims)
-        return principal_from_claims(claims)
+        nbf = claims.get("nbf")
+        return _Verified(
+            principal_from_claims(claims),
+            float(claims["exp"]),
+            None if nbf is None else float(nbf),  # PyJWT checked that both are numbers
+        )
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         """A token may live at most ``max_lifetime`` seconds (``exp`` - ``iat``; without

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, String, Table, Text, func, insert, select
+from sqlalchemy import Column, DateTime, Index, String, Table, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.store import audit_outbox
 from reko_fhir.store.conditions import date_condition
 from reko_fhir.store.outbox import Subscription
+from reko_fhir.store.pending import PendingInserts
 from reko_fhir.store.repository import Json
 from reko_fhir.store.schema import metadata
 
@@ -51,19 +52,6 @@ audit_patient = Table(
 )
 
 
-_PG_EVENT_COLUMNS = ("id", "recorded", "action", "outcome", "agent", "unit", "content")
-_PG_APPEND = (
-    "WITH logged AS (INSERT INTO audit_event (id, recorded, action, outcome, agent, unit, content)"
-    " SELECT * FROM unnest(%(id)b::text[], %(recorded)b::timestamptz[], %(action)b::text[],"
-    " %(outcome)b::text[], %(agent)b::text[], %(unit)b::text[], %(content)b::text[]))"
-    " INSERT INTO audit_patient (audit_id, patient)"
-    " SELECT * FROM unnest(%(audit_id)b::text[], %(patient)b::text[])"
-)
-"""Both tables in one statement (a data-modifying WITH runs even when no patient is named).
-The arrays go in binary (``%b``): in text, psycopg escapes every quote of the events' JSON
-with a regular expression, which cost more than the rest of the append."""
-
-
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One AuditEvent as stored: ``content`` is the resource, the rest what it is found by."""
@@ -82,40 +70,48 @@ async def append(
     conn: AsyncConnection, events: Sequence[AuditEntry], *, subscriptions: Sequence[Subscription]
 ) -> None:
     """Insert ``events`` (one statement on PostgreSQL, two on SQLite) on the caller's
-    transaction, and queue
-    each for the access-log targets among ``subscriptions`` on the same transaction: an event
-    is stored and owed to the national log together, or neither (a required argument, so no
-    caller can store an event and forget its shipping)."""
+    transaction, and queue each for the access-log targets among ``subscriptions`` on the same
+    transaction: an event is stored and owed to the national log together, or neither (a
+    required argument, so no caller can store an event and forget its shipping)."""
+    pending = PendingInserts()
+    queue(pending, events)
+    await pending.flush(conn)
+    await ship(conn, events, subscriptions=subscriptions)
+
+
+def queue(pending: PendingInserts, events: Sequence[AuditEntry]) -> None:
+    """Add the rows of ``events`` to ``pending``: a write's access-log record goes in the same
+    flush as the write's own rows (one statement on PostgreSQL, every table in it, so the
+    driver prepares one text for every batch size). :func:`ship` must follow the flush."""
     if not events:
         return
-    rows = [
-        {
-            "id": e.id,
-            # SQLite drops the offset and stores the wall time: store UTC, always.
-            "recorded": _utc(e.recorded),
-            "action": e.action,
-            "outcome": e.outcome,
-            "agent": e.agent,
-            "unit": e.unit,
-            "content": json.dumps(e.content, ensure_ascii=False, separators=(",", ":")),
-        }
-        for e in events
-    ]
+    pending.add(
+        audit_event,
+        [
+            {
+                "id": e.id,
+                # SQLite drops the offset and stores the wall time: store UTC, always.
+                "recorded": _utc(e.recorded),
+                "action": e.action,
+                "outcome": e.outcome,
+                "agent": e.agent,
+                "unit": e.unit,
+                "content": json.dumps(e.content, ensure_ascii=False, separators=(",", ":")),
+            }
+            for e in events
+        ],
+    )
     patients = [{"audit_id": e.id, "patient": p} for e in events for p in dict.fromkeys(e.patients)]
-    if conn.dialect.name == "postgresql":
-        # One statement for both tables, the same text for every batch size (so the driver
-        # prepares it once): on PostgreSQL every statement is a round trip to the server, and
-        # every search writes an AuditEvent.
-        columns = {name: [row[name] for row in rows] for name in _PG_EVENT_COLUMNS}
-        columns["audit_id"] = [row["audit_id"] for row in patients]
-        columns["patient"] = [row["patient"] for row in patients]
-        await conn.exec_driver_sql(_PG_APPEND, columns)
-    else:
-        await conn.execute(insert(audit_event), rows)
-        if patients:
-            await conn.execute(insert(audit_patient), patients)
+    if patients:
+        pending.add(audit_patient, patients)
+
+
+async def ship(
+    conn: AsyncConnection, events: Sequence[AuditEntry], *, subscriptions: Sequence[Subscription]
+) -> None:
+    """Queue the stored ``events`` for the access-log targets among ``subscriptions``."""
     targets = audit_outbox.log_targets(subscriptions)
-    if targets:
+    if events and targets:
         await audit_outbox.enqueue_events(conn, [(e.id, e.content) for e in events], targets)
 
 

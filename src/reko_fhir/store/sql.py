@@ -152,11 +152,14 @@ class SqlRepository(SingleInteractions):
         async with self._writer() as conn, conn.begin():
             unit = self._unit(conn, lock_rows=not self.is_sqlite)
             yield unit
+            # The access log of the write, in the write's own transaction, and in the same
+            # flush as the unit's held-back inserts (sent before anything else reads).
+            _audit.queue(unit.conn.pending, unit.audit)
+            await unit.conn.flush()
             # Still inside the transaction: the deliveries commit with the write.
             if self.subscriptions and unit.changes:
                 await outbox.enqueue(conn, unit.changes, self.subscriptions)
-            if unit.audit:  # the access log of the write, in the write's own transaction
-                await _audit.append(conn, unit.audit, subscriptions=self.subscriptions)
+            await _audit.ship(conn, unit.audit, subscriptions=self.subscriptions)
 
     @asynccontextmanager
     async def transaction(self, *, writer: bool = True) -> AsyncIterator[AsyncConnection]:

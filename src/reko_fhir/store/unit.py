@@ -26,7 +26,9 @@ from reko_fhir.store.conditions import (
     by_patient,
     instant_text,
 )
+from reko_fhir.store.context import PatientRows, patient_rows
 from reko_fhir.store.partition import EVERY, Partitions
+from reko_fhir.store.pending import FlushingConnection, PendingInserts
 from reko_fhir.store.repository import (
     COUNT_LIMIT,
     MATCH_LIMIT,
@@ -52,15 +54,6 @@ from reko_fhir.store.schema import (
 )
 from reko_fhir.store.search_sql import SearchQueries
 
-# Built once: a statement built per write pays for its cache key every time.
-_INSERT_VERSION = insert(resource_version)
-_INSERT_CURRENT = insert(resource_current)
-_INSERT_TOKENS = insert(token_index)
-_INSERT_REFERENCES = insert(reference_index)
-_INSERT_DATES = insert(date_index)
-_INSERT_NUMBERS = insert(number_index)
-
-
 _with = prebuilt.in_partitions
 
 
@@ -79,7 +72,9 @@ class Unit:
     def __init__(
         self, conn: AsyncConnection, *, lock_rows: bool, partitions: Partitions = EVERY
     ) -> None:
-        self.conn = conn
+        # The unit's inserts wait in ``pending`` and go together, before the unit's next
+        # statement or its commit (:mod:`reko_fhir.store.pending`).
+        self.conn = FlushingConnection(conn, PendingInserts())
         self.lock_rows = lock_rows  # SELECT … FOR UPDATE where the database has it
         self.partitions = partitions
         self._queries = SearchQueries(partitions)
@@ -166,6 +161,14 @@ class Unit:
         query = prebuilt.ABOUT_PATIENT_IN if in_some else prebuilt.ABOUT_PATIENT
         return [stored_from_row(row) for row in (await self.conn.execute(query, params)).all()]
 
+    async def patient_rows(
+        self, patient: str, types: tuple[str, ...], roles: list[str], organizations: list[str]
+    ) -> PatientRows:
+        """What the consent rules read, in one query (:mod:`reko_fhir.store.context`)."""
+        return await patient_rows(
+            self.conn, self.partitions, patient, types, roles=roles, organizations=organizations
+        )
+
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         """The current, not deleted ones of ``ids`` (unknown ids are left out)."""
         params: dict[str, object] = {"type": resource_type, "ids": list(ids)}
@@ -210,14 +213,8 @@ class Unit:
         new_id = resource_id or str(uuid.uuid4())
         stored = await self._write(resource_type, new_id, resource, 1)
         if condition is not None:
-            await self.conn.execute(
-                insert(conditional_create).values(
-                    partition=partition,
-                    type=resource_type,
-                    query=condition.canonical(),
-                    id=new_id,
-                )
-            )
+            row = {"partition": partition, "type": resource_type, "query": condition.canonical()}
+            self.conn.pending.add(conditional_create, {**row, "id": new_id})
         return Stored(stored.resource, 1, stored.last_updated, created=True, partition=partition)
 
     async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
@@ -297,9 +294,10 @@ class Unit:
         rows = version_rows(
             resource_type, resource_id, resource, version, now, partition=self._own()
         )
-        await self.conn.execute(_INSERT_VERSION, rows.version)
+        pending = self.conn.pending
+        pending.add(resource_version, rows.version)
         if version == 1:
-            await self.conn.execute(_INSERT_CURRENT, rows.version)
+            pending.add(resource_current, rows.version)
         else:
             await self.conn.execute(
                 update(resource_current)
@@ -314,14 +312,14 @@ class Unit:
                 )
             )
             await self._unindex(resource_type, resource_id)
-        if rows.tokens:
-            await self.conn.execute(_INSERT_TOKENS, rows.tokens)
-        if rows.references:
-            await self.conn.execute(_INSERT_REFERENCES, rows.references)
-        if rows.dates:
-            await self.conn.execute(_INSERT_DATES, rows.dates)
-        if rows.numbers:
-            await self.conn.execute(_INSERT_NUMBERS, rows.numbers)
+        for table, index_rows in (
+            (token_index, rows.tokens),
+            (reference_index, rows.references),
+            (date_index, rows.dates),
+            (number_index, rows.numbers),
+        ):
+            if index_rows:
+                pending.add(table, index_rows)
         partition = str(rows.version["partition"])
         self.changes.append(Change(resource_type, resource_id, version, rows.content, partition))
         return Stored(rows.content, version, now, partition=partition)

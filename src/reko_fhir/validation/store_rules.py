@@ -7,11 +7,12 @@ exactly as they do on a Bundle (https://hl7.org/fhir/R4/http.html#transaction fo
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import Issue
 from reko_fhir.store import Search, Stored
+from reko_fhir.store.context import PatientRows
 from reko_fhir.validation.case_rules import BundleResolver, rule_issues
 
 Json = dict[str, Any]
@@ -27,6 +28,15 @@ class Reader(Protocol):
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]: ...
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]: ...
+
+
+@runtime_checkable
+class OneQueryReader(Protocol):
+    """A reader that reads the whole context in one query (the store's unit of work)."""
+
+    async def patient_rows(
+        self, patient: str, types: tuple[str, ...], roles: list[str], organizations: list[str]
+    ) -> PatientRows: ...
 
 
 async def store_rule_issues(
@@ -65,23 +75,43 @@ async def patient_context(
     """The patient's consents and episodes, the organisations they and ``organizations`` name,
     the performers' PractitionerRoles (``roles``: rule 2 needs their care unit), and
     ``written_with`` (except ``resource``), as one resolver for the rules."""
-    context = await repository.about_patient(patient, ("Consent", "EpisodeOfCare"))
+    role_ids = sorted(_ids_of("PractitionerRole", roles or set()))
+    known = sorted(_ids_of("Organization", organizations))
+    rows = await patient_rows_of(repository, patient, _CONTEXT, role_ids, known)
+    context, found_roles, looked_for = rows.about, rows.roles, rows.looked_for
+    found_organizations = list(rows.organizations)
     organizations = set(organizations)
     for consent in context:
         for actor in (consent.resource.get("provision") or {}).get("actor", []):
             organizations.add((actor.get("reference") or {}).get("reference"))
     entries = [{"resource": s.resource} for s in context]
     entries += [{"resource": r} for r in written_with or [] if r is not resource]
-    role_ids = sorted(_ids_of("PractitionerRole", roles or set()))
-    if role_ids:  # the performers' care units, for the unit rule and its message
-        found = await repository.read_current("PractitionerRole", role_ids)
-        entries += [{"resource": s.resource} for s in found]
-        organizations |= {(s.resource.get("organization") or {}).get("reference") for s in found}
+    # the performers' care units, for the unit rule and its message
+    entries += [{"resource": s.resource} for s in found_roles]
+    organizations |= {(s.resource.get("organization") or {}).get("reference") for s in found_roles}
     ids = sorted(_ids_of("Organization", organizations))
-    if ids:  # one query for all; an unknown organisation then simply gives no cover
-        found = await repository.read_current("Organization", ids)
-        entries += [{"resource": s.resource} for s in found]
+    missing = [i for i in ids if i not in looked_for]
+    if missing:  # one query for all; an unknown organisation then simply gives no cover
+        found_organizations += await repository.read_current("Organization", missing)
+    wanted = set(ids)
+    entries += [{"resource": s.resource} for s in found_organizations if s.id in wanted]
     return BundleResolver.of({"entry": entries})
+
+
+_CONTEXT = ("Consent", "EpisodeOfCare")
+
+
+async def patient_rows_of(
+    reader: Reader, patient: str, types: tuple[str, ...], roles: list[str], organizations: list[str]
+) -> PatientRows:
+    """What the rules read about ``patient``: in one query when ``reader`` offers it, else
+    read by read (the Organizations then all by the caller). A wrapper of a unit (the guarded
+    session) offers ``patient_rows`` by calling this on what it wraps."""
+    if isinstance(reader, OneQueryReader):
+        return await reader.patient_rows(patient, types, roles, organizations)
+    about = await reader.about_patient(patient, types)
+    found_roles = await reader.read_current("PractitionerRole", roles) if roles else []
+    return PatientRows(about, found_roles, [])
 
 
 def _ids_of(kind: str, references: set[str | None]) -> set[str]:

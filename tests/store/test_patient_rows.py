@@ -1,0 +1,85 @@
+"""The consent rules' reads in one query (:mod:`reko_fhir.store.context`): the same context
+as the reads one by one, with fewer statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+
+from reko_fhir.store import Search, SqlRepository, Stored
+from reko_fhir.store.unit import Unit
+from reko_fhir.validation.store_rules import OneQueryReader, patient_context
+
+
+class OneByOne:
+    """The unit's reads without its one query: what the rules read before."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+
+    async def search(self, resource_type: str, search: Search) -> list[Stored]:
+        return await self.unit.search(resource_type, search)
+
+    async def read(self, resource_type: str, resource_id: str) -> Stored:
+        return await self.unit.read(resource_type, resource_id)
+
+    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        return await self.unit.about_patient(patient, types)
+
+    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
+        return await self.unit.read_current(resource_type, ids)
+
+
+def _org(name: str) -> dict[str, Any]:
+    return {"resourceType": "Organization", "name": name}
+
+
+def _consent(patient: str, *actors: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "status": "active",
+        "patient": {"reference": patient},
+        "provision": {"actor": [{"reference": {"reference": a}} for a in actors]},
+    }
+
+
+async def test_one_query_reads_what_the_reads_one_by_one_read(repo: SqlRepository) -> None:
+    async with repo.unit() as unit:
+        care, fk, named, asked, gone = [(await unit.create(_org(n))).id for n in "abcde"]
+        await unit.delete("Organization", gone)
+        patient = f"Patient/{(await unit.create({'resourceType': 'Patient'})).id}"
+        other = f"Patient/{(await unit.create({'resourceType': 'Patient'})).id}"
+        role = {
+            "resourceType": "PractitionerRole",
+            "organization": {"reference": f"Organization/{care}"},
+        }
+        role_id = (await unit.create(role)).id
+        await unit.create(_consent(patient, f"Organization/{fk}", f"Organization/{named}"))
+        await unit.create(
+            _consent(patient, f"Organization/{gone}", "Organization/x,y", "Patient/1")
+        )
+        await unit.create(_consent(other, f"Organization/{asked}"))
+        episode = {"resourceType": "EpisodeOfCare", "patient": {"reference": patient}}
+        await unit.create(episode)
+
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    organizations = {f"Organization/{asked}", "Organization/unknown", None}
+    roles = {f"PractitionerRole/{role_id}", "PractitionerRole/unknown"}
+    async with repo.unit() as unit:
+        assert isinstance(unit, OneQueryReader)
+        event.listen(repo.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            one = await patient_context(unit, patient, organizations, roles=roles)
+        finally:
+            event.remove(repo.engine.sync_engine, "before_cursor_execute", count)
+        several = await patient_context(OneByOne(unit), patient, organizations, roles=roles)
+    assert one.entries == several.entries
+    assert one.consents_for(patient) == several.consents_for(patient)
+    found = {key for key in one.entries if key.startswith("Organization/")}
+    assert found == {f"Organization/{i}" for i in (care, fk, named, asked)}
+    assert len(sent) == 1  # the reads one by one: three
