@@ -131,18 +131,25 @@ class _Resolved:
 async def _resolve(
     session: FhirSession, entries: list[_Entry], draft: _Resolved | None
 ) -> _Resolved:
-    """Each entry's condition matched once; a new resource gets the id ``draft`` drew for it
-    (so it comes out as the draft did), else a new one."""
+    """Each entry's condition matched once, all in one query where they are tokens (the
+    draft's matches kept where they are still current); a new resource gets the id ``draft``
+    drew for it (so it comes out as the draft did), else a new one."""
     ids: dict[str, str] = {}
     targets: dict[int, str | None] = {}
-    matches: dict[int, Stored] = {}
+    conditional = [e for e in entries if e.condition is not None and e.method != "DELETE"]
+    known = [draft.matches.get(e.index) for e in conditional] if draft is not None else []
+    found = await session.one_match_each(
+        [(e.resource_type, e.condition) for e in conditional if e.condition is not None], known
+    )
+    matches = {
+        e.index: match for e, match in zip(conditional, found, strict=True) if match is not None
+    }
+    resolved = {e.index for e in conditional}
     for entry in entries:  # which resource does each entry write?
         target = entry.resource_id
-        if entry.condition is not None and entry.method != "DELETE":
-            match = await session.one_match(entry.resource_type, entry.condition)
+        if entry.index in resolved:
+            match = matches.get(entry.index)
             target = match.id if match else None
-            if match is not None:
-                matches[entry.index] = match
         if target is None and entry.method in ("POST", "PUT"):
             drawn = (
                 None
@@ -239,6 +246,10 @@ class BundleProcessor:
         for entry in entries:
             resource = resources.get(entry.index)
             match = matches.get(entry.index)
+            if entry.condition is not None and match is None and entry.method != "DELETE":
+                # Resolved to nothing above: unless an entry written since matches it, the
+                # create need not look again (a query, and a read amid the writes).
+                unit.still_unmatched(entry.resource_type, entry.condition)
             results.append(await self._write(unit, entry, targets[entry.index], resource, match))
             if entry.resource_type == "Procedure" and entry.index in resources:
                 written[entry.index] = {**resources[entry.index], "id": targets[entry.index]}
