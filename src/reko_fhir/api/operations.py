@@ -23,8 +23,8 @@ from reko_fhir.delivery import admin, metrics
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error, outcome_json
 from reko_fhir.rest.router import FhirRouter
 from reko_fhir.security.audit import MOST_ENTITIES, AuditWriteError
-from reko_fhir.security.guard import forbidden
 from reko_fhir.security.scopes import ADMIN_SCOPE
+from reko_fhir.security.session import forbidden
 from reko_fhir.security.tokens import Principal
 from reko_fhir.store import EVERY, Partitions
 from reko_fhir.store.sql import SqlRepository

@@ -125,24 +125,34 @@ class _Resolved:
     targets: dict[int, str | None]
     matches: dict[int, Stored]
     resources: dict[int, Json]
+    fresh: set[str]
+    """``Type/id`` of the new ids drawn: nothing stored names them before the Bundle commits."""
     issues: dict[int, list[Issue]] = field(default_factory=dict)
 
 
 async def _resolve(
     session: FhirSession, entries: list[_Entry], draft: _Resolved | None
 ) -> _Resolved:
-    """Each entry's condition matched once; a new resource gets the id ``draft`` drew for it
-    (so it comes out as the draft did), else a new one."""
+    """Each entry's condition matched once, all in one query where they are tokens (the
+    draft's matches kept where they are still current); a new resource gets the id ``draft``
+    drew for it (so it comes out as the draft did), else a new one."""
     ids: dict[str, str] = {}
     targets: dict[int, str | None] = {}
-    matches: dict[int, Stored] = {}
+    fresh: set[str] = set()
+    conditional = [e for e in entries if e.condition is not None and e.method != "DELETE"]
+    known = [draft.matches.get(e.index) for e in conditional] if draft is not None else []
+    found = await session.one_match_each(
+        [(e.resource_type, e.condition) for e in conditional if e.condition is not None], known
+    )
+    matches = {
+        e.index: match for e, match in zip(conditional, found, strict=True) if match is not None
+    }
+    resolved = {e.index for e in conditional}
     for entry in entries:  # which resource does each entry write?
         target = entry.resource_id
-        if entry.condition is not None and entry.method != "DELETE":
-            match = await session.one_match(entry.resource_type, entry.condition)
+        if entry.index in resolved:
+            match = matches.get(entry.index)
             target = match.id if match else None
-            if match is not None:
-                matches[entry.index] = match
         if target is None and entry.method in ("POST", "PUT"):
             drawn = (
                 None
@@ -150,24 +160,31 @@ async def _resolve(
                 else draft.targets.get(entry.index)
             )
             target = drawn or str(uuid.uuid4())
+            fresh.add(f"{entry.resource_type}/{target}")
         targets[entry.index] = target
         if entry.full_url and target:
             ids[entry.full_url] = f"{entry.resource_type}/{target}"
+    if draft is not None and draft.targets == targets:
+        # The draft's ids, so its resources (rewritten, linked, never changed since) are these.
+        return _Resolved(targets, matches, draft.resources, fresh)
     resources = {
         e.index: {**_rewrite(e.resource, ids), "id": targets[e.index]}
         for e in entries
         if e.resource is not None
     }
     link_in_bundle(resources)  # a plan and its performed follow-ups in one Bundle
-    return _Resolved(targets, matches, resources)
+    return _Resolved(targets, matches, resources, fresh)
 
 
 class _ReadOnce:
     """The store as the consent rules read it while a Bundle is validated: each read once.
-    Nothing is written before validation ends, so a repeated read would find the same rows."""
+    Nothing is written before validation ends, so a repeated read would find the same rows;
+    and nothing is stored about a resource the Bundle creates (``fresh``: its new ids), so
+    that is not read at all (a new patient's consents and episodes are the Bundle's own)."""
 
-    def __init__(self, unit: FhirSession) -> None:
+    def __init__(self, unit: FhirSession, fresh: set[str]) -> None:
         self.unit = unit
+        self.fresh = fresh
         self._about: dict[tuple[str, tuple[str, ...]], list[Stored]] = {}
         self._current: dict[tuple[str, tuple[str, ...]], list[Stored]] = {}
 
@@ -178,15 +195,20 @@ class _ReadOnce:
         return await self.unit.read(resource_type, resource_id)
 
     async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
+        if patient in self.fresh:
+            return []
         key = (patient, types)
         if key not in self._about:
             self._about[key] = await self.unit.about_patient(patient, types)
         return self._about[key]
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
-        key = (resource_type, tuple(ids))
+        stored = [i for i in ids if f"{resource_type}/{i}" not in self.fresh]
+        if not stored:
+            return []
+        key = (resource_type, tuple(stored))
         if key not in self._current:
-            self._current[key] = await self.unit.read_current(resource_type, ids)
+            self._current[key] = await self.unit.read_current(resource_type, stored)
         return self._current[key]
 
 
@@ -233,12 +255,16 @@ class BundleProcessor:
     ) -> list[Json]:
         resolved = await _resolve(unit, entries, draft)
         targets, matches, resources = resolved.targets, resolved.matches, resolved.resources
-        await self._validate(unit, entries, resources, draft)
+        await self._validate(unit, entries, resolved, draft)
         results = []
         written: dict[int, Json] = {}
         for entry in entries:
             resource = resources.get(entry.index)
             match = matches.get(entry.index)
+            if entry.condition is not None and match is None and entry.method != "DELETE":
+                # Resolved to nothing above: unless an entry written since matches it, the
+                # create need not look again (a query, and a read amid the writes).
+                unit.still_unmatched(entry.resource_type, entry.condition)
             results.append(await self._write(unit, entry, targets[entry.index], resource, match))
             if entry.resource_type == "Procedure" and entry.index in resources:
                 written[entry.index] = {**resources[entry.index], "id": targets[entry.index]}
@@ -250,9 +276,10 @@ class BundleProcessor:
         self,
         unit: FhirSession,
         entries: list[_Entry],
-        resources: dict[int, Json],
+        resolved: _Resolved,
         draft: _Resolved | None,
     ) -> None:
+        resources = resolved.resources
         context = {
             "resourceType": "Bundle",
             "type": "collection",
@@ -264,7 +291,7 @@ class BundleProcessor:
         issues: list[Issue] = []
         resolver = BundleResolver.of(context)
         written = list(resources.values())
-        reads = _ReadOnce(unit)  # a case's Procedures read the same patient's consents
+        reads = _ReadOnce(unit, resolved.fresh)  # a case's Procedures read the same consents
         for entry in entries:
             resource = resources.get(entry.index)
             if resource is None:

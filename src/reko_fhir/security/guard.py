@@ -12,9 +12,9 @@ check. What it adds to the store:
   one its request names. The directory (Organization, PractitionerRole) is read across units.
 - **External actors** (Försäkringskassan and the like) read only the Communications addressed to
   them, and only while a consent of the patient covers that disclosure today.
-- **Writes**: a PractitionerRole stays at its care unit; a coordination case started for a
-  patient accepts the unit's open worklist Tasks for them, in the same transaction (contract
-  2); each change gets its Provenance
+- **Writes** (:mod:`reko_fhir.security.session`): a PractitionerRole stays at its care unit; a
+  coordination case started for a patient accepts the unit's open worklist Tasks for them, in
+  the same transaction (contract 2); each change gets its Provenance
   (https://hl7.org/fhir/R4/provenance.html), and the access-log record of the write is
   committed **in the write's own transaction** (a write that cannot be logged is not stored).
 """
@@ -28,10 +28,9 @@ from typing import Any, TypeVar
 
 from reko_fhir.domain.errors import DomainError
 from reko_fhir.domain.identifiers import HsaId
-from reko_fhir.mapping import codings as c
-from reko_fhir.mapping import worklist as wl
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
-from reko_fhir.security.audit import MOST_ENTITIES, AccessRecord, audit_entry
+from reko_fhir.security.audit import AccessRecord, audit_entry
+from reko_fhir.security.session import GuardedSession, forbidden, write_record
 from reko_fhir.security.tokens import Principal
 from reko_fhir.store import (
     MATCH_LIMIT,
@@ -42,19 +41,13 @@ from reko_fhir.store import (
     Stored,
     not_found,
 )
-from reko_fhir.store.repository import Bucket, Change, KvaCount, SingleInteractions
+from reko_fhir.store.repository import Bucket, KvaCount, SingleInteractions
 from reko_fhir.validation.case_rules import covers
 from reko_fhir.validation.store_rules import patient_context
 
 Json = dict[str, Any]
 T = TypeVar("T")
 EXTERNAL_READS = frozenset({"read", "search-type"})
-PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
-
-
-def forbidden(message: str) -> OperationOutcomeError:
-    return OperationOutcomeError([error(IssueCode.FORBIDDEN, message, None)], status=403)
 
 
 def writes_for(principal: Principal, named_unit: str | None = None) -> Partitions:
@@ -198,7 +191,7 @@ class GuardedRepository(SingleInteractions):
             session = GuardedSession(unit, principal)
             result = await work(session)
             if unit.changes and self.caller.record is not None:
-                record = _write_record(self.caller.record, unit.changes, session.touched)
+                record = write_record(self.caller.record, unit.changes, session.touched)
                 unit.audit.append(audit_entry(record))
                 logged = True
             return result
@@ -277,240 +270,3 @@ class _InPartition:
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         return await self.inner.read_current(resource_type, ids)
-
-
-class GuardedSession:
-    """One unit of work of a guarded caller: the inner session's interactions, plus the write
-    rules and a Provenance for every change."""
-
-    def __init__(self, inner: FhirSession, principal: Principal) -> None:
-        self.inner = inner
-        self.principal = principal
-        self.changes = inner.changes
-        self.audit = inner.audit
-        self.partitions = inner.partitions
-        # What the unit's writes matched or returned unchanged (a conditional create that found
-        # its resource, a no-op update): in the write's access-log record beside the changes.
-        self.touched: list[Stored] = []
-
-    async def read(self, resource_type: str, resource_id: str) -> Stored:
-        return await self.inner.read(resource_type, resource_id)
-
-    async def search(self, resource_type: str, search: Search) -> list[Stored]:
-        return await self.inner.search(resource_type, search)
-
-    async def one_match(self, resource_type: str, condition: Search) -> Stored | None:
-        found = await self.inner.one_match(resource_type, condition)
-        if found is not None:
-            self.touched.append(found)
-        return found
-
-    async def about_patient(self, patient: str, types: tuple[str, ...]) -> list[Stored]:
-        return await self.inner.about_patient(patient, types)
-
-    async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
-        return await self.inner.read_current(resource_type, ids)
-
-    async def create(
-        self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
-    ) -> Stored:
-        self._check(resource)
-        await self._directory_of_own_unit(resource)
-        await self._patient_of_own_unit(resource)
-        stored = await self.inner.create(resource, condition=condition, resource_id=resource_id)
-        self.touched.append(stored)
-        if stored.created:
-            await self._provenance(stored, "CREATE")
-            await self._accept_candidates(stored)
-        return stored
-
-    async def update(self, resource: Json, *, if_match: int | None = None) -> Stored:
-        self._check(resource)
-        before = await self._own_current(resource)
-        await self._directory_of_own_unit(resource)
-        await self._patient_of_own_unit(resource)
-        _stays_at_unit(resource, before)
-        stored = await self.inner.update(resource, if_match=if_match)
-        self.touched.append(stored)
-        if not stored.unchanged:
-            await self._provenance(stored, "UPDATE")
-            await self._accept_candidates(stored)
-        return stored
-
-    async def update_match(
-        self, resource: Json, condition: Search, existing: Stored | None
-    ) -> Stored:
-        self._check(resource)
-        await self._directory_of_own_unit(resource)
-        await self._patient_of_own_unit(resource)
-        _stays_at_unit(resource, existing)
-        stored = await self.inner.update_match(resource, condition, existing)
-        self.touched.append(stored)
-        if stored.created or not stored.unchanged:
-            await self._provenance(stored, "CREATE" if stored.created else "UPDATE")
-            await self._accept_candidates(stored)
-        return stored
-
-    async def delete(self, resource_type: str, resource_id: str) -> int | None:
-        self._check({"resourceType": resource_type})
-        return await self.inner.delete(resource_type, resource_id)
-
-    def _check(self, resource: Json) -> None:
-        if resource.get("resourceType") == "Provenance":
-            raise forbidden("Provenance is written by the server, with each change")
-
-    async def _own_current(self, resource: Json) -> Stored | None:
-        """The current version an update replaces, when this unit holds it. What another unit
-        holds answers 404 before any rule speaks, as an id that never existed does (another
-        unit's directory entry is readable, not ours to write)."""
-        kind, resource_id = str(resource.get("resourceType")), resource.get("id")
-        if not isinstance(resource_id, str):
-            return None  # the store refuses an update without an id
-        found = await self.inner.read_current(kind, [resource_id])
-        if found and found[0].partition != self.inner.partitions.own:
-            raise not_found(kind, resource_id)
-        return found[0] if found else None
-
-    async def _patient_of_own_unit(self, resource: Json) -> None:
-        """A unit's record is about a Patient of its own partition: naming another unit's
-        Patient id (or one that does not exist) would attach to that patient's record."""
-        for element in ("patient", "subject", "for"):
-            reference = (resource.get(element) or {}).get("reference")
-            if not isinstance(reference, str) or not reference.startswith("Patient/"):
-                continue
-            found = await self.inner.read_current("Patient", [reference.split("/", 1)[1]])
-            if not found or found[0].partition != self.inner.partitions.own:
-                kind = resource.get("resourceType")
-                message = f"{reference} is not known in this care unit"
-                raise _unprocessable(message, f"{kind}.{element}")
-
-    async def _directory_of_own_unit(self, resource: Json) -> None:
-        """A unit's directory speaks only for that unit: an Organization with the HSA-id of a
-        care unit whose own Organization is stored (in its own partition) is that unit's, not
-        another's to write; a PractitionerRole works at an Organization of the writer's own
-        partition (profile contract 2: one person at one care unit). Else one unit could spoof
-        another's directory entries."""
-        own = self.inner.partitions.own
-        kind = resource.get("resourceType")
-        if kind == "Organization":
-            for identifier in resource.get("identifier") or []:
-                if not isinstance(identifier, dict):
-                    continue  # validation names the broken element
-                value = identifier.get("value")
-                if identifier.get("system") not in c.HSA_SYSTEMS or value in (None, own):
-                    continue
-                token = f"{identifier['system']}|{value}"
-                held = await self.inner.search("Organization", Search((("identifier", token),)))
-                if any(s.partition == value for s in held):
-                    message = f"the Organization {value} is that care unit's own, not {own}'s"
-                    raise _unprocessable(message, "Organization.identifier")
-        if kind == "PractitionerRole":
-            reference = (resource.get("organization") or {}).get("reference")
-            if isinstance(reference, str) and reference.startswith("Organization/"):
-                found = await self.inner.read_current("Organization", [reference.split("/")[1]])
-                if found and found[0].partition != own:
-                    message = (
-                        f"a PractitionerRole works at an Organization of its own care unit "
-                        f"({own}); {reference} is another unit's"
-                    )
-                    raise _unprocessable(message, "PractitionerRole.organization")
-
-    async def _accept_candidates(self, stored: Stored) -> None:
-        """A coordination case going on for a patient: the unit's worklist Tasks still to
-        assess for that patient become ``accepted`` (contract 2), each with its Provenance."""
-        patient = (stored.resource.get("patient") or {}).get("reference")
-        if not wl.is_open_episode(stored.resource) or not isinstance(patient, str):
-            return
-        open_tasks = Search(
-            (("patient", patient), ("code", wl.TASK_TOKEN), ("status", wl.REQUESTED)),
-            MATCH_LIMIT,
-        )
-        for task in await self.inner.search("Task", open_tasks):
-            if task.partition == self.inner.partitions.own:
-                await self.update(wl.accepted(task.resource))
-
-    async def _provenance(self, stored: Stored, activity: str) -> None:
-        provenance = provenance_of(self.principal, stored, activity)
-        if provenance is not None:
-            await self.inner.create(provenance)
-
-
-def _stays_at_unit(resource: Json, before: Stored | None) -> None:
-    """A PractitionerRole is one person at one care unit (profile contract 2): no write moves
-    the unit's own (``before``, the version it replaces) to another organisation."""
-    if resource.get("resourceType") != "PractitionerRole" or before is None:
-        return
-    was = (before.resource.get("organization") or {}).get("reference")
-    now = (resource.get("organization") or {}).get("reference")
-    if was and now != was:
-        message = (
-            f"a PractitionerRole stays at its care unit: organization is {was}; "
-            "the same person at another unit is another PractitionerRole"
-        )
-        raise _unprocessable(message, "PractitionerRole.organization")
-
-
-def _unprocessable(message: str, expression: str) -> OperationOutcomeError:
-    return OperationOutcomeError([error(IssueCode.BUSINESS_RULE, message, expression)], status=422)
-
-
-def provenance_of(principal: Principal, stored: Stored, activity: str) -> Json | None:
-    """Who wrote it, for which unit, from which system (https://hl7.org/fhir/R4/provenance.html)."""
-    kind = stored.resource["resourceType"]
-    if kind == "Provenance":
-        return None
-    author: Json = {
-        "type": _coding(PARTICIPANT, "author"),
-        "who": {"identifier": {"system": c.HSA, "value": principal.subject}},
-    }
-    unit = principal.care_unit or (stored.partition or None)
-    if unit:
-        author["onBehalfOf"] = {"identifier": {"system": c.HSA, "value": unit}}
-    agents = [author]
-    if principal.client_id:
-        agents.append(
-            {"type": _coding(PARTICIPANT, "assembler"), "who": {"display": principal.client_id}}
-        )
-    return {
-        "resourceType": "Provenance",
-        "target": [{"reference": f"{kind}/{stored.id}/_history/{stored.version}"}],
-        "recorded": stored.last_updated.isoformat(),
-        "activity": _coding(DATA_OPERATION, activity),
-        "agent": agents,
-    }
-
-
-def _write_record(
-    template: AccessRecord, changes: list[Change], touched: list[Stored]
-) -> AccessRecord:
-    """The request's record (with what the request named) and the patients and resources its
-    writes changed or matched, each with the patient it is about."""
-    patients: set[str] = set(template.patients)
-    entities: list[str] = list(template.entities)
-    written = [
-        (c.resource_type, c.resource_id, c.resource if c.resource is not None else c.before)
-        for c in changes
-    ]
-    written += [(str(s.resource["resourceType"]), s.id, s.resource) for s in touched]
-    for kind, rid, content in written:
-        if kind == "Provenance":
-            continue
-        ref = f"{kind}/{rid}"
-        if kind == "Patient":
-            patients.add(ref)
-        else:
-            entities.append(ref)
-        for element in ("subject", "patient", "for"):
-            target = ((content or {}).get(element) or {}).get("reference")
-            if isinstance(target, str) and target.startswith("Patient/") and target.count("/") == 1:
-                patients.add(target)
-    return replace(
-        template,
-        patients=tuple(sorted(p for p in patients if len(p) <= 128)),
-        entities=tuple(sorted(set(entities))[:MOST_ENTITIES]),
-        recorded=datetime.now(UTC),
-    )
-
-
-def _coding(system: str, code: str) -> Json:
-    return {"coding": [{"system": system, "code": code}]}

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, bindparam, func, literal, select
 
 from reko_fhir.outcomes import IssueCode, OperationOutcomeError, error
 from reko_fhir.store import index
-from reko_fhir.store.repository import Search
+from reko_fhir.store.repository import SEARCHABLE, Json, Search
 from reko_fhir.store.schema import (
     date_index,
     number_index,
@@ -212,3 +212,76 @@ def number_condition(column: Any, value: str) -> Any:
     if prefix == "ne":
         return column != number
     return column == number
+
+
+# -- conditions of a whole transaction, matched at once ------------------------------------
+_NOT_TOKENS = frozenset(
+    {"_id", "_lastUpdated", "subject.identifier", "patient.identifier"}
+    | set(index.REFERENCE_PARAMS)
+    | index.DATE_NAMES
+    | index.NUMBER_NAMES
+)
+
+
+def token_of(condition: Search) -> tuple[str, str | None, str] | None:
+    """``(param, system, code)`` of a condition that is one token parameter with a code
+    (``identifier=system|code`` or ``identifier=code``: system None) — what a case Bundle's
+    conditional entries are — else None (matched one by one, as any search)."""
+    if len(condition.params) != 1:
+        return None
+    name, value = condition.params[0]
+    if name not in SEARCHABLE or name in _NOT_TOKENS:
+        return None
+    system, bar, code = value.rpartition("|")
+    if not code:
+        return None
+    return name, system if bar else None, code
+
+
+def token_matches(token: tuple[str, str | None, str], param: str, system: str, value: str) -> bool:
+    """Whether one token row ``(param, system, value)`` answers ``token`` (as
+    :func:`token_match` decides in SQL)."""
+    name, wanted_system, code = token
+    return param == name and value == code and (wanted_system is None or system == wanted_system)
+
+
+def content_matches(token: tuple[str, str | None, str], content: Json | None) -> bool:
+    """Whether a resource (as written, None for a deletion) has a token row answering ``token``:
+    the rows :func:`reko_fhir.store.index.tokens` writes for it."""
+    return content is not None and any(token_matches(token, *row) for row in index.tokens(content))
+
+
+MATCH_TOKENS = (
+    select(
+        token_index.c.type,
+        token_index.c.param,
+        token_index.c.system,
+        token_index.c.value,
+        resource_current.c.id,
+        resource_current.c.version,
+        resource_current.c.last_updated,
+        resource_current.c.deleted,
+        resource_current.c.content,
+        resource_current.c.partition,
+    )
+    .join(
+        resource_current,
+        and_(
+            resource_current.c.type == token_index.c.type,
+            resource_current.c.id == token_index.c.id,
+        ),
+    )
+    .where(
+        token_index.c.type.in_(bindparam("types", expanding=True)),
+        token_index.c.param.in_(bindparam("params", expanding=True)),
+        token_index.c.value.in_(bindparam("values", expanding=True)),
+        resource_current.c.partition == bindparam("own"),
+        resource_current.c.deleted.is_(False),
+    )
+    .limit(bindparam("most"))
+)
+"""The current resources of the own partition with any of the token values of a
+transaction's conditions: every condition of one token parameter in one query (through
+``ix_token_lookup``, as each alone), sorted out per condition by :func:`token_matches`. A few
+rows more than the conditions' matches (another type or system with the same value) are
+dropped there; at ``most`` rows the answer is incomplete and each condition is matched alone."""

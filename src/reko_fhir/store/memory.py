@@ -212,6 +212,18 @@ class MemorySession:
             raise OperationOutcomeError([error(IssueCode.MULTIPLE_MATCHES, message, resource_type)])
         return self._current_row(resource_type, ids[0]).stored() if ids else None
 
+    async def one_match_each(
+        self, conditions: Sequence[tuple[str, Search]], known: Sequence[Stored | None] = ()
+    ) -> list[Stored | None]:
+        return [await self.one_match(t, condition) for t, condition in conditions]
+
+    def still_unmatched(self, resource_type: str, condition: Search) -> None:
+        """Nothing to skip: a create here always looks (in memory, a look costs nothing)."""
+
+    def unchanged(self, resource: Json, current: Stored) -> Stored | None:
+        """None: the update decides (in memory, reading the row costs nothing)."""
+        return None
+
     def _current_row(self, resource_type: str, resource_id: str) -> _Version:
         row = self._get((resource_type, resource_id))
         assert row is not None

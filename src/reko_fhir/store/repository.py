@@ -201,6 +201,20 @@ class FhirSession(Protocol):
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]: ...
 
+    async def one_match_each(
+        self, conditions: Sequence[tuple[str, Search]], known: Sequence[Stored | None] = ()
+    ) -> list[Stored | None]:
+        """:meth:`one_match` of each condition in order, in as few queries as may be;
+        ``known``: matches read before (on a snapshot), kept where still current."""
+
+    def still_unmatched(self, resource_type: str, condition: Search) -> None:
+        """``condition`` matched nothing on this session: unless a write since matches it, the
+        next create under it need not look again."""
+
+    def unchanged(self, resource: Json, current: Stored) -> Stored | None:
+        """The no-op answer of an update of ``current`` (read on this session, not written
+        since) to ``resource`` when they say the same, without reading again; else None."""
+
     async def create(
         self, resource: Json, *, condition: Search | None = None, resource_id: str | None = None
     ) -> Stored: ...

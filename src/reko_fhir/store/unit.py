@@ -27,6 +27,7 @@ from reko_fhir.store.conditions import (
     instant_text,
 )
 from reko_fhir.store.context import PatientRows, patient_rows
+from reko_fhir.store.matching import ConditionsAtOnce
 from reko_fhir.store.partition import EVERY, Partitions
 from reko_fhir.store.pending import FlushingConnection, PendingInserts
 from reko_fhir.store.repository import (
@@ -64,7 +65,7 @@ def stored_from_row(row: Any) -> Stored:
     return Stored(resource, row.version, moment.astimezone(UTC), partition=row.partition)
 
 
-class Unit:
+class Unit(ConditionsAtOnce):
     """Interactions on one open transaction (``conn``), inside the caller's ``partitions``:
     reads and searches see what those let them, conditions match in the own partition, and
     writes go there (:mod:`reko_fhir.store.partition`)."""
@@ -333,6 +334,12 @@ class Unit:
             await self.conn.execute(
                 delete(table).where(table.c.type == resource_type, table.c.id == resource_id)
             )
+
+    # -- for ConditionsAtOnce (store/matching.py) -----------------------------------------
+    _stored = staticmethod(stored_from_row)
+
+    def _says_the_same(self, current: Stored, resource: Json) -> bool:
+        return comparable(current.resource) == comparable(resource)
 
 
 @dataclass(frozen=True, slots=True)
