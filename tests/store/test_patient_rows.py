@@ -60,6 +60,10 @@ async def test_one_query_reads_what_the_reads_one_by_one_read(repo: SqlRepositor
             _consent(patient, f"Organization/{gone}", "Organization/x,y", "Patient/1")
         )
         await unit.create(_consent(other, f"Organization/{asked}"))
+        # Consents naming no actor (no provision, or one without actor): nothing to list
+        unnamed = {"resourceType": "Consent", "status": "active", "patient": {"reference": patient}}
+        await unit.create(unnamed)
+        await unit.create({**unnamed, "provision": {"type": "permit"}})
         episode = {"resourceType": "EpisodeOfCare", "patient": {"reference": patient}}
         await unit.create(episode)
 

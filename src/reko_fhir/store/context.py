@@ -120,7 +120,8 @@ def _named_by_consents(dialect: str, about: Any) -> Select[Any]:
     """The Organization ids the patient's Consents name as ``provision.actor.reference``."""
     if dialect == "postgresql":
         actors = cast(about.c.content, JSON)["provision"]["actor"]
-        listed = case((func.json_typeof(actors) == "array", actors), else_=cast("[]", JSON))
+        # json_build_array() is []: cast("[]", JSON) would bind the JSON *string* "[]"
+        listed = case((func.json_typeof(actors) == "array", actors), else_=func.json_build_array())
         actor: Any = func.json_array_elements(listed).table_valued(column("value", JSON))
         reference: Any = actor.c.value["reference"]["reference"].as_string()
     else:
