@@ -7,6 +7,7 @@ makes evaluation slow (https://hl7.org/fhir/R4/elementdefinition.html).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -110,8 +111,14 @@ class Constraint:
         return bool(result != [False])
 
 
+# A Python object's default repr (fhirpathpy's nodes in its messages): its address changes
+# from run to run, so the same issue would read differently each time and not be one (distinct).
+_OBJECT_REPR = re.compile(r"<(?:\S*\.)?(\w+) object at 0x[0-9a-fA-F]+>")
+
+
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The exception as an issue says it: the same text for the same failure, on any run."""
+    text = _OBJECT_REPR.sub(r"<\1>", " ".join(str(exc).split()))
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
