@@ -6,6 +6,7 @@ each issue has a severity, a code, diagnostics and the FHIRPath of its element.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import re
 from typing import Any
@@ -17,7 +18,7 @@ from reko_fhir.validation.compiled import _reason
 from reko_fhir.validation.definitions import Definitions
 from reko_fhir.validation.service import ValidationService, reko_definitions
 from reko_fhir.validation.validator import Validator
-from tests.golden import CONFORMANCE_CASES
+from tests.golden import CONFORMANCE_CASES, FIXTURES
 from tests.validation.mutants import conformance_instances, mutants, mutate
 
 SEED = 7  # fixed: the same mutants on every run (mutants(SEED)[i] makes a failing one again)
@@ -128,3 +129,33 @@ def test_a_not_checked_issue_is_said_once_whatever_the_run(service: ValidationSe
     assert undecided
     assert not [d for d in undecided if re.search(r"0x[0-9a-f]+", d)]
     assert [i.diagnostics for i in first] == [i.diagnostics for i in second]
+
+
+def test_a_single_value_for_a_repeating_element_is_an_error_of_that_element(
+    service: ValidationService,
+) -> None:
+    patient = {"resourceType": "Patient", "name": {"family": "Berg"}}
+    found = _issues(service, patient)
+    assert ("error", "this element repeats: its value is a JSON array", "Patient.name") in found
+
+
+def test_an_array_for_a_single_element_is_an_error_even_of_one_value(
+    service: ValidationService,
+) -> None:
+    patient = {"resourceType": "Patient", "gender": ["male"], "meta": [{}]}
+    found = _issues(service, patient)
+    single = "this element does not repeat: its value is not a JSON array"
+    assert ("error", single, "Patient.gender") in found
+    assert ("error", single, "Patient.meta") in found
+
+
+def test_the_array_goes_by_the_base_not_the_profile(service: ValidationService) -> None:
+    """The reko Consent allows one organization (max 1), but Consent.organization repeats in
+    R4, so its JSON is an array (https://hl7.org/fhir/R4/json.html#list)."""
+    consent = json.loads((FIXTURES / "valid" / "consent-category.json").read_text())
+    assert not [i for i in service.validate(consent) if i.is_error]
+    consent["organization"] = consent["organization"][0]
+    found = [(s, d, e) for s, d, e in _issues(service, consent) if s == "error"]
+    assert found == [
+        ("error", "this element repeats: its value is a JSON array", "Consent.organization")
+    ]
