@@ -38,10 +38,16 @@ def _consent_with_a_coding_as_text() -> Json:
     return consent
 
 
+def _consent_with_a_meta_as_list() -> Json:
+    consent = _fixture("valid/consent-category.json")
+    consent["meta"] = [consent["meta"]]  # raised choosing its profiles
+    return consent
+
+
 def _case_with_a_wrong_code() -> Json:
     bundle: Json = _fixture("mapping/a-primary-care/expected.json")
     procedure = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Procedure")
-    procedure["resource"]["code"]["coding"][0]["code"] = {"code": "GC001"}  # unhashable
+    procedure["resource"]["code"]["coding"][0]["code"] = {"code": "GC001"}  # in a transaction too
     return bundle
 
 
@@ -60,6 +66,7 @@ def store() -> MemoryRepository:
     [
         ("POST", "/Consent", _consent_with_a_list_as_code, "Consent.category[0].coding[0].code"),
         ("POST", "/Consent", _consent_with_a_coding_as_text, "Consent.category[0].coding[0]"),
+        ("POST", "/Consent", _consent_with_a_meta_as_list, "Consent.meta"),
         ("POST", "/", _case_with_a_wrong_code, ".code.coding[0].code"),
     ],
 )
