@@ -7,6 +7,7 @@ makes evaluation slow (https://hl7.org/fhir/R4/elementdefinition.html).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -110,8 +111,14 @@ class Constraint:
         return bool(result != [False])
 
 
+# A Python object's default repr (fhirpathpy's nodes in its messages): its address changes
+# from run to run, so the same issue would read differently each time and not be one (distinct).
+_OBJECT_REPR = re.compile(r"<(?:\S*\.)?(\w+) object at 0x[0-9a-fA-F]+>")
+
+
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The exception as an issue says it: the same text for the same failure, on any run."""
+    text = _OBJECT_REPR.sub(r"<\1>", " ".join(str(exc).split()))
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
@@ -155,6 +162,9 @@ class Rule:
     max_length: int | None = field(init=False)
     min_lengths: list[int] = field(init=False)  # the minLength extension's values
     has_limits: bool = field(init=False)
+    # A JSON array in an instance: by the base element's max, whatever a profile narrows it to
+    # (https://hl7.org/fhir/R4/json.html#list)
+    repeats: bool = field(init=False)
     # Required and extensible bindings to check: (strength, value set url, message label)
     bound: list[tuple[str, str, str]] = field(init=False)
     target_profiles: list[str] = field(init=False)  # of its Reference types
@@ -198,6 +208,12 @@ class Rule:
             and isinstance(least := extension.get("valueInteger"), int)
         ]
         self.has_limits = bool(self.bounds or self.max_length is not None or self.min_lengths)
+        base = definition.get("base")
+        base_max = base.get("max") if isinstance(base, dict) else None
+        if isinstance(base_max, str):
+            self.repeats = base_max not in ("0", "1")
+        else:
+            self.repeats = self.max is None or self.max > 1
         self.bound = _bindings(definition)
         self.target_profiles = [p for t in self.types for p in t.get("targetProfile", [])]
         self.type_profiles = {}

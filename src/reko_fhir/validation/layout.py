@@ -67,7 +67,17 @@ class WalkPlan:
     ``children_only(rule, type)``: whether a complex value of ``rule`` has nothing to check
     but its children and its type's invariants (WalkPlans.children_only)."""
 
-    __slots__ = ("always", "inert", "keys", "layout", "plain", "skip", "steps", "walked")
+    __slots__ = (
+        "always",
+        "arrays",
+        "inert",
+        "keys",
+        "layout",
+        "plain",
+        "skip",
+        "steps",
+        "walked",
+    )
 
     def __init__(
         self,
@@ -80,6 +90,8 @@ class WalkPlan:
         self.always = layout.always - skip
         self.keys: dict[str, tuple[str, str, bool] | None] = {}
         self.plain: dict[str, dict[str, Callable[[object], str | None]]] = {}
+        # The JSON names whose values are arrays (the others are single values)
+        self.arrays: set[str] = set()
         names = [(name, (child, None)) for name, child in layout.children.items()]
         for key, (child, choice) in names + list(layout.choices.items()):
             if key in self.keys:
@@ -97,6 +109,8 @@ class WalkPlan:
                     and (other_choice or single_type(other)) == type_of
                 )
             self.keys[key] = (child.name, type_of, not other_ok)
+            if child.repeats:
+                self.arrays.add(key)
             if _format_only(child, type_of):
                 self.plain.setdefault(child.name, {})[type_of] = checker(type_of)
         # By element name: (rule, format checks by type, the base's rule here, whether slices or

@@ -96,9 +96,10 @@ class ValidationService:
         if profile:
             return [profile], []
         notes: list[Issue] = []
-        declared = [
-            p for p in (resource.get("meta") or {}).get("profile", []) if isinstance(p, str)
-        ]
+        # A meta or meta.profile of the wrong JSON type is the walk's error at that element.
+        meta = resource.get("meta")
+        listed = meta.get("profile") if isinstance(meta, dict) else None
+        declared = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
         loaded = [p for p in declared if self.definitions.structure(p.split("|")[0]) is not None]
         for unknown in set(declared) - set(loaded):
             notes.append(

@@ -211,10 +211,24 @@ def _undecided(url: str, strength: str, why: str) -> tuple[IssueSeverity, IssueC
 def _codings(type_code: str, value: Any) -> list[tuple[str | None, str]] | None:
     if type_code in ("code", "string", "uri") and isinstance(value, str):
         return [(None, value)]
-    if type_code == "Coding" and isinstance(value, dict):
-        return [(value.get("system"), value["code"])] if "code" in value else []
-    if type_code == "CodeableConcept" and isinstance(value, dict):
-        return [(c.get("system"), c["code"]) for c in value.get("coding", []) if "code" in c]
-    if type_code == "Quantity" and isinstance(value, dict) and "code" in value:
-        return [(value.get("system"), value["code"])]
+    if not isinstance(value, dict):
+        return None
+    if type_code in {"Coding", "Quantity"}:
+        return _coding(value)
+    if type_code == "CodeableConcept":
+        codings = value.get("coding")
+        items = codings if isinstance(codings, list) else []
+        return [pair for coding in items for pair in _coding(coding)]
     return None
+
+
+def _coding(value: Any) -> list[tuple[str | None, str]]:
+    """A Coding's (or Quantity's) (system, code); none without a code, or when the code or
+    system has the wrong JSON type: the profile walk says so at that element, and a binding
+    does not look into it."""
+    if not isinstance(value, dict):
+        return []
+    system, code = value.get("system"), value.get("code")
+    if not isinstance(code, str) or not (system is None or isinstance(system, str)):
+        return []
+    return [(system, code)]

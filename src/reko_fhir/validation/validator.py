@@ -38,6 +38,10 @@ Json = dict[str, Any]
 _ERROR, _WARNING = IssueSeverity.ERROR, IssueSeverity.WARNING
 _NONE: list[tuple[str, str, Any]] = []  # no values (never appended to)
 _UNKNOWN = ("", "", False)  # a JSON name that is no element's
+# An element that repeats (by its base) is a JSON array, one that does not is not, even of one
+# value (https://hl7.org/fhir/R4/json.html#list)
+_AN_ARRAY = "this element repeats: its value is a JSON array"
+_NOT_AN_ARRAY = "this element does not repeat: its value is not a JSON array"
 _SYSTEM_TYPES = "http://hl7.org/fhirpath/"  # System.String … (primitives.is_primitive)
 
 
@@ -193,10 +197,14 @@ class Validator:
             if listed is None:
                 listed = found[name] = []
             if isinstance(value, list):
+                if key not in plan.arrays:
+                    run.add(_ERROR, IssueCode.STRUCTURE, _NOT_AN_ARRAY, f"{where}.{key}")
                 # a loop, not a comprehension: Python 3.11 makes a function object for each
                 for index, item in enumerate(value):
                     listed.append((type_of, f"{where}.{key}[{index}]", item))
             else:
+                if key in plan.arrays:
+                    run.add(_ERROR, IssueCode.STRUCTURE, _AN_ARRAY, f"{where}.{key}")
                 listed.append((type_of, f"{where}.{key}", value))
         carried = self._carried(run, node, plan, where, found, mark) if primitive_parts else {}
         # Only the children present, or with something to say when absent (a minimum, slices),
