@@ -60,6 +60,9 @@ def _parse(bundle: Json) -> list[_Entry]:
     for i, raw in enumerate(_check_size(bundle)):
         where = f"Bundle.entry[{i}]"
         full_url = raw.get("fullUrl") if isinstance(raw, dict) else None
+        if full_url is not None and not isinstance(full_url, str):
+            # A number would be "rewritten" wherever that number stands in the Bundle's text.
+            raise _invalid(f"{where}.fullUrl", "fullUrl is a uri: a JSON string")
         if isinstance(full_url, str):
             # bdl-7: one fullUrl names one resource, else a reference to it means either.
             if full_url in seen:
@@ -96,7 +99,7 @@ def _parse(bundle: Json) -> list[_Entry]:
             resource,
             parts[1] if len(parts) > 1 else None,
             condition,
-            raw.get("fullUrl"),
+            full_url,
         )
         if method in ("PUT", "DELETE") and entry.resource_id is None and condition is None:
             raise _invalid(f"{where}.request.url", "PUT and DELETE name an id or a condition")

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from reko_fhir.domain import DomainError, HsaId, OrganisationNumber, PatientId, PatientIdKind
 from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import Issue, IssueCode, error, warning
+from reko_fhir.validation.json_shapes import as_array, as_object, as_objects, as_text
 
 Json = dict[str, Any]
 FOCUS_DAYS = timedelta(days=90)
@@ -121,27 +122,6 @@ def identifier_issues(
     return found
 
 
-def _object(value: Any) -> Json:
-    """``value`` when a JSON object, else an empty one: an element of the wrong JSON type is
-    the profile walk's structural error at its own path, and no rule looks into it."""
-    return value if isinstance(value, dict) else {}
-
-
-def _objects(value: Any) -> list[Json]:
-    """The JSON objects of an array (none when ``value`` is no array; see _object)."""
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _array(value: Any) -> list[Any]:
-    """``value`` when a JSON array, else an empty one (see _object)."""
-    return value if isinstance(value, list) else []
-
-
-def _text(value: Any) -> str | None:
-    """``value`` when a string (see _object)."""
-    return value if isinstance(value, str) else None
-
-
 class Resolver(Protocol):
     """Finds what a rule needs beyond the resource at hand (a Bundle's entries, or the store)."""
 
@@ -161,7 +141,7 @@ class BundleResolver:
     @classmethod
     def of(cls, bundle: Json) -> BundleResolver:
         found = cls()
-        for entry in _objects(bundle.get("entry")):
+        for entry in as_objects(bundle.get("entry")):
             resource = entry.get("resource")
             if not isinstance(resource, dict):
                 continue
@@ -183,7 +163,7 @@ class BundleResolver:
         for resource in {id(v): v for v in self.entries.values()}.values():
             if resource.get("resourceType") != kind:
                 continue
-            ref = _text(_object(resource.get(element)).get("reference"))
+            ref = as_text(as_object(resource.get(element)).get("reference"))
             if ref == patient or (
                 target is not None and ref is not None and self.resolve(ref) is target
             ):
@@ -214,7 +194,7 @@ def _identity(ref: str | Json | None, resolver: Resolver) -> tuple[Json | None, 
     if not isinstance(ref, dict):
         return None, set()
     target = resolver.resolve(ref["reference"]) if isinstance(ref.get("reference"), str) else None
-    idents = [*_objects((target or {}).get("identifier")), ref.get("identifier")]
+    idents = [*as_objects((target or {}).get("identifier")), ref.get("identifier")]
     keys = {
         (i.get("system"), i.get("value"))
         for i in idents
@@ -239,7 +219,7 @@ def in_force(consent: Json, day: date) -> bool:
     """Active (or revoked later) on ``day``, with a provision period that covers it."""
     if consent.get("status") not in ("active", "inactive"):
         return False
-    period = _object(_object(consent.get("provision")).get("period"))
+    period = as_object(as_object(consent.get("provision")).get("period"))
     start, end = _day(period.get("start")), _day(period.get("end"))
     if start is None or day < start or (end is not None and day > end):
         return False
@@ -257,13 +237,13 @@ def covers(consent: Json, day: date, org_ref: str | None, resolver: Resolver) ->
         return True
     return any(
         _same_organization(actor.get("reference"), org_ref, resolver)
-        for actor in _objects(_object(consent.get("provision")).get("actor"))
+        for actor in as_objects(as_object(consent.get("provision")).get("actor"))
     )
 
 
 def _kva_code(procedure: Json) -> str | None:
-    for x in _objects(_object(procedure.get("code")).get("coding")):
-        if x.get("system") == c.KVA and _text(x.get("code")) in COORDINATION_CODES:
+    for x in as_objects(as_object(procedure.get("code")).get("coding")):
+        if x.get("system") == c.KVA and as_text(x.get("code")) in COORDINATION_CODES:
             return str(x["code"])
     return None
 
@@ -271,8 +251,8 @@ def _kva_code(procedure: Json) -> str | None:
 def performer_unit(procedure: Json, resolver: Resolver) -> Json | None:
     """The care unit of the Procedure's performer (a Reference): its PractitionerRole's
     ``organization``, else ``performer.onBehalfOf``; None when the context does not say."""
-    for performer in _objects(procedure.get("performer")):
-        actor = _object(performer.get("actor")).get("reference")
+    for performer in as_objects(procedure.get("performer")):
+        actor = as_object(performer.get("actor")).get("reference")
         role = resolver.resolve(actor) if isinstance(actor, str) else None
         if role is not None and role.get("resourceType") == "PractitionerRole":
             unit = role.get("organization")
@@ -306,7 +286,7 @@ def _consent_issues(
     if any(
         _same_organization(org, unit, resolver)
         for x in current
-        for org in _objects(x.get("organization"))
+        for org in as_objects(x.get("organization"))
     ):
         return []
     target, _ = _identity(unit, resolver)
@@ -329,7 +309,7 @@ def _own_episode(patient: str, day: date, unit: Json | None, resolver: Resolver)
         managing = episode.get("managingOrganization")
         if unit is not None and not _same_organization(managing, unit, resolver):
             continue
-        period = _object(episode.get("period"))
+        period = as_object(episode.get("period"))
         start, end = _day(period.get("start")), _day(period.get("end"))
         if start is not None and start <= day and (end is None or day <= end):
             found.append((start, episode))
@@ -344,9 +324,9 @@ def _focus_issues(
     episode = _own_episode(patient, day, performer_unit(resource, resolver), resolver)
     starts = [
         d
-        for ext in _objects((episode or {}).get("extension"))
+        for ext in as_objects((episode or {}).get("extension"))
         if ext.get("url") == c.EXT_SICK_LEAVE
-        for part in _objects(ext.get("extension"))
+        for part in as_objects(ext.get("extension"))
         if part.get("url") == "start"
         if (d := _day(part.get("valueDate"))) is not None
     ]
@@ -367,8 +347,8 @@ def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
     kind = resource.get("resourceType")
     if kind not in ("Procedure", "Communication"):
         return []
-    patient = _text(_object(resource.get("subject")).get("reference")) or ""
-    when = resource.get("performedDateTime") or _object(resource.get("performedPeriod")).get(
+    patient = as_text(as_object(resource.get("subject")).get("reference")) or ""
+    when = resource.get("performedDateTime") or as_object(resource.get("performedPeriod")).get(
         "start"
     )
     day = _day(resource.get("sent") if kind == "Communication" else when)
@@ -378,14 +358,14 @@ def rule_issues(resource: Json, where: str, resolver: Resolver) -> list[Issue]:
     found: list[Issue] = []
     disclosures: list[tuple[str, str]] = []
     if kind == "Procedure":
-        for i, ext in enumerate(_array(resource.get("extension"))):
+        for i, ext in enumerate(as_array(resource.get("extension"))):
             if isinstance(ext, dict) and ext.get("url") == c.EXT_EXTERNAL_ACTOR:
-                ref = _text(_object(ext.get("valueReference")).get("reference"))
+                ref = as_text(as_object(ext.get("valueReference")).get("reference"))
                 if ref:
                     disclosures.append((ref, f"{where}.extension[{i}]"))
     else:
-        for i, recipient in enumerate(_array(resource.get("recipient"))):
-            if isinstance(recipient, dict) and _text(recipient.get("reference")):
+        for i, recipient in enumerate(as_array(resource.get("recipient"))):
+            if isinstance(recipient, dict) and as_text(recipient.get("reference")):
                 disclosures.append((recipient["reference"], f"{where}.recipient[{i}]"))
     for ref, path in disclosures:
         if not any(covers(consent, day, ref, resolver) for consent in consents):

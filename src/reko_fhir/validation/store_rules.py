@@ -14,6 +14,7 @@ from reko_fhir.outcomes import Issue
 from reko_fhir.store import Search, Stored
 from reko_fhir.store.context import PatientRows
 from reko_fhir.validation.case_rules import BundleResolver, rule_issues
+from reko_fhir.validation.json_shapes import as_object, as_objects, as_text
 
 Json = dict[str, Any]
 
@@ -48,15 +49,19 @@ async def store_rule_issues(
     """The consent rules for ``resource``, with the store and ``written_with`` (the other
     resources of the same transaction) as context."""
     kind = resource.get("resourceType")
-    patient = (resource.get("subject") or {}).get("reference")
-    if kind not in ("Procedure", "Communication") or not isinstance(patient, str):
+    # A value of the wrong JSON type is the profile walk's error at its element: not read here.
+    patient = as_text(as_object(resource.get("subject")).get("reference"))
+    if kind not in ("Procedure", "Communication") or patient is None:
         return []
     organizations = {
-        (ext.get("valueReference") or {}).get("reference")
-        for ext in resource.get("extension", [])
+        as_text(as_object(ext.get("valueReference")).get("reference"))
+        for ext in as_objects(resource.get("extension"))
         if ext.get("url") == c.EXT_EXTERNAL_ACTOR
-    } | {r.get("reference") for r in resource.get("recipient", [])}
-    roles = {(p.get("actor") or {}).get("reference") for p in resource.get("performer", [])}
+    } | {as_text(r.get("reference")) for r in as_objects(resource.get("recipient"))}
+    roles = {
+        as_text(as_object(p.get("actor")).get("reference"))
+        for p in as_objects(resource.get("performer"))
+    }
     resolver = await patient_context(
         repository, patient, organizations, written_with, resource, roles=roles
     )
@@ -82,13 +87,15 @@ async def patient_context(
     found_organizations = list(rows.organizations)
     organizations = set(organizations)
     for consent in context:
-        for actor in (consent.resource.get("provision") or {}).get("actor", []):
-            organizations.add((actor.get("reference") or {}).get("reference"))
+        for actor in as_objects(as_object(consent.resource.get("provision")).get("actor")):
+            organizations.add(as_text(as_object(actor.get("reference")).get("reference")))
     entries = [{"resource": s.resource} for s in context]
     entries += [{"resource": r} for r in written_with or [] if r is not resource]
     # the performers' care units, for the unit rule and its message
     entries += [{"resource": s.resource} for s in found_roles]
-    organizations |= {(s.resource.get("organization") or {}).get("reference") for s in found_roles}
+    organizations |= {
+        as_text(as_object(s.resource.get("organization")).get("reference")) for s in found_roles
+    }
     ids = sorted(_ids_of("Organization", organizations))
     missing = [i for i in ids if i not in looked_for]
     if missing:  # one query for all; an unknown organisation then simply gives no cover
