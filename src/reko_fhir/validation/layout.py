@@ -56,6 +56,26 @@ _UNBOUNDED = 1 << 62  # no max ("*")
 Step = tuple[Rule, Any, "Rule | None", bool, frozenset[str], int, int]
 
 
+def checked_parts(rule: Rule) -> tuple[Any, ...]:
+    """What the walk checks with ``rule`` itself (not its path, slicing or children): two rules
+    with the same parts check a value alike. Its sixth part (index 5 after a path) is the
+    ``constrained`` JSON."""
+    return (
+        rule.name,
+        rule.min,
+        rule.max,
+        json.dumps(rule.types, sort_keys=True),
+        json.dumps(rule.constrained, sort_keys=True),
+        json.dumps(rule.bounds, sort_keys=True),
+        rule.max_length,
+        tuple(rule.min_lengths),
+        tuple(rule.bound),
+        tuple(rule.constraints),
+        rule.definition.get("short"),
+        rule.slice_name,
+    )
+
+
 class WalkPlan:
     """What the walker does with each JSON name inside one element, found once for a rule, a
     type and the base rule walked before it (``walked``'s layout; None on the base walk):
@@ -177,22 +197,7 @@ class Signatures:
         if "contentReference" not in definition and rule.slicing is None and not rule.slices:
             children = [(name, self.signature(child)) for name, child in rule.children.items()]
             if all(signature is not None for _, signature in children):
-                parts = [
-                    rule.path,
-                    rule.name,
-                    rule.min,
-                    rule.max,
-                    json.dumps(rule.types, sort_keys=True),
-                    json.dumps(rule.constrained, sort_keys=True),
-                    json.dumps(rule.bounds, sort_keys=True),
-                    rule.max_length,
-                    tuple(rule.min_lengths),
-                    tuple(rule.bound),
-                    tuple(rule.constraints),
-                    definition.get("short"),
-                    rule.slice_name,
-                    tuple(children),
-                ]
+                parts = [rule.path, *checked_parts(rule), tuple(children)]
         signature = self._interned.setdefault(tuple(parts), len(self._interned)) if parts else None
         self._signatures[id(rule)] = signature
         return signature

@@ -13,7 +13,13 @@ from typing import Any
 
 from reko_fhir.validation.compiled import Rule, matches_pattern
 from reko_fhir.validation.definitions import CORE_BASE
-from reko_fhir.validation.layout import Layout, Signatures, WalkPlan, single_type
+from reko_fhir.validation.layout import (
+    Layout,
+    Signatures,
+    WalkPlan,
+    checked_parts,
+    single_type,
+)
 from reko_fhir.validation.primitives import PRIMITIVE_TYPES, is_primitive
 
 _SYSTEM_TYPES = "http://hl7.org/fhirpath/"  # System.String … (primitives.is_primitive)
@@ -190,18 +196,7 @@ def _shape(rule: Rule, prefix: str) -> tuple[Any, ...] | None:
         children.append((name, shape))
     return (
         rule.path[len(prefix) :],
-        rule.name,
-        rule.min,
-        rule.max,
-        json.dumps(rule.types, sort_keys=True),
-        json.dumps(rule.constrained, sort_keys=True),
-        json.dumps(rule.bounds, sort_keys=True),
-        rule.max_length,
-        tuple(rule.min_lengths),
-        tuple(rule.bound),
-        tuple(rule.constraints),
-        definition.get("short"),
-        rule.slice_name,
+        *checked_parts(rule),
         json.dumps(rule.slicing, sort_keys=True),  # not read without slices, compared anyway
         tuple(children),
     )
