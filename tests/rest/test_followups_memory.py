@@ -14,9 +14,10 @@ from reko_fhir.store import Partitions, Search
 from reko_fhir.store.memory import MemoryRepository
 from reko_fhir.validation.service import ValidationService
 from tests.followups_data import SOURCE, follow_up_plan, performed
-from tests.rest.test_router_memory import UNIT, case_a, router, store, validation
+from tests.rest.conftest import UNIT
+from tests.rest.test_router_memory import case_a, router
 
-__all__ = ["router", "store", "validation"]  # the fixtures of the router suite
+__all__ = ["router"]  # the router suite's fixture (store and validation: conftest.py)
 
 Json = dict[str, Any]
 

@@ -14,11 +14,11 @@ from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.router import FhirRouter
 from reko_fhir.store import Partitions
 from reko_fhir.store.memory import MemoryRepository
-from reko_fhir.validation.service import ValidationService, reko_definitions
+from reko_fhir.validation.service import ValidationService
+from tests.rest.conftest import UNIT
 from tests.validation.mutants import mutants
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-UNIT = "SE2321000016-VC01"
 SEED = 7  # fixed: the same mutants on every run
 Json = dict[str, Any]
 
@@ -75,16 +75,6 @@ def _case_with_a_number_as_full_url() -> Json:
     bundle: Json = _fixture("mapping/a-primary-care/expected.json")
     bundle["entry"][0]["fullUrl"] = 1  # was "rewritten" wherever a 1 stood in the text
     return bundle
-
-
-@pytest.fixture(scope="module")
-def validation() -> ValidationService:
-    return ValidationService(reko_definitions())
-
-
-@pytest.fixture
-def store() -> MemoryRepository:
-    return MemoryRepository(Partitions.of_unit(UNIT))
 
 
 @pytest.mark.parametrize(

@@ -16,21 +16,10 @@ from reko_fhir.rest.messages import FhirRequest
 from reko_fhir.rest.router import FhirRouter
 from reko_fhir.store import Partitions, Search
 from reko_fhir.store.memory import MemoryRepository
-from reko_fhir.validation.service import ValidationService, reko_definitions
+from reko_fhir.validation.service import ValidationService
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-UNIT = "SE2321000016-VC01"  # golden case a's care unit
 Json = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def validation() -> ValidationService:
-    return ValidationService(reko_definitions())
-
-
-@pytest.fixture
-def store() -> MemoryRepository:
-    return MemoryRepository(Partitions.of_unit(UNIT))
 
 
 @pytest.fixture
