@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from reko_fhir.validation.inputs import InputError, iter_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -25,6 +28,21 @@ def mapping_inputs(folder: str) -> Iterator[object]:
     for case in sorted(p for p in (FIXTURES / folder).iterdir() if p.is_dir()):
         for path in sorted(case.glob("input.*")):
             yield pytest.param(path, id=f"{case.name}/{path.name}")
+
+
+def fhir_fixtures() -> list[tuple[str, Any]]:
+    """Every resource in every readable FHIR file under ``fixtures/`` (JSON, XML, NDJSON), with
+    where it was read (``valid/x.json``, ``…/y.ndjson:3``); journal exports are left out."""
+    found: list[tuple[str, Any]] = []
+    for path in sorted(FIXTURES.rglob("*")):
+        if path.suffix not in (".json", ".xml", ".ndjson") or not path.is_file():
+            continue
+        try:
+            items = list(iter_inputs(path))
+        except InputError:
+            continue  # a journal export, not FHIR
+        found += [(item.source.split("fixtures/", 1)[-1], item.resource) for item in items]
+    return found
 
 
 def mapping_of(input_path: Path) -> Path:

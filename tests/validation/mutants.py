@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reko_fhir.validation.inputs import InputError, iter_inputs
-from tests.golden import FIXTURES
+from tests.golden import fhir_fixtures
 
 _EXTERNAL_ACTOR = "http://reko-fhir.se/fhir/StructureDefinition/external-actor"
 _ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -69,21 +68,6 @@ VALUES: list[Any] = [
     {"reference": "Patient/1"},
     {"reference": ["Patient/1"]},
 ]
-
-
-def fixture_resources() -> list[tuple[str, Any]]:
-    """Every resource read from ``fixtures/`` (JSON, XML, NDJSON), named ``file#n``."""
-    found: list[tuple[str, Any]] = []
-    for path in sorted(FIXTURES.rglob("*")):
-        if path.suffix not in (".json", ".xml", ".ndjson") or not path.is_file():
-            continue
-        try:
-            items = list(iter_inputs(path))
-        except InputError:
-            continue
-        for n, item in enumerate(items):
-            found.append((f"{path.relative_to(FIXTURES)}#{n}", item.resource))
-    return found
 
 
 def _nodes(value: Any) -> Iterator[Any]:
@@ -159,7 +143,7 @@ def mutate(resource: Any, rng: random.Random, pool: list[Any]) -> Any:
 def mutants(seed: int, per_resource: int = 6) -> list[tuple[str, Any]]:
     """``per_resource`` mutants of each fixture resource (one of each Bundle: they are big)."""
     rng = random.Random(seed)
-    resources = [(name, r) for name, r in fixture_resources() if isinstance(r, dict)]
+    resources = [(name, r) for name, r in fhir_fixtures() if isinstance(r, dict)]
     pool = [r for _, r in resources if r.get("resourceType") != "Bundle"]
     made: list[tuple[str, Any]] = []
     for name, resource in resources:

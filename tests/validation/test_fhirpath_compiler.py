@@ -21,9 +21,8 @@ import pytest
 from reko_fhir.outcomes import Issue
 from reko_fhir.validation.compiled import compiled_fhirpath
 from reko_fhir.validation.fhirpath_compiler import Fallback, compile_invariant
-from reko_fhir.validation.inputs import InputError, iter_inputs
 from reko_fhir.validation.service import ValidationService, reko_definitions
-from tests.golden import CONFORMANCE_CASES, FIXTURES
+from tests.golden import CONFORMANCE_CASES, fhir_fixtures
 from tests.validation.evaluations import evaluated as evaluations
 from tests.validation.test_conformance import conformance_run
 
@@ -33,18 +32,7 @@ OLD = ValidationService(reko_definitions(), compiled=False)
 
 def fixture_inputs() -> list[Any]:
     """Every resource in every readable FHIR file under fixtures/ (JSON, XML, NDJSON)."""
-    found = []
-    for path in sorted(FIXTURES.rglob("*")):
-        if path.suffix not in (".json", ".xml", ".ndjson") or not path.is_file():
-            continue
-        try:
-            items = list(iter_inputs(path))
-        except InputError:
-            continue  # a journal export, not FHIR
-        found += [
-            pytest.param(item.resource, id=item.source.split("fixtures/", 1)[-1]) for item in items
-        ]
-    return found
+    return [pytest.param(resource, id=source) for source, resource in fhir_fixtures()]
 
 
 FIXTURE_INPUTS = fixture_inputs()
