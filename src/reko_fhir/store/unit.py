@@ -105,9 +105,6 @@ class Unit(ConditionsAtOnce):
             raise gone(resource_type, resource_id)
         return stored_from_row(row)
 
-    def _own_partitions(self) -> frozenset[str]:
-        return frozenset({self._own()})
-
     def _own(self) -> str:
         return writes_to(self.partitions)
 
