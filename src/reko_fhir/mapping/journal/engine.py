@@ -7,11 +7,8 @@ engine goes on collecting, and a case with any error yields no output at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from reko_fhir.domain import (
     ActivityStatus,
@@ -26,7 +23,6 @@ from reko_fhir.domain import (
     CoordinationActivity,
     CoordinationCase,
     CoordinationPart,
-    DomainError,
     ExternalActor,
     HsaId,
     KvaCode,
@@ -42,14 +38,12 @@ from reko_fhir.domain import (
     TeamMember,
     consent_violations,
 )
-from reko_fhir.mapping.journal import convert
 from reko_fhir.mapping.journal.diagnosis import diagnosis_fields
 from reko_fhir.mapping.journal.issues import MappingIssue, Severity
-from reko_fhir.mapping.journal.readers import ExportReader, ExportSyntaxError, Node, open_export
-from reko_fhir.mapping.journal.schema import CASE_FIELDS, RECORD_FIELDS, FieldDef, FieldType
-from reko_fhir.mapping.journal.spec import ActivityCode, FieldSpec, MappingSpec, RecordSpec
-
-Values = dict[str, Any]
+from reko_fhir.mapping.journal.readers import ExportSyntaxError, Node, open_export
+from reko_fhir.mapping.journal.records import RecordReader, SkipRecordError, Values
+from reko_fhir.mapping.journal.schema import CASE_FIELDS
+from reko_fhir.mapping.journal.spec import ActivityCode, MappingSpec
 
 
 @dataclass(slots=True)
@@ -104,162 +98,14 @@ def map_file(spec: MappingSpec, path: Path) -> MappingResult:
     return map_export(spec, data, path.name)
 
 
-class _SkipRecordError(Exception):
-    """A record could not be read; its issues are already recorded."""
-
-
-class _CaseBuilder:
-    def __init__(self, spec: MappingSpec, reader: ExportReader, file_name: str, root: Node) -> None:
-        self.spec = spec
-        self.reader = reader
-        self.file = file_name
-        self.root = root
-        self.issues: list[MappingIssue] = []
-        self.labels: dict[tuple[str, str], tuple[Node, str | None]] = {}
-
-    # -- issues ------------------------------------------------------------------------------
-    def issue(
-        self,
-        node: Node,
-        source_field: str | None,
-        message: str,
-        *,
-        record_id: str | None = None,
-        severity: Severity = Severity.ERROR,
-    ) -> None:
-        self.issues.append(
-            MappingIssue(self.file, node.label, source_field, message, severity, record_id)
-        )
-
-    # -- fields ------------------------------------------------------------------------------
-    def raw(self, node: Node, spec: FieldSpec) -> list[str]:
-        if spec.value is not None:
-            return [spec.value]
-        if len(spec.paths) == 1:
-            found = self.reader.values(node, spec.paths[0])
-        else:
-            parts = [self.reader.values(node, p) for p in spec.paths]
-            found = [spec.join.join(p[0] for p in parts)] if all(parts) else []
-        if spec.split is None:
-            return found
-        return [
-            piece.strip() for text in found for piece in text.split(spec.split) if piece.strip()
-        ]
-
-    def read(self, node: Node, record: RecordSpec, defs: dict[str, FieldDef], kind: str) -> Values:
-        """All fields of one record, converted; on a problem, records it and skips the record."""
-        values: Values = {}
-        failed = False
-        record_id = None
-        if "record_id" in record.fields:
-            found = self.raw(node, record.fields["record_id"])
-            record_id = found[0] if found else None
-        for name, definition in defs.items():
-            spec = record.fields.get(name)
-            texts = self.raw(node, spec) if spec else []
-            where = spec.source_name if spec else name
-            if not texts:
-                if definition.required:
-                    self.issue(node, where, f"{kind} needs {name}, none found", record_id=record_id)
-                    failed = True
-                values[name] = [] if definition.many else None
-                continue
-            if not definition.many and len(set(texts)) > 1:
-                shown = "several values" if definition.type is FieldType.PATIENT_ID else texts
-                self.issue(node, where, f"conflicting values: {shown}", record_id=record_id)
-                failed = True
-                continue
-            try:
-                converted = [self.convert(t, definition) for t in texts]
-            except convert.ConversionError as exc:
-                self.issue(node, where, str(exc), record_id=record_id)
-                failed = True
-                continue
-            values[name] = converted if definition.many else converted[0]
-        if failed:
-            raise _SkipRecordError
-        return values
-
-    def convert(self, text: str, definition: FieldDef) -> Any:
-        kind = definition.type
-        if kind is FieldType.DATE:
-            return convert.to_date(text, self.spec.date_formats)
-        if kind is FieldType.DATETIME:
-            return convert.to_datetime(text, self.spec.datetime_formats, self.spec.timezone)
-        if kind is FieldType.INT:
-            return convert.to_int(text)
-        if kind is FieldType.PATIENT_ID:
-            return convert.to_patient_id(text)
-        if kind is FieldType.HSA_ID:
-            return convert.to_hsa_id(text)
-        if kind is FieldType.ORG_NUMBER:
-            return convert.to_org_number(text)
-        if kind is FieldType.CODE:
-            return self.translate(text, definition.table or "")
-        return text
-
-    def translate(self, text: str, table: str) -> Any:
-        entries: dict[str, Any] = (
-            self.spec.activity_codes if table == "activity_code" else self.spec.tables[table]
-        )
-        if text not in entries and table == "reko_status":
-            # Rehabstöd's ids (REKO_1 … REKO_8) need no table: they come from the national side.
-            try:
-                return (text, RekoStatus.from_rehabstod_id(text).value)
-            except ValueError:
-                pass
-        if text not in entries:
-            raise convert.ConversionError(f"unknown local code '{text}' (table {table})")
-        # The local wording travels with its translation: staff titles are kept verbatim.
-        return (text, entries[text])
-
-    def records(self, case: Node, kind: str) -> list[tuple[Node, Values]]:
-        """Every readable record of ``kind``; unreadable ones are skipped with their issues."""
-        record = self.spec.records.get(kind)
-        if record is None:
-            return []
-        out = []
-        for node in self.reader.select(case, record.select):
-            try:
-                out.append((node, self.read(node, record, RECORD_FIELDS[kind], kind)))
-            except _SkipRecordError:
-                continue
-        return out
-
-    @contextmanager
-    def guard(self, node: Node, kind: str, rid: str | None = None) -> Iterator[None]:
-        """Domain constructors inside become issues on the source field, then skip the record."""
-        try:
-            yield
-        except DomainError as exc:
-            record = self.spec.case if kind == "case" else self.spec.records.get(kind)
-            name = exc.field.split(".")[0].split("[")[0]
-            spec = record.fields.get(name) if record else None
-            self.issue(node, spec.source_name if spec else None, exc.message, record_id=rid)
-            raise _SkipRecordError from None
-
-    def ref(
-        self,
-        node: Node,
-        key: str,
-        actors: dict[str, ExternalActor],
-        kind: str,
-        rid: str | None = None,
-    ) -> Any:
-        """The organisation number of actor ``key``, or an issue on the referring field."""
-        if key not in actors:
-            record, name = _REF_FIELDS[kind]
-            spec = self.spec.records[record].fields[name]
-            message = f"{kind} names actor '{key}', which the export does not describe"
-            self.issue(node, spec.source_name, message, record_id=rid)
-            raise _SkipRecordError
-        return actors[key].org_number
+class _CaseBuilder(RecordReader):
+    """Builds one coordination case from its records (:class:`RecordReader` reads them)."""
 
     # -- the case ----------------------------------------------------------------------------
     def build(self, node: Node) -> CoordinationCase | None:
         try:
             head: Values | None = self.read(node, self.spec.case, CASE_FIELDS, "case")
-        except _SkipRecordError:
+        except SkipRecordError:
             head = None
         spec = self.spec.source_system
         systems = self.raw(node, spec) or self.raw(self.root, spec)
@@ -300,7 +146,7 @@ class _CaseBuilder:
                     actors=tuple(actors.values()),
                     **parts,
                 )
-        except _SkipRecordError:
+        except SkipRecordError:
             return None
         self.check_consent(case)
         return case
@@ -311,7 +157,7 @@ class _CaseBuilder:
             try:
                 with self.guard(node, kind):
                     out.append(SickLeavePeriod(v["start"], v["end"], v["degree"]))
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
         return tuple(out)
 
@@ -322,7 +168,7 @@ class _CaseBuilder:
             try:
                 with self.guard(node, "staff"):
                     member = StaffRole(v["hsa_id"], RekoRole(role), v["name"], title)
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
             if found.setdefault(member.hsa_id, member) != member:
                 self.issue(node, None, f"staff {member.hsa_id} is described twice, differently")
@@ -334,7 +180,7 @@ class _CaseBuilder:
             try:
                 with self.guard(node, "actors"):
                     actor = ExternalActor(v["org_number"], ActorType(v["type"][1]), v["name"])
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
             if found.setdefault(v["key"], actor) != actor:
                 self.issue(node, None, f"actor '{v['key']}' is described twice, differently")
@@ -348,7 +194,7 @@ class _CaseBuilder:
             try:
                 with self.guard(node, "consent_changes"):
                     change = ConsentChange(v["on"], ConsentChangeKind(v["kind"][1]), v["note"])
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
             changes.setdefault(v["consent"], []).append((node, change))
         out = []
@@ -370,7 +216,7 @@ class _CaseBuilder:
                         orgs,
                         tuple(history),
                     )
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
             out.append(consent)
         for rid, orphans in changes.items():
@@ -396,7 +242,7 @@ class _CaseBuilder:
         try:
             with self.guard(rows[0][0], "team"):
                 team = CareTeam(tuple(members))
-        except _SkipRecordError:
+        except SkipRecordError:
             return None
         if not team.has_coordinator:  # contract 2: allowed, but worth a look
             self.issue(
@@ -432,7 +278,7 @@ class _CaseBuilder:
                             p["description"], CoordinationPart(code.part), p["planned_on"], actor
                         )
                     )
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
         try:
             with self.guard(node, "plan", v["record_id"]):
@@ -452,7 +298,7 @@ class _CaseBuilder:
                         else CarePlanCategory.ATERGANG_I_ARBETE
                     ),
                 )
-        except _SkipRecordError:
+        except SkipRecordError:
             return None
 
     def activities(
@@ -477,7 +323,7 @@ class _CaseBuilder:
                         v["note"],
                         status,
                     )
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
             out.append(activity)
             self.labels[("activities", rid)] = (node, rid)
@@ -495,7 +341,7 @@ class _CaseBuilder:
                     notice = NoticeToForsakringskassan(
                         SourceRef(system, rid), v["sent"], v["sender"], org, v["text"]
                     )
-            except _SkipRecordError:
+            except SkipRecordError:
                 continue
             out.append(notice)
             self.labels[("notices", rid)] = (node, rid)
@@ -519,12 +365,6 @@ class _CaseBuilder:
             )
 
 
-_REF_FIELDS = {
-    "the consent": ("consents", "actors"),
-    "the activity": ("activities", "actors"),
-    "the notice": ("notices", "recipient"),
-    "the plan": ("plan_activities", "actor"),
-}
 _VIOLATION_FIELD = {
     ("activities", "external_actors"): "actors",
     ("activities", "performed"): "performed",
