@@ -468,6 +468,38 @@ async def test_chained_search_include_and_everything(client: httpx.AsyncClient) 
     ).status_code == 400
 
 
+async def test_everything_holds_the_worklist_task_of_the_patient(
+    client: httpx.AsyncClient,
+) -> None:
+    """The early-identification Task that led to the case is the patient's data too."""
+    await post_bundle(client, "b-psychiatry-revoked-consent")
+    await post_bundle(client, "a-primary-care")
+    patients = (await client.get("/Patient", params={"identifier": "199103744521"})).json()
+    patient_id = patients["entry"][0]["resource"]["id"]
+    other_id = next(
+        e["resource"]["id"]
+        for e in (await client.get("/Patient")).json()["entry"]
+        if e["resource"]["id"] != patient_id
+    )
+    before = (await client.get(f"/Patient/{patient_id}/$everything")).json()
+    owner = next(
+        e["resource"]["id"]
+        for e in before["entry"]
+        if e["resource"]["resourceType"] == "Organization"
+        and any(i.get("system") == "urn:oid:1.2.752.29.4.19" for i in e["resource"]["identifier"])
+    )
+    task = json.loads((FIXTURES / "valid" / "task-for.json").read_text(encoding="utf-8"))
+    task["owner"] = {"reference": f"Organization/{owner}"}
+    for subject in (patient_id, other_id):
+        task["for"] = {"reference": f"Patient/{subject}"}
+        stored = await client.post("/Task", json=task, headers=FHIR_JSON)
+        assert stored.status_code == 201, stored.text
+    after = (await client.get(f"/Patient/{patient_id}/$everything")).json()
+    tasks = [e["resource"] for e in after["entry"] if e["resource"]["resourceType"] == "Task"]
+    assert [t["for"]["reference"] for t in tasks] == [f"Patient/{patient_id}"]
+    assert len(after["entry"]) == len(before["entry"]) + 1
+
+
 async def test_prefer_return(client: httpx.AsyncClient) -> None:
     patient = json.loads(
         (FIXTURES / "valid" / "patient-personnummer-system.json").read_text(encoding="utf-8")

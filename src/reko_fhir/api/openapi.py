@@ -90,7 +90,7 @@ def openapi_document() -> Json:
     paths["/Patient/{id}/$everything"] = {
         "get": _op(
             "everything-Patient",
-            "The patient's case: Patient, case resources, their organisations and staff",
+            "The patient's case: Patient, case resources, worklist Tasks, organisations, staff",
             READ,
             ["id", "_format"],
             tag="Patient",

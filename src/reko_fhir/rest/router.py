@@ -52,7 +52,17 @@ from reko_fhir.validation.service import ValidationService
 from reko_fhir.validation.store_rules import store_rule_issues
 
 Json = dict[str, Any]
-CASE_TYPES = ("EpisodeOfCare", "CareTeam", "Consent", "CarePlan", "Procedure", "Communication")
+# What $everything gathers beside the Patient: the case, and the early-identification worklist's
+# Task that led to it (Task.for names the patient).
+CASE_TYPES = (
+    "EpisodeOfCare",
+    "CareTeam",
+    "Consent",
+    "CarePlan",
+    "Procedure",
+    "Communication",
+    "Task",
+)
 
 
 class FhirRouter:
@@ -303,8 +313,8 @@ class _Handler:
         patient = await self.repository.read("Patient", patient_id)
         found: list[Stored] = [patient]
         for case_type in CASE_TYPES:
-            element = patient_element(case_type) or "subject"
-            search = Search(((element, f"Patient/{patient_id}"),), MATCH_LIMIT)
+            # ``patient`` searches each type's own element (Task.for, Procedure.subject, …).
+            search = Search((("patient", f"Patient/{patient_id}"),), MATCH_LIMIT)
             found += await self.repository.search(case_type, search)
         seen = {f"{s.resource['resourceType']}/{s.id}" for s in found}
         referenced = sorted(
