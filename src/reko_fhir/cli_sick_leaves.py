@@ -3,6 +3,9 @@
 ``import --unit HSA-ID`` asks ListActiveSickLeavesForCareUnit for the unit's active sick leaves
 and brings its worklist up to date; ``history --unit HSA-ID --patient PNR`` shows a patient's
 sick-leave cases at the unit (ListSickLeavesForCare). Both read ``REKO_NATIONAL_FILE``.
+``history`` is a read of one patient's data: it is in the access log (an AuditEvent naming the
+reader, the unit, the patient's local ``Patient/id`` where the unit has one, and the masked
+number), written before anything is shown.
 
 Exit codes: 0 done (warnings may be printed), 1 the service or the worklist refused (a fault,
 a result code ERROR, a message breaking the contract: the line names the contract and the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -32,8 +36,11 @@ from reko_fhir.delivery.national import (
 from reko_fhir.delivery.rivta import SickLeaveCase
 from reko_fhir.domain import DomainError, HsaId, PatientId, mask_patient_ids
 from reko_fhir.logs import configure_logging
+from reko_fhir.mapping import codings as c
 from reko_fhir.outcomes import Issue
+from reko_fhir.security.audit import AccessRecord, AuditLog, AuditWriteError
 from reko_fhir.sick_leave_feed import FeedError, FeedResult, import_unit, patient_history
+from reko_fhir.store import MATCH_LIMIT, Partitions, Search
 from reko_fhir.store.sql import SqlRepository
 from reko_fhir.worklist import WorklistSettings
 
@@ -41,6 +48,7 @@ sick_leaves_app = typer.Typer(
     help="The national sick-leave feed (Intygstjänsten, RIVTA).", no_args_is_help=True
 )
 HEADINGS = ("Start", "End", "Days", "Degree %", "Degrees", "Certificates", "Doctor")
+CLIENT = "reko-fhir sick-leaves"
 
 
 class Format(StrEnum):
@@ -132,6 +140,27 @@ def _row(case: SickLeaveCase) -> dict[str, object]:
     }
 
 
+async def log_history(
+    repository: SqlRepository, unit: HsaId, person: PatientId, user: str
+) -> AccessRecord:
+    """The access log's record of a history read: the unit's own Patient with that number, if
+    it has one (a patient the unit has never stored is named by the masked number only)."""
+    system = c.PATIENT_ID_SYSTEMS[person.kind]
+    search = Search((("identifier", f"{system}|{person.value}"),), MATCH_LIMIT)
+    local = await repository.scoped(Partitions.of_unit(unit.value)).search("Patient", search)
+    record = AccessRecord(
+        "R", "search-type", 200, user, unit.value, CLIENT, None,
+        tuple(f"Patient/{p.id}" for p in local), (),
+        f"{LIST_FOR_CARE}?patient={person.masked}", datetime.now(UTC),
+    )  # fmt: skip
+    log = AuditLog(repository.transaction)
+    try:
+        await log.record(record)
+    finally:
+        await log.close()
+    return record
+
+
 @sick_leaves_app.command("history")
 def history_command(
     unit: Annotated[str, typer.Option(help="The care unit's HSA-id.")],
@@ -142,6 +171,10 @@ def history_command(
     max_days_between: Annotated[
         int, typer.Option(help="Days between certificates of one case (0-90).", min=0, max=90)
     ] = 5,
+    user: Annotated[
+        str | None,
+        typer.Option(help="HSA-id of who reads, for the access log (default: the unit)."),
+    ] = None,
 ) -> None:
     """A patient's sick-leave cases at the unit (ListSickLeavesForCare), latest first."""
     care_unit = _unit(unit)
@@ -151,12 +184,21 @@ def history_command(
         raise _fail(f"--patient: {exc.message}", 2) from None
     services = _services(LIST_FOR_CARE, care_unit)
     configure_logging()
-    try:
-        cases, issues = asyncio.run(
-            patient_history(services, care_unit, person, max_days_between=max_days_between)
+
+    async def run(repository: SqlRepository) -> tuple[list[SickLeaveCase], tuple[Issue, ...]]:
+        found = await patient_history(
+            services, care_unit, person, max_days_between=max_days_between
         )
+        # Logged before it is shown: a read the log cannot hold is not shown at all.
+        await log_history(repository, care_unit, person, user or care_unit.value)
+        return found
+
+    try:
+        cases, issues = asyncio.run(_with_store(run))
     except FeedError as exc:
         raise _fail(str(exc), exc.exit_code) from None
+    except AuditWriteError as exc:
+        raise _fail(f"the access log could not be written: {exc}", 1) from None
     _warn(issues)
     rows = [_row(case) for case in cases]
     if output_format is Format.JSON:

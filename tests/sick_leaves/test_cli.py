@@ -7,6 +7,8 @@ patient: none of it may reach the output, the logs or the store unmasked.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import sqlite3
 from pathlib import Path
@@ -14,7 +16,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from reko_fhir.config import Settings
 from reko_fhir.delivery.rivta.schemas import located
+from reko_fhir.store import Partitions
+from reko_fhir.store.sql import SqlRepository
 from tests.peers.rivta_stub import BAD_PNR, PNR, PNR_3, SNR, UNIT, RivtaStub
 from tests.sick_leaves.conftest import assert_no_diagnosis, national_file, run_cli
 
@@ -187,6 +192,61 @@ def test_history_shows_the_patients_cases_without_diagnosis(
     fault = run_cli("sick-leaves", "history", "--unit", UNIT, "--patient", PNR, env=env)
     assert fault.returncode == 1
     assert "reko-fhir: ListSickLeavesForCare: SOAP fault s:Server:" in fault.stderr
+
+
+async def _store_patient(data: Path, unit: str, number: str) -> str:
+    """A Patient with ``number`` in ``unit``'s partition; its id."""
+    repository = await SqlRepository.open(Settings(data_dir=data).sqlalchemy_url())
+    try:
+        async with repository.scoped(Partitions.of_unit(unit)).unit() as session:
+            system = "http://electronichealth.se/identifier/personnummer"
+            patient = {
+                "resourceType": "Patient",
+                "identifier": [{"system": system, "value": number}],
+            }
+            return (await session.create(patient)).id
+    finally:
+        await repository.close()
+
+
+def audit_rows(tmp_path: Path) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(tmp_path / "data" / "reko.sqlite3") as db:
+        query = "SELECT agent, unit, action, content FROM audit_event ORDER BY recorded"
+        return list(db.execute(query))
+
+
+def test_history_is_in_the_access_log_naming_the_units_own_patient(
+    tmp_path: Path, stub: RivtaStub
+) -> None:
+    env = environment(tmp_path, stub)
+    (tmp_path / "data").mkdir()
+    local = asyncio.run(_store_patient(tmp_path / "data", UNIT, PNR))
+    other_unit = asyncio.run(_store_patient(tmp_path / "data", "SE2321000016-X999", PNR))
+    reader = "SE2321000016-U042"
+    known = run_cli(
+        "sick-leaves", "history", "--unit", UNIT, "--patient", PNR, "--user", reader, env=env
+    )
+    assert known.returncode == 0, known.stderr
+    unknown = run_cli("sick-leaves", "history", "--unit", UNIT, "--patient", PNR_3, env=env)
+    assert unknown.returncode == 0, unknown.stderr
+    stub.mode = "fault"  # nothing was shown: nothing is logged
+    assert run_cli("sick-leaves", "history", "--unit", UNIT, "--patient", PNR, env=env).returncode
+    rows = audit_rows(tmp_path)
+    assert [(agent, unit, action) for agent, unit, action, _ in rows] == [
+        (reader, UNIT, "R"),
+        (UNIT, UNIT, "R"),
+    ]
+    events = [json.loads(content) for *_, content in rows]
+    named = [[e["what"]["reference"] for e in event["entity"] if "what" in e] for event in events]
+    # The unit's own Patient is named; the same number in another unit's partition is not.
+    assert f"Patient/{local}" in named[0]
+    assert f"Patient/{other_unit}" not in named[0] + named[1]
+    assert not any(n.startswith("Patient/") for n in named[1])
+    for event, number in zip(events, (PNR, PNR_3), strict=True):
+        (query,) = [base64.b64decode(e["query"]).decode() for e in event["entity"] if "query" in e]
+        # Masked, the number's date part only: the access log is read by many.
+        assert query == f"ListSickLeavesForCare?patient={number[:8]}-****"
+        assert number not in json.dumps(event)
 
 
 def test_a_contract_message_never_quotes_a_diagnosis() -> None:
