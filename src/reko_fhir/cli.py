@@ -245,6 +245,25 @@ def token_command(  # noqa: PLR0917 - typer maps parameters to options
     )
 
 
+@app.command("reindex")
+def reindex_command(
+    resource_type: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only this resource type (repeatable); default: every type."),
+    ] = None,
+) -> None:
+    """Rebuild the search index from the stored resources, after an upgrade that indexes more
+    (a search on a parameter the old version did not index misses the old resources)."""
+    import asyncio  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from reko_fhir.cli_delivery import _with_store  # noqa: PLC0415
+    from reko_fhir.store.reindex import reindex  # noqa: PLC0415
+
+    done = asyncio.run(_with_store(lambda repository: reindex(repository, resource_type or ())))
+    typer.echo(json.dumps({"reindexed": dict(sorted(done.items())), "total": done.total()}))
+
+
 app.command("validate")(validate_command)
 app.add_typer(outbox_app, name="outbox")
 app.command("worker")(worker_command)
