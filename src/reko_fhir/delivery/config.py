@@ -113,7 +113,7 @@ class TargetConfig(_Strict):
     """Send up to ``batch`` writes in one ``batch`` Bundle (``POST [base]``,
     https://hl7.org/fhir/R4/http.html#transaction), each entry the request it would be alone
     and judged on its own entry of the answer; ``concurrency`` batches in flight. Off unless
-    set: only a target whose CapabilityStatement declares ``batch`` should get it."""
+    set: set it for a target whose CapabilityStatement declares ``batch`` (not discovered)."""
     auth: Annotated[ClientCredentials | PrivateKeyJwt, Field(discriminator="type")] | None = None
     tls: Tls | None = None
     retry: Retry = Field(default_factory=Retry)
