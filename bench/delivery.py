@@ -1,7 +1,7 @@
 """Delivery throughput to a FHIR target on loopback: the outbox against direct conditional PUTs.
 
     python bench/delivery.py [--messages 5000] [--concurrency 8] [--target plain|medplum]
-                             [--before DIR]
+                             [--before DIR] [--batch N]
 
 On a fresh PostgreSQL schema (127.0.0.1:5432, database test): a backlog of ``--messages``
 Patients is written (and so enqueued), then drained by ``reko-fhir worker`` processes, with 1
@@ -21,6 +21,11 @@ Fair to both sides:
 
 ``--before DIR`` also drains with the worker of another checkout (``DIR/src``, e.g. an export of
 main), in the same run, against the same baseline: before and after side by side.
+
+``--batch N`` also drains with the target taking FHIR ``batch`` Bundles of up to N writes
+(``batch: N`` in the targets file), after the same backlog drained one request a message: both
+modes in one run, against the same baseline (which stays single conditional PUTs). Its lines
+say ``(batch N)``.
 
 Needs the PostgreSQL of this machine (and ``npm ci --prefix tests/peers`` for Medplum).
 """
@@ -147,10 +152,14 @@ async def drain(
         log.close()
 
 
-def targets_file(folder: Path, name: str, base: str, concurrency: int | None) -> Path:
-    """The targets file a worker reads; ``concurrency`` None for a checkout that has none."""
+def targets_file(
+    folder: Path, name: str, base: str, concurrency: int | None, batch: int | None = None
+) -> Path:
+    """The targets file a worker reads; ``concurrency`` None for a checkout that has none,
+    ``batch`` None for one request a message."""
     path = folder / name
     extra = f", concurrency: {concurrency}" if concurrency is not None else ""
+    extra += f", batch: {batch}" if batch else ""
     path.write_text(
         f"targets: [{{name: medplum, base_url: '{base}', timeout: 30{extra}}}]\n",
         encoding="utf-8",
@@ -173,6 +182,12 @@ async def main() -> None:
     )
     parser.add_argument("--workers", default="1,4", help="comma list of worker process counts")
     parser.add_argument("--before", type=Path, help="also drain with this checkout's worker")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="also drain with the target taking batch Bundles of up to N writes (batch: N)",
+    )
     parser.add_argument(
         "--target",
         choices=["plain", "medplum"],
@@ -207,16 +222,21 @@ async def main() -> None:
                     flush=True,
                 )
                 base_rate = max(base_rate, rate)
-            versions = [("after", after, args.concurrency, {})]
+            versions: list[tuple[str, list[str], int | None, int | None, dict[str, str]]]
+            versions = [("after", after, args.concurrency, None, {})]
+            if args.batch:
+                batched = f"after (batch {args.batch})"
+                versions.append((batched, after, args.concurrency, args.batch, {}))
             if args.before:
                 src = str(args.before.resolve() / "src")
-                versions.insert(0, ("before", after, None, {"PYTHONPATH": src}))
+                versions.insert(0, ("before", after, None, None, {"PYTHONPATH": src}))
             for workers in (int(w) for w in args.workers.split(",")):
-                for label, command, concurrency, extra in versions:
+                for label, command, concurrency, batch, extra in versions:
                     reset(server, plain)
                     run = uuid.uuid4().hex[:6]
                     filled = await enqueue(url, args.messages, run)
-                    targets = targets_file(Path(tmp), f"{label}.yaml", server.base_url, concurrency)
+                    name = f"{label.split()[0]}-{batch or 'single'}.yaml"
+                    targets = targets_file(Path(tmp), name, server.base_url, concurrency, batch)
                     phase_env = {**env, **extra, "REKO_TARGETS_FILE": str(targets)}
                     start, rate, used = await drain(schema, command, phase_env, workers)
                     print(

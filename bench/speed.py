@@ -17,7 +17,8 @@ Rows (the table of issue 15):
 - validated ``POST /Procedure`` vs ``GET /metadata``, and committed resources/s in case
   transaction Bundles vs ``GET /metadata`` requests/s (SQLite, the default) — ``bench/api.py``;
 - transaction Bundles' p99 on PostgreSQL vs SQLite (same run) — ``bench/api.py``;
-- outbox deliveries/s vs direct conditional PUTs/s to the same target — ``bench/delivery.py``;
+- outbox deliveries/s vs direct conditional PUTs/s to the same target — ``bench/delivery.py``,
+  one request a message and in ``--batch`` Bundles (the row's label names the mode it took);
 - patient search p99 vs ``GET /metadata`` p99 with ``--rows`` Procedures stored, on SQLite and
   on PostgreSQL — ``bench/api.py`` (the case's patient with its few Procedures, and again after
   the writes gave it hundreds more: the worse of the two counts).
@@ -191,19 +192,31 @@ def _search_row(name: str, rows: list[dict[str, Any]], stored: int) -> Row:
 
 # -- delivery --------------------------------------------------------------------------------
 def delivery(args: argparse.Namespace) -> list[Row]:
-    """The outbox's best deliveries/s (any worker count) over direct conditional PUTs/s."""
-    text, found = run("delivery.py", ["--messages", str(args.messages)], args.timeout)
-    ratio = float(found["ratio"]) if found and "ratio" in found else None
-    if found is None:
-        ratios = [
-            float(m.group(1))
-            for line in text.splitlines()
-            if not line.startswith("before") and (m := re.search(r"ratio ([\d.]+)", line))
-        ]
-        ratio = max(ratios) if ratios else None
-    figures = NOT_MEASURED if ratio is None else f"{args.messages:,} messages"
+    """The outbox's best deliveries/s (any worker count, one request a message or in
+    ``--batch`` Bundles) over direct conditional PUTs/s; the label names the mode that won."""
+    arguments = ["--messages", str(args.messages)]
+    if args.batch:
+        arguments += ["--batch", str(args.batch)]
+    text, found = run("delivery.py", arguments, args.timeout)
+    best: dict[str, float] = {}  # mode -> best ratio; a line names its mode, "(batch N)"
+    for line in text.splitlines():
+        ratio_at = re.search(r"ratio ([\d.]+)", line)
+        if line.startswith("before") or not ratio_at:
+            continue
+        mode_at = re.match(r"after \((batch \d+)\)", line)
+        mode = mode_at.group(1) if mode_at else "single"
+        best[mode] = max(best.get(mode, 0.0), float(ratio_at.group(1)))
+    if found is not None and "ratio" in found:  # a bench that says only one ratio: no mode
+        best = {"single": float(found["ratio"])}
     measure = "outbox deliveries/s vs direct conditional PUTs/s (same target)"
-    return [Row(measure, figures, ratio, "≥ 0.8", at_least(ratio, 0.8))]
+    if not best:
+        return [Row(measure, NOT_MEASURED, None, "≥ 0.8", None)]
+    mode = max(best, key=lambda m: best[m])
+    if mode != "single":
+        measure = f"outbox deliveries/s ({mode}) vs direct conditional PUTs/s (same target)"
+    others = ", ".join(f"{m} {r:.2f}" for m, r in best.items() if m != mode)
+    figures = f"{args.messages:,} messages" + (f"; {others}" if others else "")
+    return [Row(measure, figures, best[mode], "≥ 0.8", at_least(best[mode], 0.8))]
 
 
 def main() -> None:
@@ -214,6 +227,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="seconds per api row")
     parser.add_argument("--count", type=int, default=5000, help="Procedures validated")
     parser.add_argument("--messages", type=int, default=5000, help="outbox backlog (delivery)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=50,
+        help="delivery also in FHIR batch Bundles of up to N writes (0: one request a message)",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds a bench may take")
     parser.add_argument(
         "--skip", default="", help="comma list of validation, api, delivery: rows not measured"

@@ -41,11 +41,13 @@ CASE_TYPES = [
 UNIT = "SE2321000016-VC01"  # the care unit of golden case a
 
 
-@pytest.fixture
-async def app(tmp_path: Path, medplum_peer: Peer) -> AsyncIterator[FastAPI]:
-    targets = json.dumps(
-        [{"name": "ehr", "base_url": medplum_peer.base_url, "resource_types": CASE_TYPES}]
-    )
+@pytest.fixture(params=[None, 50], ids=["single", "batch"])
+async def app(
+    tmp_path: Path, medplum_peer: Peer, request: pytest.FixtureRequest
+) -> AsyncIterator[FastAPI]:
+    """The app delivering to Medplum one request a resource, or in ``batch`` Bundles."""
+    target = {"name": "ehr", "base_url": medplum_peer.base_url, "resource_types": CASE_TYPES}
+    targets = json.dumps([target | ({"batch": request.param} if request.param else {})])
     application = create_app(Settings(data_dir=tmp_path, targets=targets, workers=1))
     async with application.router.lifespan_context(application):
         yield application

@@ -207,6 +207,8 @@ async def test_reset_forgets_everything(target: FhirTarget, fault_peer: Peer) ->
         "duplicates": [],
         "faults": {},
         "requests": 0,
+        "batches": 0,
+        "entries": 0,
     }
     assert (await target.push(patient(12))).status == 201  # no forced fault left
 

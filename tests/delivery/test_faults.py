@@ -5,6 +5,9 @@
   PostgreSQL outbox: all delivered, none lost, none twice at the target.
 - ``kill -9`` of the worker mid-run, then a new one: the same.
 - The target down for a minute: the backlog drains once it is back.
+
+The first two also with the target taking ``batch`` Bundles of 10 (faults on whole requests and
+on single entries).
 """
 
 from __future__ import annotations
@@ -61,13 +64,18 @@ async def store(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
         yield url.replace("postgresql://", "postgresql+psycopg://", 1), env
 
 
-def write_targets(env: dict[str, str], base: str, *, max_age: float = 600) -> None:
+def write_targets(
+    env: dict[str, str], base: str, *, max_age: float = 600, batch: int | None = None
+) -> None:
+    # The target answers one request at a time and scans all it holds for each entry: with
+    # batches, fewer in flight keep each answer within the 1 s timeout.
+    batched = f"\n    batch: {batch}\n    concurrency: 2" if batch else ""
     Path(env["REKO_TARGETS_FILE"]).write_text(
         f"""targets:
   - name: faulty
     base_url: {base}
     resource_types: [Patient]
-    timeout: 1.0
+    timeout: 1.0{batched}
     retry: {{max_attempts: 1000, max_age: {max_age}, initial_wait: 0.02,
             longest_wait: 1.0, jitter: 0.05}}
 """,
@@ -132,13 +140,14 @@ def assert_each_once_at_target(base: str, count: int) -> dict[str, object]:
     return stats
 
 
+@pytest.mark.parametrize("batch", [None, 10], ids=["single", "batch"])
 async def test_two_thousand_deliveries_through_thirty_percent_failures(
-    store: tuple[str, dict[str, str]],
+    store: tuple[str, dict[str, str]], batch: int | None
 ) -> None:
     url, env = store
     with fault_target(0.3, seed=7, hang_seconds=3) as peer:
         base = peer.base_url
-        write_targets(env, base)
+        write_targets(env, base, batch=batch)
         await enqueue_patients(url, 2000)
         workers = [start_worker(env), start_worker(env)]  # sharing the outbox (SKIP LOCKED)
         try:
@@ -149,15 +158,19 @@ async def test_two_thousand_deliveries_through_thirty_percent_failures(
         assert counts == {"pending": 0, "delivered": 2000, "dead": 0}
         stats = assert_each_once_at_target(base, 2000)
         assert stats["faults"], "the target injected no faults: the test proves nothing"
+        if batch:  # in batches, with faults on whole requests and on single entries
+            assert stats["batches"]
+            assert any(kind.startswith("entry:") for kind in stats["faults"])
 
 
+@pytest.mark.parametrize("batch", [None, 10], ids=["single", "batch"])
 async def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
-    store: tuple[str, dict[str, str]],
+    store: tuple[str, dict[str, str]], batch: int | None
 ) -> None:
     url, env = store
     with fault_target(0.1, seed=11, hang_seconds=3) as peer:
         base = peer.base_url
-        write_targets(env, base)
+        write_targets(env, base, batch=batch)
         await enqueue_patients(url, 2000)
         first = start_worker(env)
         try:

@@ -5,20 +5,30 @@
 It speaks just enough FHIR REST for delivery: conditional update and delete by identifier
 (``PUT /T?identifier=s|v``, ``DELETE /T?identifier=s|v``), update/read/delete by id, create (``POST /T``, which duplicates
 on purpose, as any server would) and search by identifier. Resources are JSON only.
+A ``batch`` Bundle (``POST /``, https://hl7.org/fhir/R4/http.html#transaction) runs each entry
+as its own request through the same code, and answers a batch-response with each entry's
+status, location and etag (or its OperationOutcome).
 
 At ``--failure-rate`` a data request meets one of FAULTS, drawn from ``random.Random(seed)``.
 The ``*-after`` faults strike once the write is stored: the client cannot tell them from a
-lost write, so only an idempotent client avoids duplicates.
+lost write, so only an idempotent client avoids duplicates. A batch meets them as a whole
+request (a ``*-after`` fault once every entry is applied), and each of its entries may meet
+one of ENTRY_FAULTS at the same rate: an entry's own error status, ``500-after`` once it is
+stored.
 
 Control API (never faulted):
 - ``GET /_stats``: distinct identifiers stored, resources, successful writes, writes per
   identifier, identifiers held by more than one resource, faults injected per kind.
 - ``POST /_fault?mode=M&count=N``: the next N data requests meet fault M (also ``400``,
-  ``412``, ``422``, or ``none`` to let one through); calls queue up in order.
+  ``412``, ``422``, or ``none`` to let one through); calls queue up in order. With
+  ``scope=entry``: the next N batch entries meet M (one of ENTRY_FAULTS, ``400``, ``412``,
+  ``422`` or ``none``), a queue of their own.
 - ``POST /_down?seconds=S[&mode=refuse|503]``: for S seconds refuse connections (the listening
   socket is closed and open connections dropped: "connection refused"), or with ``mode=503``
   answer every data request 503.
-- ``GET /_log``: every data request received, as ``METHOD /path?query``, in order.
+- ``GET /_log``: every data request received, as ``METHOD /path?query``, in order; a batch
+  as ``POST / (batch of N)`` followed by each of its N entries the same way.
+- ``GET /_stats`` also counts ``batches`` received and their ``entries``.
 - ``POST /_reset``: forget everything.
 
 Written raw on asyncio streams, not on a web framework, because resets, half answers and
@@ -52,6 +62,8 @@ FAULTS = (
     "timeout-after",
 )
 FORCED_ONLY = ("400", "412", "422", "none")  # "none": a request let through
+ENTRY_FAULTS = ("500", "503", "429", "500-after")  # what one entry of a batch may meet
+ENTRY_FORCED = (*ENTRY_FAULTS, *FORCED_ONLY)
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
 REASONS |= {412: "Precondition Failed", 422: "Unprocessable Entity", 429: "Too Many Requests"}
 REASONS |= {500: "Internal Server Error", 503: "Service Unavailable"}
@@ -102,7 +114,10 @@ class Target:
         self.writes: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.forced: deque[str] = deque()
+        self.forced_entries: deque[str] = deque()
         self.requests = 0
+        self.batches = 0
+        self.entries = 0
         self.log: list[str] = []
         self.next_id = 0
         self.down_503_until = 0.0
@@ -120,6 +135,8 @@ class Target:
             "duplicates": sorted(k for k, n in holders.items() if n > 1),
             "faults": dict(self.faults),
             "requests": self.requests,
+            "batches": self.batches,
+            "entries": self.entries,
         }
 
     def pick_fault(self) -> str | None:
@@ -129,6 +146,53 @@ class Target:
         if self.failure_rate and self.random.random() < self.failure_rate:
             return self.random.choice(FAULTS)
         return None
+
+    def pick_entry_fault(self) -> str | None:
+        if self.forced_entries:
+            forced = self.forced_entries.popleft()
+            return None if forced == "none" else forced
+        if self.failure_rate and self.random.random() < self.failure_rate:
+            return self.random.choice(ENTRY_FAULTS)
+        return None
+
+    def batch(self, body: bytes) -> tuple[int, Json]:
+        """A ``batch`` Bundle: each entry its own request through :meth:`handle`, answered in
+        a batch-response entry (https://hl7.org/fhir/R4/bundle.html#batch-response)."""
+        try:
+            bundle = json.loads(body)
+        except ValueError:
+            return 400, outcome(400, "the body is not JSON")
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            return 400, outcome(400, "the body is not a Bundle")
+        if bundle.get("type") != "batch":
+            return 400, outcome(400, f"a {bundle.get('type')} Bundle is not supported here")
+        self.batches += 1
+        entries = bundle.get("entry") or []
+        if self.log and self.log[-1] == "POST /":  # this request's line, logged just before
+            self.log[-1] = f"POST / (batch of {len(entries)})"
+        answers = []
+        for entry in entries:
+            request = (entry or {}).get("request") or {}
+            method, url = str(request.get("method", "")), urlsplit(str(request.get("url", "")))
+            path, query = "/" + url.path.lstrip("/"), dict(parse_qsl(url.query))
+            self.entries += 1
+            self.log.append(f"{method} {path}" + (f"?{urlencode(query)}" if query else ""))
+            fault = self.pick_entry_fault()
+            if fault:
+                self.faults[f"entry:{fault}"] += 1
+            if fault in ("500", "503", "429", "400", "412", "422"):
+                status, answer = int(fault), outcome(int(fault), f"injected {fault} (entry)")
+            elif path == "/":
+                status, answer = 400, outcome(400, "a batch in a batch")
+            else:
+                headers = {"if-match": str(request["ifMatch"])} if request.get("ifMatch") else {}
+                resource = entry.get("resource")
+                data = b"" if resource is None else json.dumps(resource).encode()
+                status, answer = self.handle(method, path, query, headers, data)  # stored now
+                if fault == "500-after":
+                    status, answer = 500, outcome(500, "injected 500 after the write (entry)")
+            answers.append(entry_answer(method, status, answer))
+        return 200, {"resourceType": "Bundle", "type": "batch-response", "entry": answers}
 
     def matches(self, kind: str, system: str, value: str) -> list[Json]:
         return [
@@ -155,6 +219,8 @@ class Target:
     ) -> tuple[int, Json | None]:
         """The FHIR part: (status, body). Writes happen here and only here."""
         parts = [p for p in path.split("/") if p]
+        if method == "POST" and not parts:
+            return self.batch(body)
         if not parts or not parts[0].isalpha() or len(parts) > 2:
             return 404, outcome(404, f"no route {method} {path}")
         kind, rid = parts[0], (parts[1] if len(parts) == 2 else None)
@@ -217,6 +283,24 @@ class Target:
                 return 400, outcome(400, "the body's id differs from the match")
             return self.store(kind, existing, {k: v for k, v in resource.items() if k != "id"})
         return 405, outcome(405, f"{method} {path} is not supported here")
+
+
+def entry_answer(method: str, status: int, answer: Json | None) -> Json:
+    """A batch-response entry: the status, and the location and etag of what was stored
+    (https://hl7.org/fhir/R4/bundle-definitions.html#Bundle.entry.response), the
+    OperationOutcome of a refusal, or what a read found."""
+    response: Json = {"status": f"{status} {REASONS.get(status, 'Status')}"}
+    entry: Json = {"response": response}
+    if answer and answer.get("resourceType") == "OperationOutcome":
+        response["outcome"] = answer
+    elif method == "GET" and answer:
+        entry["resource"] = answer
+    elif answer and answer.get("meta", {}).get("versionId"):
+        version = answer["meta"]["versionId"]
+        response["location"] = f"{answer['resourceType']}/{answer['id']}/_history/{version}"
+        response["etag"] = f'W/"{version}"'
+        response["lastModified"] = answer["meta"]["lastUpdated"]
+    return entry
 
 
 def encode(status: int, body: Json | None, extra: dict[str, str] | None = None) -> bytes:
@@ -296,6 +380,13 @@ class Server:
         if path == "/_reset":
             target.reset()
             return encode(200, {"reset": True})
+        if (
+            path == "/_fault"
+            and query.get("scope") == "entry"
+            and query.get("mode") in ENTRY_FORCED
+        ):
+            target.forced_entries.extend([query["mode"]] * int(query.get("count", "1")))
+            return encode(200, {"forced_entries": list(target.forced_entries)})
         if path == "/_fault" and query.get("mode") in FAULTS + FORCED_ONLY:
             target.forced.extend([query["mode"]] * int(query.get("count", "1")))
             return encode(200, {"forced": list(target.forced)})

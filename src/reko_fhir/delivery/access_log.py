@@ -25,7 +25,7 @@ from reko_fhir.delivery.errors import DeliveryError
 from reko_fhir.delivery.retry import RetryPolicy
 from reko_fhir.delivery.rivta.schemas import RivtaSchemas
 from reko_fhir.delivery.rivta.storelog import AccessLogRecord, StoreLogClient
-from reko_fhir.delivery.worker import Delivered
+from reko_fhir.delivery.worker_types import Delivered, Outgoing
 from reko_fhir.domain import DomainError, HsaId, PatientId
 from reko_fhir.mapping.codings import HSA, HSA_RIVTA, PERSONNUMMER, SAMORDNINGSNUMMER
 from reko_fhir.store.outbox import Message
@@ -145,26 +145,27 @@ class StoreLogDelivery:
     client: StoreLogClient
     http: httpx.AsyncClient
     external_recipient: str | None = None  # the log is no disclosure to gate on consent
+    discloses: bool = False  # shipping the access log is not itself logged
 
     async def deliver(
         self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
     ) -> Delivered:
-        failure = (await self.deliver_batch([message]))[0]
+        failure = (await self.deliver_batch([Outgoing(message, {}, {})]))[0]
         if failure is not None:
             raise failure
         return Delivered(None, 200)
 
-    async def deliver_batch(self, messages: Sequence[Message]) -> list[Exception | None]:
-        """Ship ``messages`` in one StoreLog request: per message None (stored) or why not.
+    async def deliver_batch(self, batch: Sequence[Outgoing]) -> list[Exception | None]:
+        """Ship ``batch`` in one StoreLog request: per message None (stored) or why not.
 
         A message that makes no valid log post is refused alone (final); the rest share the
         request's fate."""
-        outcome: list[Exception | None] = [None] * len(messages)
+        outcome: list[Exception | None] = [None] * len(batch)
         records: list[AccessLogRecord] = []
         sent: list[int] = []
-        for n, message in enumerate(messages):
+        for n, item in enumerate(batch):
             try:
-                records.append(self.posts.record(message.payload or {}))
+                records.append(self.posts.record(item.message.payload or {}))
                 sent.append(n)
             except (DomainError, ValueError, TypeError, AttributeError) as exc:
                 field_name = exc.field if isinstance(exc, DomainError) else type(exc).__name__

@@ -12,6 +12,7 @@ Example::
         tls: {cert_file: certs/reko.pem, key_file: certs/reko.key, ca_file: certs/ca.pem}
         retry: {max_attempts: 12, max_age: 86400, initial_wait: 0.5, longest_wait: 300}
         concurrency: 8            # deliveries in flight to it at a time (one connection each)
+        batch: 50                 # optional: up to 50 writes in one FHIR batch Bundle
       - name: fk-notices
         kind: fhir
         base_url: https://fk.example.se/fhir
@@ -108,6 +109,11 @@ class TargetConfig(_Strict):
     concurrency: int = Field(default=8, ge=1, le=256)
     """Deliveries in flight to this target at a time, each on its own kept-alive connection.
     A worker claims no more of its messages than it has free, so none waits past its lease."""
+    batch: int | None = Field(default=None, ge=2, le=1000)
+    """Send up to ``batch`` writes in one ``batch`` Bundle (``POST [base]``,
+    https://hl7.org/fhir/R4/http.html#transaction), each entry the request it would be alone
+    and judged on its own entry of the answer; ``concurrency`` batches in flight. Off unless
+    set: set it for a target whose CapabilityStatement declares ``batch`` (not discovered)."""
     auth: Annotated[ClientCredentials | PrivateKeyJwt, Field(discriminator="type")] | None = None
     tls: Tls | None = None
     retry: Retry = Field(default_factory=Retry)

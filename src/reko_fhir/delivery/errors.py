@@ -111,7 +111,17 @@ def error_from_response(response: httpx.Response, what: str) -> DeliveryError:
             outcome = body
     except ValueError:
         pass
-    reason = f"{what}: HTTP {response.status_code}"
+    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+    return error_from_status(response.status_code, outcome, what, retry_after)
+
+
+def error_from_status(
+    status: int, outcome: dict[str, Any] | None, what: str, retry_after: float | None = None
+) -> DeliveryError:
+    """A DeliveryError for a refusal with ``status`` (a response's, or a batch entry's
+    ``response.status``) and the OperationOutcome that came with it; retryable as the status
+    says (:data:`RETRYABLE_STATUSES`)."""
+    reason = f"{what}: HTTP {status}"
     if outcome:
         # Servers put the text in diagnostics or in details.text (Medplum does the latter).
         texts = [
@@ -122,9 +132,4 @@ def error_from_response(response: httpx.Response, what: str) -> DeliveryError:
         said = "; ".join(t for t in texts if t)[:500]
         if said:
             reason += f" — {said}"
-    return DeliveryError(
-        reason,
-        status=response.status_code,
-        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-        outcome=outcome,
-    )
+    return DeliveryError(reason, status=status, retry_after=retry_after, outcome=outcome)

@@ -15,20 +15,24 @@ Every write is idempotent so that a redelivery after a lost answer changes nothi
 
 A 412 answer (https://hl7.org/fhir/R4/http.html#concurrency) is reconciled by reading what the
 target holds: the same content is a success, other content is overwritten once with ``If-Match``.
-Non-2xx answers raise ``error_from_response``; transport errors propagate as ``httpx`` raised them.
+Non-2xx answers raise ``error_from_status``; transport errors propagate as ``httpx`` raised them.
+
+Several of these writes may go in one ``batch`` Bundle (:meth:`FhirTarget.push_batch`,
+https://hl7.org/fhir/R4/http.html#transaction): each entry the request it would be alone,
+judged alone by its own ``response.status``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from reko_fhir.delivery.errors import DeliveryError, error_from_response
+from reko_fhir.delivery.errors import DeliveryError, error_from_status, retry_after_seconds
 
 Json = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
@@ -76,25 +80,112 @@ def _content(resource: Mapping[str, Any]) -> Json:
     return {k: v for k, v in resource.items() if k not in ("meta", "id")}
 
 
-def _version_from(response: httpx.Response, body: Json | None) -> tuple[str | None, str | None]:
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One idempotent write: the request sent alone, and the same request as a batch entry
+    (``entry.request``, https://hl7.org/fhir/R4/bundle-definitions.html#Bundle.entry.request).
+
+    ``token`` is the identifier of a conditional one (``[type]?identifier=[token]``)."""
+
+    method: str  # PUT or DELETE
+    kind: str
+    path: str  # relative to the base: [type] or [type]/[id]
+    token: str | None = None
+    body: Json | None = None
+
+    @property
+    def params(self) -> dict[str, str] | None:
+        return None if self.token is None else {"identifier": self.token}
+
+    @property
+    def what(self) -> str:
+        return f"{self.method} {self.path}" + (
+            "" if self.token is None else f"?identifier={self.token}"
+        )
+
+    def entry(self) -> Json:
+        """The batch entry: the same method and URL (query encoded as httpx sends it)."""
+        url = self.path if self.token is None else f"{self.path}?{urlencode(self.params or {})}"
+        entry: Json = {"request": {"method": self.method, "url": url}}
+        if self.body is not None:
+            entry["resource"] = self.body
+        return entry
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the target answered one write: an HTTP response, or a batch-response entry's
+    ``response`` (status, location, etag, outcome) and ``resource``."""
+
+    status: int
+    body: Json | None
+    location: str = ""
+    etag: str | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Answer:
+        status, body = response.status_code, _json(response)
+        if status < 300 and body and body.get("resourceType") != "OperationOutcome":
+            return cls(status, body)  # the stored resource says its id and version
+        headers = response.headers
+        return cls(
+            status,
+            body,
+            headers.get("Location", ""),
+            headers.get("ETag"),
+            retry_after_seconds(headers.get("Retry-After")) if status >= 400 else None,
+        )
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def outcome(self) -> Json | None:
+        body = self.body
+        return body if body and body.get("resourceType") == "OperationOutcome" else None
+
+
+def _version_from(answer: Answer) -> tuple[str | None, str | None]:
     """The id and version the server gave, from the body or else Location/ETag
     (https://hl7.org/fhir/R4/http.html#versioning)."""
+    body = answer.body
     if body and body.get("resourceType") != "OperationOutcome":
         meta = body.get("meta") or {}
         return body.get("id"), meta.get("versionId")
     rid: str | None = None
     version: str | None = None
-    parts = urlsplit(response.headers.get("Location", "")).path.strip("/").split("/")
+    parts = urlsplit(answer.location).path.strip("/").split("/")
     if "_history" in parts and parts.index("_history") >= 1:
         at = parts.index("_history")
         rid = parts[at - 1]
         version = parts[at + 1] if len(parts) > at + 1 else None
     elif len(parts) >= 2:
         rid = parts[-1]
-    etag = response.headers.get("ETag")
-    if etag:
-        version = etag.removeprefix("W/").strip('"')
+    if answer.etag:
+        version = answer.etag.removeprefix("W/").strip('"')
     return rid, version
+
+
+def _entry_answer(entry: object) -> Answer:
+    """A batch-response entry as an :class:`Answer`; its OperationOutcome may be in
+    ``response.outcome`` or, as some servers do, in ``resource``."""
+    fields: Json = entry if isinstance(entry, dict) else {}
+    said = fields.get("response")
+    response: Json = said if isinstance(said, dict) else {}
+    code = str(response.get("status") or "").split(" ", 1)[0]
+    resource, outcome = fields.get("resource"), response.get("outcome")
+    body = (
+        resource if isinstance(resource, dict) else outcome if isinstance(outcome, dict) else None
+    )
+    etag = response.get("etag")
+    return Answer(
+        int(code) if code.isdigit() else 0,
+        body,
+        str(response.get("location") or ""),
+        str(etag) if etag else None,
+    )
 
 
 def _json(response: httpx.Response) -> Json | None:
@@ -136,11 +227,14 @@ class FhirTarget:
             method, self._url(path), params=params, json=body, headers=sent
         )
 
-    def _fail(self, response: httpx.Response, what: str) -> DeliveryError:
-        return error_from_response(response, f"{self.name}: {what}")
+    def _fail(self, answer: Answer, what: str) -> DeliveryError:
+        return error_from_status(
+            answer.status, answer.outcome, f"{self.name}: {what}", answer.retry_after
+        )
 
-    async def push(self, resource: Json) -> PushResult:
-        """Deliver one resource idempotently (conditional update, else update by id).
+    def upsert(self, resource: Json) -> Write:
+        """The idempotent write of one resource: a conditional update on its first
+        identifier, else an update by id.
 
         The body keeps its references as they are; with a conditional update it loses its
         ``id``, since the server decides the id of the match (https://hl7.org/fhir/R4/http.html#cond-update).
@@ -151,26 +245,83 @@ class FhirTarget:
         token = identifier_token(resource)
         if token is not None:
             body = {k: v for k, v in resource.items() if k != "id"}
-            what = f"PUT {kind}?identifier={token}"
-            response = await self._send("PUT", kind, params={"identifier": token}, body=body)
-        elif resource.get("id"):
-            body = dict(resource)
-            what = f"PUT {kind}/{resource['id']}"
-            response = await self._send("PUT", f"{kind}/{resource['id']}", body=body)
-        else:
+            return Write("PUT", kind, kind, token, body)
+        if resource.get("id"):
+            return Write("PUT", kind, f"{kind}/{resource['id']}", None, dict(resource))
+        raise DeliveryError(
+            f"a {kind} with neither identifier nor id cannot be delivered idempotently",
+            retryable=False,
+        )
+
+    async def push(self, resource: Json) -> PushResult:
+        """Deliver one resource idempotently (:meth:`upsert`)."""
+        write = self.upsert(resource)
+        response = await self._send("PUT", write.path, params=write.params, body=write.body)
+        return await self._settle(write, Answer.of(response))
+
+    async def send(self, write: Write) -> PushResult:
+        """Send one write alone and judge its answer."""
+        response = await self._send(write.method, write.path, params=write.params, body=write.body)
+        return await self._settle(write, Answer.of(response))
+
+    async def push_batch(self, writes: Sequence[Write]) -> list[PushResult | DeliveryError]:
+        """Send ``writes`` in one ``batch`` Bundle, ``POST [base]``
+        (https://hl7.org/fhir/R4/http.html#transaction): the entries are independent, and each
+        is judged on its own entry of the batch-response as it would be alone (a 412 is
+        reconciled the same way). Per write: its result, or the error it failed with.
+
+        A failure of the request itself (transport, a non-2xx status) raises, as does an answer
+        that is no batch-response with one entry per write: the writes share that fate."""
+        bundle = {"resourceType": "Bundle", "type": "batch", "entry": [w.entry() for w in writes]}
+        what = f"POST batch of {len(writes)}"
+        headers = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON, "Prefer": "return=minimal"}
+        response = await self.client.post(self.base_url, json=bundle, headers=headers)
+        answer = Answer.of(response)
+        if not answer.ok:
+            raise self._fail(answer, what)
+        body = answer.body or {}
+        entries = body.get("entry") or []
+        if body.get("resourceType") != "Bundle" or body.get("type") != "batch-response":
+            kind = f"{body.get('resourceType')} {body.get('type') or ''}".strip()
             raise DeliveryError(
-                f"a {kind} with neither identifier nor id cannot be delivered idempotently",
+                f"{self.name}: {what}: the answer is no batch-response Bundle ({kind})",
+                status=answer.status,
                 retryable=False,
             )
-        if response.status_code == 412:
-            return await self._reconcile(kind, token, body, response, what)
-        if not response.is_success:
-            raise self._fail(response, what)
-        rid, version = _version_from(response, _json(response))
-        return PushResult(response.status_code, kind, rid, version)
+        if not isinstance(entries, list) or len(entries) != len(writes):
+            raise DeliveryError(
+                f"{self.name}: {what}: the batch-response has {len(entries)} entries",
+                status=answer.status,
+                retryable=False,
+            )
+        results: list[PushResult | DeliveryError] = []
+        for write, entry in zip(writes, entries, strict=True):
+            try:
+                results.append(await self._settle(write, _entry_answer(entry)))
+            except DeliveryError as exc:
+                results.append(exc)
+        return results
+
+    async def _settle(self, write: Write, answer: Answer) -> PushResult:
+        """Judge the answer to ``write`` (alone or as a batch entry): a result, or raise."""
+        if write.method == "DELETE":
+            # Already gone (404/410) counts as deleted, so a redelivered deletion succeeds.
+            if answer.ok or answer.status in (404, 410):
+                return PushResult(answer.status, write.kind, None, None)
+            error = self._fail(answer, write.what)
+            if write.token is not None and answer.status == 412:
+                # The identifier matches several: the target must decide which one goes.
+                error.retryable, error.kind = False, "conflict"
+            raise error
+        if answer.status == 412 and write.body is not None:
+            return await self._reconcile(write.kind, write.token, write.body, answer, write.what)
+        if not answer.ok:
+            raise self._fail(answer, write.what)
+        rid, version = _version_from(answer)
+        return PushResult(answer.status, write.kind, rid, version)
 
     async def _reconcile(
-        self, kind: str, token: str | None, body: Json, refused: httpx.Response, what: str
+        self, kind: str, token: str | None, body: Json, refused: Answer, what: str
     ) -> PushResult:
         """After a 412: read the current version and compare; overwrite it once with If-Match
         (https://hl7.org/fhir/R4/http.html#concurrency)."""
@@ -183,7 +334,7 @@ class FhirTarget:
                     status=412,
                     retryable=False,
                     kind="conflict",
-                    outcome=_json(refused),
+                    outcome=refused.outcome,
                 )
             current = matches[0]
         else:
@@ -202,11 +353,11 @@ class FhirTarget:
             "PUT", f"{kind}/{rid}", body={**body, "id": rid}, headers={"If-Match": f'W/"{version}"'}
         )
         if not response.is_success:
-            error = self._fail(response, retry_what)
+            error = self._fail(Answer.of(response), retry_what)
             if response.status_code == 412:
                 error.kind = "conflict"
             raise error
-        new_id, new_version = _version_from(response, _json(response))
+        new_id, new_version = _version_from(Answer.of(response))
         return PushResult(response.status_code, kind, new_id, new_version, reconciled=True)
 
     async def push_transaction(self, bundle: Json) -> Json:
@@ -220,30 +371,27 @@ class FhirTarget:
             headers={"Accept": FHIR_JSON, "Content-Type": FHIR_JSON},
         )
         if not response.is_success:
-            raise self._fail(response, "POST transaction")
+            raise self._fail(Answer.of(response), "POST transaction")
         return _json(response) or {}
 
     async def delete(self, resource_type: str, resource_id: str) -> int:
         """DELETE by id (https://hl7.org/fhir/R4/http.html#delete); already gone (404/410)
         counts as deleted, so a redelivered deletion succeeds. Returns the target's status."""
-        response = await self._send("DELETE", f"{resource_type}/{resource_id}")
-        if response.is_success or response.status_code in (404, 410):
-            return response.status_code
-        raise self._fail(response, f"DELETE {resource_type}/{resource_id}")
+        return (await self.send(self.deletion(resource_type, resource_id=resource_id))).status
 
     async def delete_match(self, resource_type: str, token: str) -> int:
         """Conditional delete by business identifier, ``DELETE [base]/[type]?identifier=s|v``
         (https://hl7.org/fhir/R4/http.html#3.1.0.7.1): the target's id is not needed, and no
         match (or 404/410) is a success, so a redelivered deletion changes nothing. A 412 (the
         identifier matches several) is final: the target must decide which one goes."""
-        what = f"DELETE {resource_type}?identifier={token}"
-        response = await self._send("DELETE", resource_type, params={"identifier": token})
-        if response.is_success or response.status_code in (404, 410):
-            return response.status_code
-        error = self._fail(response, what)
-        if response.status_code == 412:
-            error.retryable, error.kind = False, "conflict"
-        raise error
+        return (await self.send(self.deletion(resource_type, token=token))).status
+
+    @staticmethod
+    def deletion(kind: str, *, token: str | None = None, resource_id: str | None = None) -> Write:
+        """The delete of a resource by its identifier (conditional), else by the target's id."""
+        if token is not None:
+            return Write("DELETE", kind, kind, token)
+        return Write("DELETE", kind, f"{kind}/{resource_id}")
 
     async def pull(
         self,
@@ -276,7 +424,7 @@ class FhirTarget:
         response = await self._send("GET", kind, params=query)
         for page in range(1, max_pages + 1):
             if not response.is_success:
-                raise self._fail(response, f"search {kind} (page {page})")
+                raise self._fail(Answer.of(response), f"search {kind} (page {page})")
             bundle = _json(response) or {}
             for entry in bundle.get("entry") or []:
                 mode = (entry.get("search") or {}).get("mode", "match")

@@ -25,9 +25,9 @@ from reko_fhir.delivery.config import (
     StoreLogTargetConfig,
 )
 from reko_fhir.delivery.errors import DeliveryError
-from reko_fhir.delivery.fhir import FhirTarget, identifier_token
+from reko_fhir.delivery.fhir import FhirTarget, PushResult, Write, identifier_token
 from reko_fhir.delivery.retry import RetryPolicy
-from reko_fhir.delivery.worker import Delivered, Target
+from reko_fhir.delivery.worker_types import Delivered, Outgoing, Target
 from reko_fhir.mapping.references import display_only, literal_references, rename_references
 from reko_fhir.store.outbox import Message
 from reko_fhir.store.repository import Json
@@ -58,8 +58,17 @@ class FhirDelivery:
     async def deliver(
         self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
     ) -> Delivered:
+        write = self.write(message, references, logical)
+        if write is None:
+            return Delivered(None)
+        return _delivered(write, await self.fhir.send(write))
+
+    def write(
+        self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
+    ) -> Write | None:
+        """The one write that delivers ``message`` (None: a deletion with nothing to do)."""
         if message.operation == "delete":
-            return await self._delete(message, references)
+            return self._deletion(message, references)
         if message.payload is None:
             raise DeliveryError("the message carries no resource", retryable=False)
         resource = outgoing(message.payload)
@@ -74,27 +83,77 @@ class FhirDelivery:
         # A type the target never receives, with no identifier to name it by: keep the
         # reference's display (and type) only, never our id, which means nothing there.
         renamed = rename_references(resource, references, logical)
-        result = await self.fhir.push(display_only(renamed, unresolved))
-        remote = f"{result.resource_type}/{result.id}" if result.id else None
-        return Delivered(remote, result.status)
+        return self.fhir.upsert(display_only(renamed, unresolved))
 
     def receives(self, resource_type: str) -> bool:
         return not self.subscribed or resource_type in self.subscribed
 
-    async def _delete(self, message: Message, references: Mapping[str, str]) -> Delivered:
+    def _deletion(self, message: Message, references: Mapping[str, str]) -> Write | None:
         """A conditional delete by the business identifier of what was deleted here; without
         one, a delete by the target's id; never delivered (no id known): nothing to do."""
         token = identifier_token(message.payload or {})
         if token is not None:
-            return Delivered(None, await self.fhir.delete_match(message.resource_type, token))
+            return self.fhir.deletion(message.resource_type, token=token)
         remote = references.get(f"{message.resource_type}/{message.resource_id}")
         if remote is None:
-            return Delivered(None)
+            return None
         kind, rid = remote.split("/", 1)
-        return Delivered(None, await self.fhir.delete(kind, rid))
+        return self.fhir.deletion(kind, resource_id=rid)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+@dataclass(slots=True)
+class FhirBatchDelivery(FhirDelivery):
+    """An EHR FHIR server that takes ``batch`` Bundles (``batch`` in the targets file): the
+    worker hands it up to ``batch_size`` messages, at most one per patient, and it sends their
+    writes in one ``POST [base]`` (https://hl7.org/fhir/R4/http.html#transaction). FHIR does
+    not order a batch's entries; one per patient keeps each patient's order."""
+
+    batch_size: int = 50
+    discloses: bool = True
+
+    async def deliver_batch(self, batch: Sequence[Outgoing]) -> list[Delivered | Exception | None]:
+        """Per message: delivered, or the error of its own entry, or of the whole request
+        (transport, a non-2xx status, an answer that is no batch-response of as many entries),
+        which all its messages share. A lone write goes as the plain request it would be."""
+        results: list[Delivered | Exception | None] = [None] * len(batch)
+        writes: list[Write] = []
+        at: list[int] = []
+        for n, item in enumerate(batch):
+            try:
+                write = self.write(item.message, item.references, item.logical)
+            except Exception as exc:  # this message's own failure
+                results[n] = exc
+                continue
+            if write is None:
+                results[n] = Delivered(None)
+            else:
+                writes.append(write)
+                at.append(n)
+        if not writes:
+            return results
+        try:
+            if len(writes) == 1:
+                answers: list[PushResult | DeliveryError] = [await self.fhir.send(writes[0])]
+            else:
+                answers = await self.fhir.push_batch(writes)
+        except Exception as exc:  # the request failed: each of its messages with it
+            for n in at:
+                results[n] = exc
+            return results
+        for n, write, answer in zip(at, writes, answers, strict=True):
+            results[n] = answer if isinstance(answer, Exception) else _delivered(write, answer)
+        return results
+
+
+def _delivered(write: Write, result: PushResult) -> Delivered:
+    """What the worker records: the resource's ``Type/id`` at the target (for an upsert whose
+    answer named it) and the status."""
+    if write.method == "PUT" and result.id:
+        return Delivered(f"{result.resource_type}/{result.id}", result.status)
+    return Delivered(None, result.status)
 
 
 def outgoing(payload: Json) -> Json:
@@ -143,14 +202,21 @@ def build_target(config: AnyTargetConfig) -> Target:
         auth=_auth(config.auth),
         concurrency=config.concurrency,
     )
+    fhir = FhirTarget(client, config.base_url, name=config.name)
+    policy, types = config.retry.policy(), frozenset(config.resource_types)
+    if config.batch:
+        return FhirBatchDelivery(
+            config.name,
+            policy,
+            config.external_recipient,
+            fhir,
+            client,
+            types,
+            config.concurrency,
+            batch_size=config.batch,
+        )
     return FhirDelivery(
-        config.name,
-        config.retry.policy(),
-        config.external_recipient,
-        FhirTarget(client, config.base_url, name=config.name),
-        client,
-        frozenset(config.resource_types),
-        config.concurrency,
+        config.name, policy, config.external_recipient, fhir, client, types, config.concurrency
     )
 
 

@@ -19,74 +19,26 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reko_fhir.delivery import metrics
-from reko_fhir.delivery.consent_gate import consent_block_reason
 from reko_fhir.delivery.errors import ConsentBlockedError, DeliveryError
+from reko_fhir.delivery.prepare import prepare
 from reko_fhir.delivery.retry import RetryPolicy
-from reko_fhir.mapping.references import literal_references
-from reko_fhir.outcomes import OperationOutcomeError
+from reko_fhir.delivery.worker_types import BatchTarget, Delivered, Outgoing, Target
 from reko_fhir.security.audit import DELIVERY, AccessRecord, audit_entry
 from reko_fhir.store import audit as audit_store
-from reko_fhir.store import outbox, outbox_delivery
-from reko_fhir.store.outbox import Message, ordering_key
+from reko_fhir.store import outbox_delivery
+from reko_fhir.store.outbox import Message
 from reko_fhir.store.outbox_delivery import AttemptOutcome
-from reko_fhir.store.repository import Change, Json
 from reko_fhir.store.sql import SqlRepository
+
+__all__ = ["BatchTarget", "Delivered", "Outgoing", "Target", "Worker", "worker_name"]
 
 log = structlog.get_logger("reko_fhir.delivery")
 DEPTH = 4  # messages claimed per slot of a target: see Worker._limit
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """What a target made of a message: its ``Type/id`` for the resource (when it tells) and
-    the HTTP status it answered (None for a target that speaks no HTTP or was not asked)."""
-
-    remote: str | None
-    status: int | None = None
-
-
-class Target(Protocol):
-    """Where messages go. ``deliver`` raises on failure (see :mod:`.errors`).
-
-    A target may also name the resource types it receives (``subscribed``, empty: all);
-    references to other types go to it as logical references (``Reference.identifier``).
-    """
-
-    name: str
-    policy: RetryPolicy
-    external_recipient: str | None  # Organization/… a consent must cover, for external targets
-
-    async def deliver(
-        self, message: Message, references: Mapping[str, str], logical: Mapping[str, Json]
-    ) -> Delivered | str | None:
-        """Send ``message``; ``references`` maps local ``Type/id`` to the target's, where
-        known; ``logical`` gives business identifiers for references to send as logical ones.
-        Returns what the target answered, or just its ``Type/id`` for the resource."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-@runtime_checkable
-class BatchTarget(Protocol):
-    """A target that takes up to ``batch_size`` messages in one request (the national log).
-
-    ``deliver_batch`` answers per message: None (delivered) or the exception it failed with.
-    The worker keeps one batch of such a target in flight at a time, and records a batch's
-    outcomes in one transaction, after the target's answer.
-    """
-
-    name: str
-    policy: RetryPolicy
-    batch_size: int
-
-    async def deliver_batch(self, messages: Sequence[Message]) -> list[Exception | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +114,14 @@ class Worker:
         A target with ``slots`` gets four times its ``concurrency``, refilled when half of
         them are free: the next requests are ready whenever a slot frees, the turn that
         records and refills commits while the rest are still being sent, and each turn (a
-        transaction of three statements) is paid by two slots' worth of deliveries. A batch
-        target has one batch in flight; any other target its ``concurrency`` (else
-        ``batch``), refilled when half are free."""
+        transaction of three statements) is paid by two slots' worth of deliveries. Any other
+        target its ``concurrency`` (else ``batch``), refilled when half are free. A batch
+        target counts in batches: its ``concurrency`` of them (one without it), refilled when
+        half are free."""
         target = self.targets[name]
         if isinstance(target, BatchTarget):
-            return 1, 1
+            batches = max(1, min(256, int(getattr(target, "concurrency", 1))))
+            return batches, max(1, batches // 2)
         concurrency = int(getattr(target, "concurrency", self.batch))
         if getattr(target, "slots", None) is None:
             depth = max(1, min(self.batch, concurrency))
@@ -246,15 +200,15 @@ class Worker:
 
     def _tasks_for(self, name: str, messages: list[Message]) -> list[asyncio.Task[list[_Result]]]:
         target = self.targets[name]
-        if isinstance(target, BatchTarget):
-            size = target.batch_size
-            return [
-                asyncio.create_task(self._deliver_batch(target, messages[at : at + size]))
-                for at in range(0, len(messages), size)
-            ]
         # Past half its lease a message waiting for a slot is not sent: in flight its lease
         # could run out and another worker send it (or its successor) at the same time.
         send_by = asyncio.get_running_loop().time() + self.lease.total_seconds() / 2
+        if isinstance(target, BatchTarget):
+            size = target.batch_size
+            return [
+                asyncio.create_task(self._deliver_batch(target, messages[at : at + size], send_by))
+                for at in range(0, len(messages), size)
+            ]
         return [asyncio.create_task(self._deliver_one(m, send_by)) for m in messages]
 
     async def run_once(self) -> int:
@@ -281,8 +235,8 @@ class Worker:
 
         A slow or hanging target holds only its own slots: what finished is recorded within
         ``linger``, and a target's claimed messages are refilled once a slot's worth of them
-        finished, each turn recording and claiming in one transaction. A batch target has one
-        request in flight at a time. On ``stop`` the deliveries in flight finish and are
+        finished, each turn recording and claiming in one transaction. A batch target has up to
+        its ``concurrency`` requests in flight. On ``stop`` the deliveries in flight finish and are
         recorded.
         """
         loop = asyncio.get_running_loop()
@@ -368,19 +322,48 @@ class Worker:
                 return []
             return [await self._deliver(message)]
 
-    async def _deliver_batch(self, target: BatchTarget, messages: list[Message]) -> list[_Result]:
-        """One request for ``messages``; each is judged on its own outcome and attempts."""
-        try:
-            outcomes = await target.deliver_batch(messages)
-        except Exception as exc:  # every failure is recorded, none escapes
-            outcomes = [exc] * len(messages)
+    async def _deliver_batch(
+        self, target: BatchTarget, messages: list[Message], send_by: float
+    ) -> list[_Result]:
+        """One request for ``messages`` (in one of the target's slots, when it has them); each
+        is judged on its own outcome and attempts."""
+        slots: asyncio.Semaphore | None = getattr(target, "slots", None)
+        async with slots or contextlib.nullcontext():
+            if slots is not None and asyncio.get_running_loop().time() > send_by:
+                log.warning("delivery.lease_short", target=target.name, messages=len(messages))
+                return []
+            return await self._send_batch(target, messages)
+
+    async def _send_batch(self, target: BatchTarget, messages: list[Message]) -> list[_Result]:
+        if target.discloses:
+            prepared = await prepare(self.repository, target, messages, self.today())
+        else:
+            prepared = [Outgoing(m, {}, {}) for m in messages]
+        ready = [p for p in prepared if isinstance(p, Outgoing)]
+        outcomes: Sequence[Delivered | Exception | None] = []
+        if ready:
+            try:
+                outcomes = await target.deliver_batch(ready)
+            except Exception as exc:  # every failure is recorded, none escapes
+                outcomes = [exc] * len(ready)
+        answered = {item.message.id: outcome for item, outcome in zip(ready, outcomes, strict=True)}
         results = []
-        for message, failure in zip(messages, outcomes, strict=True):
-            if failure is None:
-                results.append(_Result(message, "delivered", status=200, audited=False))
+        for message, item in zip(messages, prepared, strict=True):
+            outcome = item if isinstance(item, Exception) else answered[message.id]
+            if isinstance(outcome, Exception):
+                failed = self._failed(message, target.policy, outcome)
+                results.append(dataclasses.replace(failed, audited=target.discloses))
             else:
-                failed = self._failed(message, target.policy, failure)
-                results.append(dataclasses.replace(failed, audited=False))
+                done = outcome or Delivered(None, 200)
+                results.append(
+                    _Result(
+                        message,
+                        "delivered",
+                        status=done.status,
+                        remote=done.remote,
+                        audited=target.discloses,
+                    )
+                )
         log.info(
             "delivery.batch",
             target=target.name,
@@ -401,24 +384,10 @@ class Worker:
     async def _deliver(self, message: Message) -> _Result:
         target = self.targets[message.target]
         try:
-            reason = await consent_block_reason(
-                self.repository, message, target.external_recipient, self.today()
-            )
-            if reason is not None:
-                raise ConsentBlockedError(reason)
-            deleting = message.operation == "delete"
-            # A deletion needs the target's name of the resource itself (when it has no
-            # identifier to delete by); an upsert the names of what it refers to.
-            local = f"{message.resource_type}/{message.resource_id}"
-            wanted = [local] if deleting else sorted(literal_references(message.payload))
-            known: dict[str, str] = {}
-            if wanted:
-                async with self.repository.transaction(writer=False) as conn:
-                    known = await outbox.known_references(conn, message.target, wanted)
-            unresolved = [] if deleting else [r for r in set(wanted) if r not in known]
-            receives: frozenset[str] = getattr(target, "subscribed", frozenset())
-            logical = await self._logical(message, unresolved, receives)
-            answer = await target.deliver(message, known, logical)
+            ready = (await prepare(self.repository, target, [message], self.today()))[0]
+            if isinstance(ready, Exception):
+                raise ready
+            answer = await target.deliver(message, ready.references, ready.logical)
         except Exception as exc:  # every failure is recorded, none escapes
             return self._failed(message, target.policy, exc)
         done = answer if isinstance(answer, Delivered) else Delivered(answer)
@@ -427,35 +396,6 @@ class Worker:
             "delivery.delivered", target=message.target, message=message.id, status=done.status
         )
         return _Result(message, "delivered", status=done.status, remote=done.remote)
-
-    async def _logical(
-        self, message: Message, unresolved: list[str], receives: frozenset[str]
-    ) -> dict[str, Json]:
-        """Business identifiers for references the target cannot resolve by id
-        (https://hl7.org/fhir/R4/references.html#logical).
-
-        - A resource of a type the target does not receive (``receives``; empty: every type)
-          never gets there: its reference goes as a logical one, whoever it belongs to.
-        - A patient's resources refer to each other in cycles (an episode names its care
-          team, the team its episode); waiting for one another in the patient's queue would
-          never end, so a not-yet-delivered one of the same patient goes as a logical one too.
-        """
-        logical: dict[str, Json] = {}
-        for ref in sorted(unresolved):
-            kind, rid = ref.split("/", 1)
-            try:
-                stored = await self.repository.read(kind, rid)
-            except OperationOutcomeError:
-                continue
-            change = Change(kind, rid, stored.version, stored.resource)
-            identifiers = stored.resource.get("identifier") or [None]
-            same_patient = ordering_key(change) == message.ordering_key
-            never_sent = bool(receives) and kind not in receives
-            first = identifiers[0] if isinstance(identifiers, list) else None
-            has_identifier = isinstance(first, dict) and bool(first.get("value"))
-            if (same_patient or never_sent) and has_identifier:
-                logical[ref] = identifiers[0]
-        return logical
 
     def _failed(self, message: Message, policy: RetryPolicy, exc: Exception) -> _Result:
         status = exc.status if isinstance(exc, DeliveryError) else None
