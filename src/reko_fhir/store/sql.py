@@ -137,14 +137,13 @@ class SqlRepository(SingleInteractions):
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[AsyncConnection]:
         """A connection marked as a writer: on SQLite only writers take the lock at BEGIN
-        (see below), one connection of this process at a time."""
-        async with (
-            self._writers or nullcontext(),
-            _file_lock(self._lock_file),
-            self.engine.connect() as conn,
-        ):
+        (see below), one connection of this process at a time. The connection is taken from
+        the pool (and given back) outside the lock across processes: only the transaction
+        needs it, and every other process's writers wait as long as it is held."""
+        async with self._writers or nullcontext(), self.engine.connect() as conn:
             await conn.execution_options(reko_writer=True)
-            yield conn
+            async with _file_lock(self._lock_file):
+                yield conn
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
