@@ -63,3 +63,26 @@ async def test_a_checkpoint_follows_the_writes(tmp_path: Path) -> None:
         assert await repo.count("Patient") == 5 * inline.CHECKPOINT_UNITS
     finally:
         await repo.close()
+
+
+async def test_the_wal_starts_again_under_writers_that_never_pause(tmp_path: Path) -> None:
+    """Two stores on one file (two worker processes) writing without a pause: the WAL is still
+    checkpointed to its end now and then, so it starts again from its first frame instead of
+    growing with every write (checkpointed only beside the writers, it held every frame
+    written: 35 MB of WAL for a 14 MB database)."""
+    database = tmp_path / "store.sqlite3"
+    url = f"sqlite+aiosqlite:///{database}"
+    first, second = await SqlRepository.open(url), await SqlRepository.open(url)
+    try:
+        await asyncio.gather(*(_write_units(repo, 120) for repo in (first, second)))
+        wal = Path(f"{database}-wal").stat().st_size
+        assert wal < database.stat().st_size / 2
+        assert await first.count("Patient") == 2 * 120 * 5
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _write_units(repo: SqlRepository, units: int) -> None:
+    for _ in range(units):
+        await _write(repo, 5, "w" * 4000)

@@ -84,7 +84,9 @@ class SqlRepository(SingleInteractions):
         database = engine.url.database if self.is_sqlite else None
         on_file = database is not None and database not in ("", ":memory:")
         self._lock_file = f"{database}-writer.lock" if on_file else None
-        self._checkpoints = WalCheckpoints(str(database)) if on_file else None
+        self._checkpoints = (
+            WalCheckpoints(str(database), f"{database}-writer.lock") if on_file else None
+        )
         # PostgreSQL: reads in autocommit. A read is one statement (two at most, and READ
         # COMMITTED gives each statement its own snapshot anyway), so BEGIN and ROLLBACK were
         # two of its three round trips; on 2 busy cores each round trip waits for the server

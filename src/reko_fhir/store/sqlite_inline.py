@@ -13,6 +13,8 @@ normal operation.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -154,10 +156,13 @@ class WalCheckpoints:
     no reader or writer, https://sqlite.org/pragma.html#pragma_wal_checkpoint) runs every
     :data:`CHECKPOINT_UNITS` writer transactions or :data:`CHECKPOINT_SECONDS`, one at a time
     per process, on a short-lived connection of its own; ``sqlite3`` lets go of the GIL while
-    SQLite works, so the loop goes on meanwhile."""
+    SQLite works, so the loop goes on meanwhile. A second pass, holding the writers' lock file,
+    copies what they wrote during the first (a few frames and a sync), so that the WAL starts
+    again from its beginning as it did with SQLite's own checkpoints."""
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, lock_file: str) -> None:
         self.database = database
+        self.lock_file = lock_file
         self._units = 0
         self._last = time.monotonic()
         self._running = threading.Lock()
@@ -175,10 +180,20 @@ class WalCheckpoints:
         try:
             connection = sqlite3.connect(self.database, timeout=0)
             try:
+                # The bulk of the copy beside the writers; then, holding the writers' lock, the
+                # few frames they added meanwhile. Only a WAL checkpointed to its end when a
+                # writer begins starts again from its first frame: without the second pass,
+                # writers that never pause would make it grow without end.
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                finally:
+                    os.close(descriptor)  # closing it releases the lock
             finally:
                 connection.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             pass  # busy or gone (a store being closed): the next writer's turn tries again
         finally:
             self._running.release()
