@@ -164,11 +164,12 @@ async def _run(conn: Any, params: dict[str, Any], *, in_some: bool) -> list[tupl
         conn = conn.connection
     dialect: Dialect = conn.dialect
     shape = tuple(len(params[name]) if name in params else -1 for name in _LISTS)
-    prepared = _PREPARED.get((dialect.name, in_some, shape))
+    key = (dialect.name, dialect.paramstyle, in_some, shape)
+    prepared = _PREPARED.get(key)
     if prepared is None:
         if len(_PREPARED) > 256:  # a shape per count of roles and organizations: a few
             _PREPARED.clear()
-        prepared = _PREPARED[(dialect.name, in_some, shape)] = _prepare(dialect, params, in_some)
+        prepared = _PREPARED[key] = _prepare(dialect, params, in_some)
     values = [
         value if not isinstance(value, _Mark) else _value(params, value)
         for _, value in prepared.places
@@ -211,7 +212,7 @@ def _prepare(dialect: Dialect, params: dict[str, Any], in_some: bool) -> _Prepar
     }
     compiled = _build(dialect.name, in_some=in_some).compile(dialect=dialect)
     state = compiled.construct_expanded_state(marked)
-    positional = dialect.paramstyle in ("qmark", "numeric", "format")
+    positional = bool(dialect.positional)
     if positional:
         places: list[tuple[str | None, Any]] = [(None, v) for v in state.positional_parameters]
     else:
