@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 request.method, path, query, headers, raw, base_url(request, settings)
             )
             if principal is None:  # /metadata: nothing of the store is read
-                answer = await router.handle(fhir_request, body)
+                answer = await router.handle(fhir_request, body, body_checked=True)
             else:
                 # The store as this caller may see it: no handler holds more than this.
                 store: SqlRepository = request.app.state.repository
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     repository=guarded,
                     permissions=scopes,
                     access_log=UnitAccessLog(store, scopes.audit_unit()),
+                    body_checked=True,  # read_body checked it
                 )
         except OperationOutcomeError as failure:
             challenge = CHALLENGE if failure.status == 401 else {}

@@ -79,6 +79,8 @@ def read_body(body: bytes, content_type: str | None) -> Json:
         raise _bad(IssueCode.STRUCTURE, message, 400) from None
     if kind in XML_TYPES or (not kind and body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"):
         doc: Any = _read_xml(body)
+        if json_depth(doc) > MAX_JSON_DEPTH:  # load_json bounds JSON's nesting itself
+            raise _bad(IssueCode.STRUCTURE, f"nested deeper than {MAX_JSON_DEPTH} levels", 400)
     else:
         try:
             doc = load_json(body)
@@ -86,8 +88,6 @@ def read_body(body: bytes, content_type: str | None) -> Json:
             raise _bad(IssueCode.STRUCTURE, str(exc), 400) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("resourceType"), str):
         raise _bad(IssueCode.STRUCTURE, "a FHIR resource is an object with a resourceType", 400)
-    if json_depth(doc) > MAX_JSON_DEPTH:
-        raise _bad(IssueCode.STRUCTURE, f"nested deeper than {MAX_JSON_DEPTH} levels", 400)
     check_tree(doc)
     return doc
 

@@ -78,16 +78,20 @@ class FhirRouter:
         repository: FhirRepository | None = None,
         permissions: Permissions = ALLOW_ALL,
         access_log: AccessLogReader | None = None,
+        body_checked: bool = False,
     ) -> FhirResponse:
         """Answer ``request``; ``body`` is its resource when the caller has already read it.
 
         ``repository`` is the store as the caller may see it, ``permissions`` what its scopes
-        allow, ``access_log`` the part of the access log it may read."""
+        allow, ``access_log`` the part of the access log it may read. ``body_checked``: the
+        body went through :func:`reko_fhir.rest.negotiation.read_body` (HTTP), which checks
+        its strings as :func:`~reko_fhir.rest.negotiation.check_tree` does; else it is checked
+        here."""
         handler = _Handler(
             self.validation, repository or self.default_repository, permissions, access_log
         )
         try:
-            answer = await handler.dispatch(request, body)
+            answer = await handler.dispatch(request, body, body_checked=body_checked)
         except OperationOutcomeError as failure:
             return FhirResponse(failure.status, outcome_json(failure.issues))
         return _prefer_return(request, answer)
@@ -109,10 +113,12 @@ class _Handler:
         self.access_log = access_log
         self.base = ""  # the request's base URL, set by dispatch
 
-    async def dispatch(self, request: FhirRequest, body: Json | None) -> FhirResponse:
+    async def dispatch(
+        self, request: FhirRequest, body: Json | None, *, body_checked: bool = False
+    ) -> FhirResponse:
         access = self.permissions
         check_request(request)
-        if body is not None:  # bodies from inside the process (pull) are checked as HTTP ones
+        if body is not None and not body_checked:  # bodies from inside the process (pull)
             check_tree(body)
         parts = [p for p in request.path.strip("/").split("/") if p]
         method = request.method.upper()

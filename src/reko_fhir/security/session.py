@@ -73,8 +73,13 @@ class GuardedSession:
     async def patient_rows(
         self, patient: str, types: tuple[str, ...], roles: list[str], organizations: list[str]
     ) -> PatientRows:
-        """The consent rules' reads in one query, where the session wrapped offers it."""
-        return await patient_rows_of(self.inner, patient, types, roles, organizations)
+        """The consent rules' reads in one query, where the session wrapped offers it; the
+        Patient it read is the one :meth:`_patient_of_own_unit` then looks at."""
+        rows = await patient_rows_of(self.inner, patient, types, roles, organizations)
+        if rows.subject is not None:
+            patient_id, found = rows.subject
+            self._current.setdefault(("Patient", patient_id), found)
+        return rows
 
     async def read_current(self, resource_type: str, ids: list[str]) -> list[Stored]:
         """As the inner session's, in the order of ``ids``; only what the unit has not seen

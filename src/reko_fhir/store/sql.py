@@ -47,7 +47,7 @@ from reko_fhir.store.repository import (
     not_found,
 )
 from reko_fhir.store.schema import metadata, resource_version
-from reko_fhir.store.sqlite_inline import inline_creator
+from reko_fhir.store.sqlite_inline import WalCheckpoints, inline_creator
 from reko_fhir.store.statistics import narrowed
 from reko_fhir.store.statistics_sql import kva_counts
 from reko_fhir.store.unit import Unit, stored_from_row
@@ -82,7 +82,11 @@ class SqlRepository(SingleInteractions):
         self._writers = asyncio.Lock() if self.is_sqlite else None
         # … and the processes on one file queue on a lock file beside it, for the same reason.
         database = engine.url.database if self.is_sqlite else None
-        self._lock_file = f"{database}-writer.lock" if database and database != ":memory:" else None
+        on_file = database is not None and database not in ("", ":memory:")
+        self._lock_file = f"{database}-writer.lock" if on_file else None
+        self._checkpoints = (
+            WalCheckpoints(str(database), f"{database}-writer.lock") if on_file else None
+        )
         # PostgreSQL: reads in autocommit. A read is one statement (two at most, and READ
         # COMMITTED gives each statement its own snapshot anyway), so BEGIN and ROLLBACK were
         # two of its three round trips; on 2 busy cores each round trip waits for the server
@@ -137,14 +141,15 @@ class SqlRepository(SingleInteractions):
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[AsyncConnection]:
         """A connection marked as a writer: on SQLite only writers take the lock at BEGIN
-        (see below), one connection of this process at a time."""
-        async with (
-            self._writers or nullcontext(),
-            _file_lock(self._lock_file),
-            self.engine.connect() as conn,
-        ):
+        (see below), one connection of this process at a time. The connection is taken from
+        the pool (and given back) outside the lock across processes: only the transaction
+        needs it, and every other process's writers wait as long as it is held."""
+        async with self._writers or nullcontext(), self.engine.connect() as conn:
             await conn.execution_options(reko_writer=True)
-            yield conn
+            async with _file_lock(self._lock_file):
+                yield conn
+            if self._checkpoints is not None:  # after the lock: see WalCheckpoints
+                self._checkpoints.wrote()
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
