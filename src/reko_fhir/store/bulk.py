@@ -12,7 +12,9 @@ It is not the create interaction: it does **not** validate the resources (profil
 does **not** run conditional-create logic (no ``If-None-Exist``, no ``conditional_create``
 rows), and keeps an ``id`` a resource already has (a new UUID when it has none); an id that is
 already stored makes that batch fail and roll back with an ``IntegrityError`` (the batches
-before it stay committed). The planner's statistics are refreshed at the end.
+before it stay committed). The planner's statistics are refreshed at the end, and on
+PostgreSQL the tables vacuumed (:meth:`SqlRepository.analyze
+<reko_fhir.store.sql.SqlRepository.analyze>`).
 """
 
 from __future__ import annotations
