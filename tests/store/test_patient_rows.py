@@ -97,9 +97,8 @@ async def test_one_query_reads_what_the_reads_one_by_one_read(repo: SqlRepositor
     assert len(sent) == 1  # the reads one by one: three
 
 
-async def test_the_query_reads_the_patient_as_the_guard_would(repo: SqlRepository) -> None:
-    """The one query also reads the Patient the rows are about (``subject``), exactly as
-    ``read_current`` finds it: the caller's own, not another unit's, not a deleted one."""
+async def _three_patients(repo: SqlRepository) -> tuple[str, str, str]:
+    """Unit A's own Patient, one it deleted, and unit B's: their ids."""
     mine, theirs = repo.scoped(Partitions.of_unit(UNIT_A)), repo.scoped(Partitions.of_unit(UNIT_B))
     async with mine.unit() as unit:
         own = (await unit.create({"resourceType": "Patient"})).id
@@ -107,6 +106,14 @@ async def test_the_query_reads_the_patient_as_the_guard_would(repo: SqlRepositor
         await unit.delete("Patient", deleted)
     async with theirs.unit() as unit:
         foreign = (await unit.create({"resourceType": "Patient"})).id
+    return own, deleted, foreign
+
+
+async def test_the_query_reads_the_patient_as_the_guard_would(repo: SqlRepository) -> None:
+    """The one query also reads the Patient the rows are about (``subject``), exactly as
+    ``read_current`` finds it: the caller's own, not another unit's, not a deleted one."""
+    mine = repo.scoped(Partitions.of_unit(UNIT_A))
+    own, deleted, foreign = await _three_patients(repo)
     async with mine.unit() as unit:
         for patient_id in (own, deleted, foreign, "unknown"):
             rows = await unit.patient_rows(f"Patient/{patient_id}", ("Consent",), [], [])
@@ -123,13 +130,8 @@ async def test_the_query_reads_the_patient_as_the_guard_would(repo: SqlRepositor
 async def test_the_guard_uses_the_rules_read_of_the_patient(repo: SqlRepository) -> None:
     """A write after the consent rules' query sends no read of its own for the Patient, and
     still refuses a Patient the unit does not hold (another unit's, or deleted)."""
-    mine, theirs = repo.scoped(Partitions.of_unit(UNIT_A)), repo.scoped(Partitions.of_unit(UNIT_B))
-    async with mine.unit() as unit:
-        own = (await unit.create({"resourceType": "Patient"})).id
-        deleted = (await unit.create({"resourceType": "Patient"})).id
-        await unit.delete("Patient", deleted)
-    async with theirs.unit() as unit:
-        foreign = (await unit.create({"resourceType": "Patient"})).id
+    mine = repo.scoped(Partitions.of_unit(UNIT_A))
+    own, deleted, foreign = await _three_patients(repo)
     principal = Principal("someone", Scopes.parse("system/*.cruds"), care_unit=UNIT_A)
 
     async def write_about(patient_id: str) -> list[str]:
