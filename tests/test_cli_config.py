@@ -43,6 +43,7 @@ COMMANDS: dict[str, list[str]] = {
     "sick-leaves history": ["sick-leaves", "history", "--unit", UNIT, "--patient", PNR],
     "stats": ["stats", "--unit", "all", "--from", "2026-01", "--to", "2026-06"],
     "follow-ups": ["follow-ups", "--unit", "SE2321000016-VC01", "--due-before", "2026-03-01"],
+    "reindex": ["reindex", "--type", "CarePlan"],
 }
 BAD_FILES = {
     "unknown key": (
