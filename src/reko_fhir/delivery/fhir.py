@@ -255,9 +255,7 @@ class FhirTarget:
 
     async def push(self, resource: Json) -> PushResult:
         """Deliver one resource idempotently (:meth:`upsert`)."""
-        write = self.upsert(resource)
-        response = await self._send("PUT", write.path, params=write.params, body=write.body)
-        return await self._settle(write, Answer.of(response))
+        return await self.send(self.upsert(resource))
 
     async def send(self, write: Write) -> PushResult:
         """Send one write alone and judge its answer."""

@@ -85,7 +85,7 @@ class SqlRepository(SingleInteractions):
         on_file = database is not None and database not in ("", ":memory:")
         self._lock_file = f"{database}-writer.lock" if on_file else None
         self._checkpoints = (
-            WalCheckpoints(str(database), f"{database}-writer.lock") if on_file else None
+            WalCheckpoints(str(database), self._lock_file) if self._lock_file else None
         )
         # PostgreSQL: reads in autocommit. A read is one statement (two at most, and READ
         # COMMITTED gives each statement its own snapshot anyway), so BEGIN and ROLLBACK were
