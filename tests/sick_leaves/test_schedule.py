@@ -60,6 +60,12 @@ def test_a_worker_imports_on_its_schedule_and_retries_a_failed_round(
         wait_for(lambda: len(stub.exchanges) >= 1, "the first round")
         stub.mode = "ok"
         wait_for(lambda: sum(e.mode == "ok" for e in stub.exchanges) >= 2, "two good rounds")
+        # The stub sees a round's request before the worker has stored and logged its import:
+        # wait for the second round's log line, not only its request, before stopping it.
+        wait_for(
+            lambda: log.read_text(encoding="utf-8").count('"sick_leaves.imported"') >= 2,
+            "two imports logged",
+        )
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=30)
